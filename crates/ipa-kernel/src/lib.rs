@@ -1,0 +1,14 @@
+//! The shared vocabulary of the IPA platform: typed identifiers, the acting user and the request
+//! context they act from, and the macro that defines the closed label sets (statuses, types,
+//! actions) every context stores as PostgreSQL enums.
+//!
+//! Everything here is pure: no I/O, no database, no runtime. Context crates build on it, and other
+//! Rust services may import it directly.
+
+pub mod actor;
+pub mod ids;
+pub mod labels;
+
+pub use actor::{Actor, ClientInfo, UserAgent};
+pub use ids::*;
+pub use labels::UnknownLabel;

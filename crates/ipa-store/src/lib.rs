@@ -1,0 +1,18 @@
+//! PostgreSQL persistence for the IPA platform.
+//!
+//! This crate owns everything that talks to the database: the connection pool ([`Store`]), the
+//! request-scoped transaction that carries the actor into PostgreSQL ([`ActorTransaction`]), the
+//! schema's lifecycle (migrations, readiness, role safety: [`schema`]), scheduled upkeep
+//! ([`maintenance`]), and local PostgreSQL clusters for the embedded mode and the tests
+//! ([`cluster`]). SeaORM types stay inside it; the contexts see only their ports.
+
+pub mod cluster;
+pub mod error;
+pub mod maintenance;
+pub mod schema;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{StoreError, sql_state};
+pub use store::{ActorTransaction, PoolOptions, Store};

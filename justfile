@@ -1,0 +1,39 @@
+# Everyday commands for the IPA Platform. `just --list` shows them.
+# Install just with `cargo install just` or `pip install rust-just`.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Show the recipes.
+[private]
+default:
+    @{{just_executable()}} --justfile "{{justfile()}}" --list
+
+# Run the server (embedded PostgreSQL unless DATABASE_URL is set); extra arguments go to `ipa serve`.
+run *ARGS:
+    cargo run -p ipa-server -- serve {{ARGS}}
+
+# Run the whole test suite (throwaway PostgreSQL clusters unless DATABASE_URL is set).
+test:
+    cargo nextest run --workspace
+
+# Check formatting and run Clippy with warnings as errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format every crate.
+fmt:
+    cargo fmt --all
+
+# Manage the schema: `just migrate up`, `down --steps 2`, `status`, `fresh` (fresh destroys data).
+migrate *ARGS:
+    cargo run -q -p ipa-server -- migrate {{ARGS}}
+
+# Regenerate docs/openapi.json from the server's OpenAPI document.
+openapi:
+    cargo run -q -p ipa-server -- openapi > docs/openapi.json.tmp
+    mv docs/openapi.json.tmp docs/openapi.json
+
+# Run what continuous integration runs (.ci/run).
+ci:
+    bash .ci/run

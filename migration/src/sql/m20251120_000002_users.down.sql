@@ -1,0 +1,2 @@
+DROP TABLE users;
+DROP FUNCTION ipa_guard_user_privileges();

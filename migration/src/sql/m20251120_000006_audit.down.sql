@@ -1,0 +1,10 @@
+DROP TRIGGER agent_tool_audit_trigger ON agent_tools;
+DROP TRIGGER agent_audit_trigger ON agents;
+DROP TRIGGER workflow_version_audit_trigger ON workflow_versions;
+DROP TRIGGER workflow_audit_trigger ON workflows;
+DROP TRIGGER user_audit_trigger ON users;
+DROP FUNCTION ipa_audit_row_change();
+DROP FUNCTION ipa_redact_secrets(jsonb);
+DROP FUNCTION ipa_is_secret_key(text);
+DROP TABLE audit_logs;
+DROP TYPE audit_action;

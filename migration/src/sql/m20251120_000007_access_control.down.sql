@@ -1,0 +1,41 @@
+DROP POLICY audit_logs_insert_as_actor ON audit_logs;
+DROP POLICY audit_logs_select_own_or_admin ON audit_logs;
+DROP POLICY agent_tools_write_agent_owner ON agent_tools;
+DROP POLICY agent_tools_select_follow_agent ON agent_tools;
+DROP POLICY agents_delete_own ON agents;
+DROP POLICY agents_update_own ON agents;
+DROP POLICY agents_insert_own ON agents;
+DROP POLICY agents_select_catalog ON agents;
+DROP POLICY execution_logs_follow_execution ON execution_logs;
+DROP POLICY execution_steps_follow_execution ON execution_steps;
+DROP POLICY executions_start_visible_workflow ON executions;
+DROP POLICY executions_follow_workflow_or_trigger ON executions;
+DROP POLICY workflow_versions_follow_workflow ON workflow_versions;
+DROP POLICY admin_workflows_policy ON workflows;
+DROP POLICY user_workflows_policy ON workflows;
+DROP POLICY users_update_self_or_admin ON users;
+DROP POLICY users_insert_admin ON users;
+DROP POLICY users_select_self_or_admin ON users;
+
+ALTER TABLE audit_logs NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE audit_logs DISABLE ROW LEVEL SECURITY;
+ALTER TABLE agent_tools NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE agent_tools DISABLE ROW LEVEL SECURITY;
+ALTER TABLE agents NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE agents DISABLE ROW LEVEL SECURITY;
+ALTER TABLE execution_logs NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE execution_logs DISABLE ROW LEVEL SECURITY;
+ALTER TABLE execution_steps NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE execution_steps DISABLE ROW LEVEL SECURITY;
+ALTER TABLE executions NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE executions DISABLE ROW LEVEL SECURITY;
+ALTER TABLE workflow_versions NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE workflow_versions DISABLE ROW LEVEL SECURITY;
+ALTER TABLE workflows NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE workflows DISABLE ROW LEVEL SECURITY;
+ALTER TABLE users NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE users DISABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON SEQUENCE execution_logs_id_seq, audit_logs_id_seq FROM ipa_app;
+REVOKE ALL ON users, workflows, workflow_versions, executions, execution_steps, execution_logs,
+              agents, agent_tools, audit_logs FROM ipa_app;

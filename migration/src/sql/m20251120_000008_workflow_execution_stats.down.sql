@@ -1,0 +1,1 @@
+DROP MATERIALIZED VIEW workflow_execution_stats;
