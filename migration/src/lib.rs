@@ -53,11 +53,19 @@ impl MigrationName for &'static SqlMigration {
 #[async_trait::async_trait]
 impl MigrationTrait for &'static SqlMigration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(self.up).await.map(drop)
+        manager
+            .get_connection()
+            .execute_unprepared(self.up)
+            .await
+            .map(drop)
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(self.down).await.map(drop)
+        manager
+            .get_connection()
+            .execute_unprepared(self.down)
+            .await
+            .map(drop)
     }
 }
 
@@ -67,7 +75,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        MIGRATIONS.iter().map(|migration| Box::new(migration) as Box<dyn MigrationTrait>).collect()
+        MIGRATIONS
+            .iter()
+            .map(|migration| Box::new(migration) as Box<dyn MigrationTrait>)
+            .collect()
     }
 }
 
@@ -96,14 +107,25 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort_unstable();
         sorted.dedup();
-        assert_eq!(names, sorted, "migration names must be unique and sorted by timestamp");
-        assert!(names.iter().all(|name| name.starts_with('m') && name.len() > "mYYYYMMDD_HHMMSS_".len()));
+        assert_eq!(
+            names, sorted,
+            "migration names must be unique and sorted by timestamp"
+        );
+        assert!(
+            names
+                .iter()
+                .all(|name| name.starts_with('m') && name.len() > "mYYYYMMDD_HHMMSS_".len())
+        );
     }
 
     #[test]
     fn every_migration_has_a_down() {
         for migration in MIGRATIONS {
-            assert!(!migration.down.trim().is_empty(), "{} has an empty down", migration.name);
+            assert!(
+                !migration.down.trim().is_empty(),
+                "{} has an empty down",
+                migration.name
+            );
         }
     }
 }

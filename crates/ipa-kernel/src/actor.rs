@@ -18,18 +18,30 @@ pub struct Actor {
 impl Actor {
     /// A signed-in user.
     pub fn user(user_id: UserId, is_superuser: bool, client: ClientInfo) -> Self {
-        Self { user_id: Some(user_id), is_superuser, client }
+        Self {
+            user_id: Some(user_id),
+            is_superuser,
+            client,
+        }
     }
 
     /// Nobody: a request that has not signed in. Row level security shows it no user data.
     pub fn anonymous(client: ClientInfo) -> Self {
-        Self { user_id: None, is_superuser: false, client }
+        Self {
+            user_id: None,
+            is_superuser: false,
+            client,
+        }
     }
 
     /// The platform itself (command-line administration, maintenance, the engine acting on
     /// behalf of no particular request): sees everything, and is recorded as no user.
     pub fn system() -> Self {
-        Self { user_id: None, is_superuser: true, client: ClientInfo::default() }
+        Self {
+            user_id: None,
+            is_superuser: true,
+            client: ClientInfo::default(),
+        }
     }
 
     /// The acting user, if any.
@@ -110,10 +122,16 @@ mod tests {
 
     #[test]
     fn user_agent_is_cleaned_and_bounded() {
-        assert_eq!(UserAgent::parse("  curl/8.0\n\r ").unwrap().as_str(), "curl/8.0");
+        assert_eq!(
+            UserAgent::parse("  curl/8.0\n\r ").unwrap().as_str(),
+            "curl/8.0"
+        );
         assert_eq!(UserAgent::parse(" \t\u{7}"), None);
         let long = "a".repeat(2_000);
-        assert_eq!(UserAgent::parse(&long).unwrap().as_str().len(), UserAgent::MAX_CHARS);
+        assert_eq!(
+            UserAgent::parse(&long).unwrap().as_str().len(),
+            UserAgent::MAX_CHARS
+        );
     }
 
     #[test]

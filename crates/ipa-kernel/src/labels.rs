@@ -18,7 +18,11 @@ pub struct UnknownLabel {
 impl UnknownLabel {
     /// The error for `label`, listing `all` as the accepted values.
     pub fn new(set: &'static str, label: &str, all: &[&str]) -> Self {
-        Self { set, label: label.to_owned(), expected: all.join(", ") }
+        Self {
+            set,
+            label: label.to_owned(),
+            expected: all.join(", "),
+        }
     }
 }
 
@@ -85,7 +89,13 @@ mod tests {
             assert_eq!(colour.as_str().parse::<Colour>().unwrap(), *colour);
         }
         let err = "green".parse::<Colour>().unwrap_err();
-        assert_eq!(err.to_string(), "'green' is not a valid colour; expected one of: red, dark_blue");
-        assert_eq!(serde_json::to_string(&Colour::DarkBlue).unwrap(), "\"dark_blue\"");
+        assert_eq!(
+            err.to_string(),
+            "'green' is not a valid colour; expected one of: red, dark_blue"
+        );
+        assert_eq!(
+            serde_json::to_string(&Colour::DarkBlue).unwrap(),
+            "\"dark_blue\""
+        );
     }
 }

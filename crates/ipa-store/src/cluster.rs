@@ -92,11 +92,15 @@ impl PostgresBinaries {
                         Some((version, entry.path().join("bin")))
                     })
                     .collect();
-                versioned.sort_by(|a, b| b.0.cmp(&a.0));
+                versioned.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
                 let path_dirs = std::env::var_os("PATH")
                     .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
                     .unwrap_or_default();
-                versioned.into_iter().map(|(_, dir)| dir).chain(path_dirs).collect()
+                versioned
+                    .into_iter()
+                    .map(|(_, dir)| dir)
+                    .chain(path_dirs)
+                    .collect()
             }
         };
         candidates
@@ -146,15 +150,25 @@ impl OsUser {
             return Ok(Self::Current);
         }
         let id = |flag: &str| -> Option<u32> {
-            let output = Command::new("id").arg(flag).arg(name_when_root).output().ok()?;
+            let output = Command::new("id")
+                .arg(flag)
+                .arg(name_when_root)
+                .output()
+                .ok()?;
             if !output.status.success() {
                 return None;
             }
             String::from_utf8_lossy(&output.stdout).trim().parse().ok()
         };
         match (id("-u"), id("-g")) {
-            (Some(uid), Some(gid)) => Ok(Self::Other { name: name_when_root.to_owned(), uid, gid }),
-            _ => Err(ClusterError::NoOsUser { user: name_when_root.to_owned() }),
+            (Some(uid), Some(gid)) => Ok(Self::Other {
+                name: name_when_root.to_owned(),
+                uid,
+                gid,
+            }),
+            _ => Err(ClusterError::NoOsUser {
+                user: name_when_root.to_owned(),
+            }),
         }
     }
 
@@ -172,7 +186,10 @@ impl OsUser {
 
     /// Creates `path` (and its parents) and hands it to this user with mode 0700.
     pub fn create_private_dir(&self, path: &Path) -> Result<(), ClusterError> {
-        let unusable = |reason: String| ClusterError::DataDir { path: path.to_path_buf(), reason };
+        let unusable = |reason: String| ClusterError::DataDir {
+            path: path.to_path_buf(),
+            reason,
+        };
         fs::create_dir_all(path).map_err(|err| unusable(err.to_string()))?;
         if let Self::Other { uid, gid, name } = self {
             std::os::unix::fs::chown(path, Some(*uid), Some(*gid))
@@ -185,7 +202,9 @@ impl OsUser {
 
 /// Whether this process runs as root. `/proc/self` belongs to the process's effective user.
 pub fn running_as_root() -> bool {
-    fs::metadata("/proc/self").map(|meta| meta.uid() == 0).unwrap_or(false)
+    fs::metadata("/proc/self")
+        .map(|meta| meta.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// Settings for a cluster that only tests use: durability traded for speed.
@@ -209,7 +228,11 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// A cluster in `data_dir` (which may not exist yet).
     pub fn new(binaries: PostgresBinaries, os_user: OsUser, data_dir: PathBuf) -> Self {
-        Self { binaries, os_user, data_dir }
+        Self {
+            binaries,
+            os_user,
+            data_dir,
+        }
     }
 
     /// The data directory.
@@ -240,7 +263,9 @@ impl LocalCluster {
         }
         self.check_socket_path()?;
         if self.data_dir.exists()
-            && fs::read_dir(&self.data_dir).map(|mut entries| entries.next().is_some()).unwrap_or(true)
+            && fs::read_dir(&self.data_dir)
+                .map(|mut entries| entries.next().is_some())
+                .unwrap_or(true)
         {
             return Err(ClusterError::DataDir {
                 path: self.data_dir.clone(),
@@ -254,7 +279,12 @@ impl LocalCluster {
             .arg(&self.data_dir)
             .arg("--username")
             .arg(superuser)
-            .args(["--auth=trust", "--encoding=UTF8", "--no-locale", "--no-instructions"]);
+            .args([
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-instructions",
+            ]);
         run(initdb, "initdb")?;
 
         let mut conf = String::from(
@@ -281,7 +311,10 @@ impl LocalCluster {
     pub fn is_running(&self) -> bool {
         let mut status = self.os_user.command(&self.binaries.program("pg_ctl"));
         status.arg("status").arg("--pgdata").arg(&self.data_dir);
-        status.output().map(|output| output.status.success()).unwrap_or(false)
+        status
+            .output()
+            .map(|output| output.status.success())
+            .unwrap_or(false)
     }
 
     /// Starts the server and waits until it accepts connections. The socket directory is given on
@@ -299,15 +332,24 @@ impl LocalCluster {
             .arg("--log")
             .arg(self.data_dir.join("server.log"))
             .arg("-o")
-            .arg(format!("-k '{}' -p {SOCKET_PORT}", self.socket_dir().display()));
-        run(pg_ctl, "pg_ctl start").map(drop).map_err(|err| match err {
-            ClusterError::Command { program, status, output } => ClusterError::Command {
-                program,
-                status,
-                output: format!("{output}\n{}", self.log_tail()),
-            },
-            other => other,
-        })
+            .arg(format!(
+                "-k '{}' -p {SOCKET_PORT}",
+                self.socket_dir().display()
+            ));
+        run(pg_ctl, "pg_ctl start")
+            .map(drop)
+            .map_err(|err| match err {
+                ClusterError::Command {
+                    program,
+                    status,
+                    output,
+                } => ClusterError::Command {
+                    program,
+                    status,
+                    output: format!("{output}\n{}", self.log_tail()),
+                },
+                other => other,
+            })
     }
 
     /// Stops the server: `fast` rolls back open transactions and disconnects clients cleanly;
@@ -355,11 +397,56 @@ impl LocalCluster {
     }
 }
 
+/// Makes `owner` (a LOGIN role with CREATEROLE, not a superuser) and its `database` exist, through
+/// a superuser connection at `admin_url`. Names are SQL identifiers of our own choosing.
+pub async fn provision_owner(
+    admin_url: &str,
+    owner: &str,
+    database: &str,
+) -> Result<(), crate::StoreError> {
+    use sea_orm::ConnectionTrait;
+    let mut options = sea_orm::ConnectOptions::new(admin_url);
+    options.max_connections(1).sqlx_logging(false);
+    let admin = sea_orm::Database::connect(options)
+        .await
+        .map_err(|source| crate::StoreError::Connect {
+            target: crate::store::redact_url(admin_url),
+            source,
+        })?;
+    admin
+        .execute_unprepared(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{owner}') THEN \
+             CREATE ROLE {owner} LOGIN CREATEROLE NOSUPERUSER; END IF; END $$"
+        ))
+        .await
+        .map_err(crate::StoreError::database("creating the owner role"))?;
+    let exists = admin
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            [database.into()],
+        ))
+        .await
+        .map_err(crate::StoreError::database("looking for the database"))?
+        .is_some();
+    if !exists {
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {database} OWNER {owner}"))
+            .await
+            .map_err(crate::StoreError::database("creating the database"))?;
+    }
+    admin
+        .close()
+        .await
+        .map_err(crate::StoreError::database("closing the admin connection"))
+}
+
 /// Runs a command to completion; a failure carries the last lines it printed.
 pub(crate) fn run(mut command: Command, program: &str) -> Result<Output, ClusterError> {
-    let output = command
-        .output()
-        .map_err(|source| ClusterError::Spawn { program: program.to_owned(), source })?;
+    let output = command.output().map_err(|source| ClusterError::Spawn {
+        program: program.to_owned(),
+        source,
+    })?;
     if output.status.success() {
         return Ok(output);
     }
@@ -383,7 +470,9 @@ mod tests {
     #[test]
     fn socket_urls_escape_the_directory() {
         let cluster = LocalCluster::new(
-            PostgresBinaries { dir: PathBuf::from("/usr/lib/postgresql/15/bin") },
+            PostgresBinaries {
+                dir: PathBuf::from("/usr/lib/postgresql/15/bin"),
+            },
             OsUser::Current,
             PathBuf::from("/tmp/ipa data"),
         );
@@ -402,7 +491,9 @@ mod tests {
     #[test]
     fn overlong_socket_paths_are_refused_before_initdb() {
         let cluster = LocalCluster::new(
-            PostgresBinaries { dir: PathBuf::from("/nonexistent") },
+            PostgresBinaries {
+                dir: PathBuf::from("/nonexistent"),
+            },
             OsUser::Current,
             PathBuf::from(format!("/tmp/{}", "d".repeat(120))),
         );

@@ -24,7 +24,9 @@ pub async fn ensure_partitions(store: &Store) -> Result<i32, StoreError> {
         .await
         .map_err(StoreError::database("creating monthly partitions"))?;
     match row {
-        Some(row) => row.try_get_by_index(0).map_err(StoreError::database("creating monthly partitions")),
+        Some(row) => row
+            .try_get_by_index(0)
+            .map_err(StoreError::database("creating monthly partitions")),
         None => Ok(0),
     }
 }

@@ -63,10 +63,19 @@ pub enum NotReady {
 
 /// Whether the database answers and has every migration applied.
 pub async fn readiness(store: &Store) -> Result<(), NotReady> {
-    let states = migration_states(store).await.map_err(|err| NotReady::Unreachable(err.to_string()))?;
-    let pending: Vec<String> =
-        states.into_iter().filter(|state| !state.applied).map(|state| state.name).collect();
-    if pending.is_empty() { Ok(()) } else { Err(NotReady::PendingMigrations(pending)) }
+    let states = migration_states(store)
+        .await
+        .map_err(|err| NotReady::Unreachable(err.to_string()))?;
+    let pending: Vec<String> = states
+        .into_iter()
+        .filter(|state| !state.applied)
+        .map(|state| state.name)
+        .collect();
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(NotReady::PendingMigrations(pending))
+    }
 }
 
 /// What the server's roles may do: the role it logs in as, and the role requests act as.
@@ -91,7 +100,10 @@ impl RoleReport {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.login_is_superuser {
-            problems.push(format!("the database role '{}' is a superuser", self.login_role));
+            problems.push(format!(
+                "the database role '{}' is a superuser",
+                self.login_role
+            ));
         }
         if self.login_bypasses_rls {
             problems.push(format!(
@@ -141,7 +153,9 @@ pub async fn inspect_roles(store: &Store) -> Result<RoleReport, StoreError> {
         ))
         .await
         .map_err(StoreError::database("inspecting database roles"))?
-        .ok_or_else(|| StoreError::UnsafeRole("the session's role is not in pg_roles".to_owned()))?;
+        .ok_or_else(|| {
+            StoreError::UnsafeRole("the session's role is not in pg_roles".to_owned())
+        })?;
     let get = StoreError::database("reading database roles");
     Ok(RoleReport {
         login_role: row.try_get_by_index(0).map_err(&get)?,

@@ -27,7 +27,10 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self { max_connections: 10, acquire_timeout: Duration::from_secs(10) }
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -51,7 +54,10 @@ impl Store {
             .sqlx_logging(false);
         let db = Database::connect(connect)
             .await
-            .map_err(|source| StoreError::Connect { target: redact_url(url), source })?;
+            .map_err(|source| StoreError::Connect {
+                target: redact_url(url),
+                source,
+            })?;
         Ok(Self { db })
     }
 
@@ -78,7 +84,11 @@ impl Store {
         actor: &Actor,
         role: Option<&str>,
     ) -> Result<ActorTransaction, StoreError> {
-        let txn = self.db.begin().await.map_err(StoreError::database("beginning a transaction"))?;
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(StoreError::database("beginning a transaction"))?;
         txn.execute_raw(actor_settings(actor, role))
             .await
             .map_err(StoreError::database("setting the transaction's actor"))?;
@@ -87,16 +97,26 @@ impl Store {
 
     /// Closes every connection of the pool.
     pub async fn close(self) -> Result<(), StoreError> {
-        self.db.close().await.map_err(StoreError::database("closing the pool"))
+        self.db
+            .close()
+            .await
+            .map_err(StoreError::database("closing the pool"))
     }
 }
 
 /// One statement that sets the role (when given) and every actor setting, transaction-locally.
 fn actor_settings(actor: &Actor, role: Option<&str>) -> Statement {
     let user_id = actor.user_id().map(|id| id.to_string()).unwrap_or_default();
-    let client_ip = actor.client().ip().map(|ip| ip.to_string()).unwrap_or_default();
-    let user_agent =
-        actor.client().user_agent().map(|agent| agent.as_str().to_owned()).unwrap_or_default();
+    let client_ip = actor
+        .client()
+        .ip()
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let user_agent = actor
+        .client()
+        .user_agent()
+        .map(|agent| agent.as_str().to_owned())
+        .unwrap_or_default();
     // An empty role name would fail; without a role we set a harmless no-op value instead.
     let (role_setting, role_value) = match role {
         Some(role) => ("role", role.to_owned()),
@@ -133,12 +153,18 @@ impl ActorTransaction {
 
     /// Commits the work.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.txn.commit().await.map_err(StoreError::database("committing"))
+        self.txn
+            .commit()
+            .await
+            .map_err(StoreError::database("committing"))
     }
 
     /// Rolls the work back.
     pub async fn rollback(self) -> Result<(), StoreError> {
-        self.txn.rollback().await.map_err(StoreError::database("rolling back"))
+        self.txn
+            .rollback()
+            .await
+            .map_err(StoreError::database("rolling back"))
     }
 }
 

@@ -93,12 +93,22 @@ impl TestDatabase {
             "ipa_test_{}_{}_{}",
             std::process::id(),
             NEXT_DATABASE.fetch_add(1, Ordering::Relaxed),
-            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
         );
-        let template = if migrated { template_name() } else { "template0".to_owned() };
+        let template = if migrated {
+            template_name()
+        } else {
+            "template0".to_owned()
+        };
         let admin = connect(&admin_url).await?;
-        exec(&admin, &format!("CREATE DATABASE {name} OWNER {OWNER_ROLE} TEMPLATE {template}"))
-            .await?;
+        exec(
+            &admin,
+            &format!("CREATE DATABASE {name} OWNER {OWNER_ROLE} TEMPLATE {template}"),
+        )
+        .await?;
         exec(
             &admin,
             &format!(
@@ -111,7 +121,12 @@ impl TestDatabase {
         .await?;
         let _ = admin.close().await;
         let owner_url = with_user_and_database(&admin_url, OWNER_ROLE, OWNER_PASSWORD, &name)?;
-        Ok(Self { name, admin_url, owner_url, _cluster: cluster })
+        Ok(Self {
+            name,
+            admin_url,
+            owner_url,
+            _cluster: cluster,
+        })
     }
 
     /// The database's name.
@@ -135,7 +150,10 @@ impl TestDatabase {
     /// # Panics
     /// When the database cannot be reached.
     pub async fn store(&self) -> Store {
-        let options = PoolOptions { max_connections: 5, ..PoolOptions::default() };
+        let options = PoolOptions {
+            max_connections: 5,
+            ..PoolOptions::default()
+        };
         match Store::connect(&self.owner_url, options).await {
             Ok(store) => store,
             Err(err) => panic!("cannot connect to test database {}: {err}", self.name),
@@ -150,12 +168,17 @@ impl Drop for TestDatabase {
         // Drop runs inside the test's runtime, which cannot be blocked on; a thread of its own
         // with a small runtime drops the database (FORCE ends the pool's idle connections).
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             let Ok(runtime) = runtime else { return };
             runtime.block_on(async move {
                 if let Ok(admin) = connect(&admin_url).await {
-                    if let Err(err) =
-                        exec(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
+                    if let Err(err) = exec(
+                        &admin,
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    )
+                    .await
                     {
                         eprintln!("warning: cannot drop test database {name}: {err}");
                     }
@@ -179,9 +202,17 @@ fn template_name() -> String {
 /// preparing the same server at the same time.
 async fn prepare_server(admin_url: &str) -> Result<(), String> {
     let admin = connect(admin_url).await?;
-    exec(&admin, &format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})")).await?;
+    exec(
+        &admin,
+        &format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"),
+    )
+    .await?;
     let prepared = prepare_locked(&admin, admin_url).await;
-    let _ = exec(&admin, &format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})")).await;
+    let _ = exec(
+        &admin,
+        &format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"),
+    )
+    .await;
     let _ = admin.close().await;
     prepared
 }
@@ -210,18 +241,40 @@ async fn prepare_locked(admin: &DatabaseConnection, admin_url: &str) -> Result<(
     // Built under another name and renamed when complete, so a crash never leaves a template
     // that looks finished.
     let building = format!("{template}_building");
-    exec(admin, &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).await?;
-    exec(admin, &format!("CREATE DATABASE {building} OWNER {OWNER_ROLE} TEMPLATE template0"))
-        .await?;
+    exec(
+        admin,
+        &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+    )
+    .await?;
+    exec(
+        admin,
+        &format!("CREATE DATABASE {building} OWNER {OWNER_ROLE} TEMPLATE template0"),
+    )
+    .await?;
     let owner_url = with_user_and_database(admin_url, OWNER_ROLE, OWNER_PASSWORD, &building)?;
-    let store = Store::connect(&owner_url, PoolOptions { max_connections: 1, ..Default::default() })
+    let store = Store::connect(
+        &owner_url,
+        PoolOptions {
+            max_connections: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|err| err.to_string())?;
+    schema::migrate_up(&store, None)
         .await
-        .map_err(|err| err.to_string())?;
-    schema::migrate_up(&store, None).await.map_err(|err| format!("migrating the template: {err}"))?;
+        .map_err(|err| format!("migrating the template: {err}"))?;
     store.close().await.map_err(|err| err.to_string())?;
-    exec(admin, &format!("ALTER DATABASE {building} RENAME TO {template}")).await?;
-    exec(admin, &format!("ALTER DATABASE {template} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"))
-        .await
+    exec(
+        admin,
+        &format!("ALTER DATABASE {building} RENAME TO {template}"),
+    )
+    .await?;
+    exec(
+        admin,
+        &format!("ALTER DATABASE {template} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"),
+    )
+    .await
 }
 
 /// Drops test databases left by processes that died, or abandoned long ago.
@@ -237,9 +290,10 @@ async fn sweep_databases(admin_url: &str) -> Result<(), String> {
         .map_err(|err| err.to_string())?;
     let here = hostname();
     for row in rows {
-        let (Ok(name), Ok(comment)) =
-            (row.try_get_by_index::<String>(0), row.try_get_by_index::<String>(1))
-        else {
+        let (Ok(name), Ok(comment)) = (
+            row.try_get_by_index::<String>(0),
+            row.try_get_by_index::<String>(1),
+        ) else {
             continue;
         };
         let field = |key: &str| {
@@ -253,7 +307,11 @@ async fn sweep_databases(admin_url: &str) -> Result<(), String> {
         let dead_here = field("host=") == here && !process_alive(pid);
         let abandoned = unix_now().saturating_sub(created) > ABANDONED_AFTER.as_secs();
         if dead_here || abandoned {
-            let _ = exec(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            let _ = exec(
+                &admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
         }
     }
     let _ = admin.close().await;
@@ -283,7 +341,9 @@ impl ThrowawayCluster {
 
     async fn start() -> Result<Self, String> {
         let binaries = PostgresBinaries::locate(
-            std::env::var_os("IPA_POSTGRES_BIN_DIR").as_deref().map(Path::new),
+            std::env::var_os("IPA_POSTGRES_BIN_DIR")
+                .as_deref()
+                .map(Path::new),
         )
         .map_err(|err| err.to_string())?;
         let os_user_name =
@@ -309,7 +369,9 @@ impl ThrowawayCluster {
         ));
         // The copy is made by the cluster's OS user into a directory handed to it, so every file
         // keeps the owner PostgreSQL insists on.
-        os_user.create_private_dir(&run_dir).map_err(|err| err.to_string())?;
+        os_user
+            .create_private_dir(&run_dir)
+            .map_err(|err| err.to_string())?;
         let mut copy = os_user.command(Path::new("cp"));
         copy.arg("-a").arg(pristine.join(".")).arg(&run_dir);
         crate::cluster::run(copy, "cp").map_err(|err| err.to_string())?;
@@ -340,7 +402,9 @@ impl Drop for ThrowawayCluster {
 /// `<temp>/ipa-test-pg-<uid>`: one directory per user, so users never trip on each other.
 fn clusters_root() -> Result<PathBuf, String> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let uid = fs::metadata("/proc/self").map(|meta| meta.uid()).unwrap_or(0);
+    let uid = fs::metadata("/proc/self")
+        .map(|meta| meta.uid())
+        .unwrap_or(0);
     let root = std::env::temp_dir().join(format!("ipa-test-pg-{uid}"));
     fs::create_dir_all(&root).map_err(|err| format!("cannot create {}: {err}", root.display()))?;
     // Root's clusters belong to the postgres user, which must be able to enter the directory.
@@ -404,14 +468,20 @@ fn sweep_clusters(root: &Path, binaries: &PostgresBinaries, os_user: &OsUser) {
 
 async fn connect(url: &str) -> Result<DatabaseConnection, String> {
     let mut options = sea_orm::ConnectOptions::new(url);
-    options.max_connections(1).sqlx_logging(false).connect_timeout(Duration::from_secs(30));
+    options
+        .max_connections(1)
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(30));
     sea_orm::Database::connect(options)
         .await
         .map_err(|err| format!("cannot connect to {}: {err}", crate::store::redact_url(url)))
 }
 
 async fn exec(db: &DatabaseConnection, sql: &str) -> Result<(), String> {
-    db.execute_unprepared(sql).await.map(drop).map_err(|err| format!("{sql}: {err}"))
+    db.execute_unprepared(sql)
+        .await
+        .map(drop)
+        .map_err(|err| format!("{sql}: {err}"))
 }
 
 async fn database_names(db: &DatabaseConnection, pattern: &str) -> Result<Vec<String>, String> {
@@ -423,7 +493,10 @@ async fn database_names(db: &DatabaseConnection, pattern: &str) -> Result<Vec<St
         ))
         .await
         .map_err(|err| err.to_string())?;
-    Ok(rows.iter().filter_map(|row| row.try_get_by_index::<String>(0).ok()).collect())
+    Ok(rows
+        .iter()
+        .filter_map(|row| row.try_get_by_index::<String>(0).ok())
+        .collect())
 }
 
 fn with_database(url: &str, database: &str) -> Result<String, String> {
@@ -439,8 +512,12 @@ fn with_user_and_database(
     database: &str,
 ) -> Result<String, String> {
     let mut parsed = url::Url::parse(&with_database(url, database)?).map_err(|e| e.to_string())?;
-    parsed.set_username(user).map_err(|()| "the URL cannot carry a user".to_owned())?;
-    parsed.set_password(Some(password)).map_err(|()| "the URL cannot carry a password".to_owned())?;
+    parsed
+        .set_username(user)
+        .map_err(|()| "the URL cannot carry a user".to_owned())?;
+    parsed
+        .set_password(Some(password))
+        .map_err(|()| "the URL cannot carry a password".to_owned())?;
     Ok(parsed.to_string())
 }
 
@@ -449,9 +526,14 @@ fn process_alive(pid: u32) -> bool {
 }
 
 fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -22,9 +22,20 @@ async fn updated_at_moves_on_update() {
     let store = db.store().await;
     let alice = create_user(&store, "alice").await;
     let workflow = create_workflow(&store, alice, "invoices").await;
-    let before: String = scalar_as(&store, &user(alice, false), &format!("SELECT updated_at::text FROM workflows WHERE id = '{workflow}'")).await;
+    let before: String = scalar_as(
+        &store,
+        &user(alice, false),
+        &format!("SELECT updated_at::text FROM workflows WHERE id = '{workflow}'"),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    exec_as(&store, &user(alice, false), &format!("UPDATE workflows SET description = 'x' WHERE id = '{workflow}'")).await.unwrap();
+    exec_as(
+        &store,
+        &user(alice, false),
+        &format!("UPDATE workflows SET description = 'x' WHERE id = '{workflow}'"),
+    )
+    .await
+    .unwrap();
     let moved: bool = scalar_as(
         &store,
         &user(alice, false),
@@ -65,8 +76,18 @@ async fn duration_ms_is_computed_for_executions_and_steps() {
     )
     .await
     .unwrap();
-    let run: i32 = scalar_as(&store, &actor, &format!("SELECT duration_ms FROM executions WHERE id = '{execution}'")).await;
-    let step: i32 = scalar_as(&store, &actor, &format!("SELECT duration_ms FROM execution_steps WHERE execution_id = '{execution}'")).await;
+    let run: i32 = scalar_as(
+        &store,
+        &actor,
+        &format!("SELECT duration_ms FROM executions WHERE id = '{execution}'"),
+    )
+    .await;
+    let step: i32 = scalar_as(
+        &store,
+        &actor,
+        &format!("SELECT duration_ms FROM execution_steps WHERE execution_id = '{execution}'"),
+    )
+    .await;
     assert_eq!((run, step), (2500, 1250));
 }
 
@@ -98,8 +119,16 @@ async fn checks_reject_bad_rows() {
              VALUES ('writer', 'custom', '{{}}', '{alice}', {temperature}, {max_tokens})"
         )
     };
-    assert_eq!(state(exec_as(&store, &as_alice, &agent("2.5", "100")).await), CHECK_VIOLATION, "temperature 2.5");
-    assert_eq!(state(exec_as(&store, &as_alice, &agent("0.5", "0")).await), CHECK_VIOLATION, "max_tokens 0");
+    assert_eq!(
+        state(exec_as(&store, &as_alice, &agent("2.5", "100")).await),
+        CHECK_VIOLATION,
+        "temperature 2.5"
+    );
+    assert_eq!(
+        state(exec_as(&store, &as_alice, &agent("0.5", "0")).await),
+        CHECK_VIOLATION,
+        "max_tokens 0"
+    );
     exec_as(&store, &as_alice, &agent("2", "1")).await.unwrap();
 
     let negative_retries = exec_as(
@@ -111,7 +140,11 @@ async fn checks_reject_bad_rows() {
         ),
     )
     .await;
-    assert_eq!(state(negative_retries), CHECK_VIOLATION, "negative retry_count");
+    assert_eq!(
+        state(negative_retries),
+        CHECK_VIOLATION,
+        "negative retry_count"
+    );
 
     let version_zero = exec_as(
         &store,
@@ -130,7 +163,11 @@ async fn checks_reject_bad_rows() {
         &format!("INSERT INTO workflows (name, created_by) VALUES ('   ', '{alice}')"),
     )
     .await;
-    assert_eq!(state(blank_workflow), CHECK_VIOLATION, "blank workflow name");
+    assert_eq!(
+        state(blank_workflow),
+        CHECK_VIOLATION,
+        "blank workflow name"
+    );
     let blank_agent = exec_as(
         &store,
         &as_alice,
@@ -170,15 +207,35 @@ async fn rows_far_outside_the_monthly_partitions_land_in_the_default_partition()
     )
     .await
     .iter()
-    .map(|row| (String::try_get_by_index(row, 0).unwrap(), String::try_get_by_index(row, 1).unwrap()))
+    .map(|row| {
+        (
+            String::try_get_by_index(row, 0).unwrap(),
+            String::try_get_by_index(row, 1).unwrap(),
+        )
+    })
     .collect();
-    let mut in_default: Vec<&str> = placement.iter().map(|(message, _)| message.as_str()).collect();
+    let mut in_default: Vec<&str> = placement
+        .iter()
+        .map(|(message, _)| message.as_str())
+        .collect();
     in_default.sort_unstable();
-    assert_eq!(in_default, ["future", "old"], "2019 and 2099 rows belong in the default partition");
+    assert_eq!(
+        in_default,
+        ["future", "old"],
+        "2019 and 2099 rows belong in the default partition"
+    );
     let audit_default: i64 = scalar_as(&store, &Actor::system(), "SELECT count(*) FROM audit_logs WHERE tableoid = 'audit_logs_default'::regclass AND action IN ('login', 'logout')").await;
     assert_eq!(audit_default, 2);
-    let current: String = scalar_as(&store, &actor, "SELECT tableoid::regclass::text FROM execution_logs WHERE message = 'now'").await;
-    assert!(current.starts_with("execution_logs_20"), "a current row belongs in its month, got {current}");
+    let current: String = scalar_as(
+        &store,
+        &actor,
+        "SELECT tableoid::regclass::text FROM execution_logs WHERE message = 'now'",
+    )
+    .await;
+    assert!(
+        current.starts_with("execution_logs_20"),
+        "a current row belongs in its month, got {current}"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +252,9 @@ async fn creating_a_month_moves_its_rows_out_of_the_default_partition() {
     .unwrap();
     // Partition upkeep is the owner's work (it creates tables), as the server does it.
     let ensure_may = "SELECT ipa_ensure_monthly_partitions('audit_logs', '2030-05-15', 1)";
-    let created: i32 = rows_as_owner(&store, ensure_may).await[0].try_get_by_index(0).unwrap();
+    let created: i32 = rows_as_owner(&store, ensure_may).await[0]
+        .try_get_by_index(0)
+        .unwrap();
     assert_eq!(created, 1);
     let placement: Vec<String> = rows_as_owner(
         &store,
@@ -205,11 +264,22 @@ async fn creating_a_month_moves_its_rows_out_of_the_default_partition() {
     .iter()
     .map(|row| String::try_get_by_index(row, 0).unwrap())
     .collect();
-    assert_eq!(placement, ["audit_logs_2030_05", "audit_logs_default"], "May's row moved, June's stayed");
-    let again: i32 = rows_as_owner(&store, ensure_may).await[0].try_get_by_index(0).unwrap();
+    assert_eq!(
+        placement,
+        ["audit_logs_2030_05", "audit_logs_default"],
+        "May's row moved, June's stayed"
+    );
+    let again: i32 = rows_as_owner(&store, ensure_may).await[0]
+        .try_get_by_index(0)
+        .unwrap();
     assert_eq!(again, 0, "an existing month is left alone");
-    let created = ipa_store::maintenance::ensure_partitions(&store).await.unwrap();
-    assert_eq!(created, 0, "the migrations already created this month and the next three");
+    let created = ipa_store::maintenance::ensure_partitions(&store)
+        .await
+        .unwrap();
+    assert_eq!(
+        created, 0,
+        "the migrations already created this month and the next three"
+    );
 }
 
 #[tokio::test]
@@ -224,28 +294,59 @@ async fn users_see_and_change_only_their_own_workflows() {
 
     let visible: i64 = scalar_as(&store, &as_alice, "SELECT count(*) FROM workflows").await;
     assert_eq!(visible, 1);
-    let sees_bobs: i64 = scalar_as(&store, &as_alice, &format!("SELECT count(*) FROM workflows WHERE id = '{bobs}'")).await;
+    let sees_bobs: i64 = scalar_as(
+        &store,
+        &as_alice,
+        &format!("SELECT count(*) FROM workflows WHERE id = '{bobs}'"),
+    )
+    .await;
     assert_eq!(sees_bobs, 0);
 
     // Updates and deletes of Bob's row find nothing to change.
     let txn = store.begin(&as_alice).await.unwrap();
     use sea_orm::ConnectionTrait;
-    let updated = txn.connection().execute_unprepared(&format!("UPDATE workflows SET name = 'mine now' WHERE id = '{bobs}'")).await.unwrap();
-    let deleted = txn.connection().execute_unprepared(&format!("DELETE FROM workflows WHERE id = '{bobs}'")).await.unwrap();
+    let updated = txn
+        .connection()
+        .execute_unprepared(&format!(
+            "UPDATE workflows SET name = 'mine now' WHERE id = '{bobs}'"
+        ))
+        .await
+        .unwrap();
+    let deleted = txn
+        .connection()
+        .execute_unprepared(&format!("DELETE FROM workflows WHERE id = '{bobs}'"))
+        .await
+        .unwrap();
     txn.commit().await.unwrap();
     assert_eq!((updated.rows_affected(), deleted.rows_affected()), (0, 0));
-    let bobs_name: String = scalar_as(&store, &user(bob, false), &format!("SELECT name FROM workflows WHERE id = '{bobs}'")).await;
+    let bobs_name: String = scalar_as(
+        &store,
+        &user(bob, false),
+        &format!("SELECT name FROM workflows WHERE id = '{bobs}'"),
+    )
+    .await;
     assert_eq!(bobs_name, "bobs");
 
     // Nor can Alice create a workflow in Bob's name, or give hers to him.
-    let forged = exec_as(&store, &as_alice, &format!("INSERT INTO workflows (name, created_by) VALUES ('forged', '{bob}')")).await;
+    let forged = exec_as(
+        &store,
+        &as_alice,
+        &format!("INSERT INTO workflows (name, created_by) VALUES ('forged', '{bob}')"),
+    )
+    .await;
     assert_eq!(state(forged), RLS_VIOLATION);
-    let handed_over = exec_as(&store, &as_alice, &format!("UPDATE workflows SET created_by = '{bob}' WHERE id = '{alices}'")).await;
+    let handed_over = exec_as(
+        &store,
+        &as_alice,
+        &format!("UPDATE workflows SET created_by = '{bob}' WHERE id = '{alices}'"),
+    )
+    .await;
     assert_eq!(state(handed_over), RLS_VIOLATION);
 
     // Versions and executions follow their workflow.
     let bobs_version = create_version(&store, bob, bobs, 1).await;
-    let versions: i64 = scalar_as(&store, &as_alice, "SELECT count(*) FROM workflow_versions").await;
+    let versions: i64 =
+        scalar_as(&store, &as_alice, "SELECT count(*) FROM workflow_versions").await;
     assert_eq!(versions, 0);
     let run_bobs = exec_as(
         &store,
@@ -253,7 +354,11 @@ async fn users_see_and_change_only_their_own_workflows() {
         &format!("INSERT INTO executions (workflow_id, workflow_version_id, triggered_by) VALUES ('{bobs}', '{bobs_version}', '{alice}')"),
     )
     .await;
-    assert_eq!(state(run_bobs), RLS_VIOLATION, "running a workflow one cannot see");
+    assert_eq!(
+        state(run_bobs),
+        RLS_VIOLATION,
+        "running a workflow one cannot see"
+    );
 }
 
 #[tokio::test]
@@ -266,20 +371,39 @@ async fn no_context_sees_nothing_and_a_superuser_sees_everything() {
     create_workflow(&store, bob, "b").await;
 
     let anonymous = Actor::anonymous(ipa_kernel::ClientInfo::default());
-    for table in ["users", "workflows", "workflow_versions", "executions", "execution_steps", "execution_logs", "agents", "agent_tools", "audit_logs"] {
-        let count: i64 = scalar_as(&store, &anonymous, &format!("SELECT count(*) FROM {table}")).await;
+    for table in [
+        "users",
+        "workflows",
+        "workflow_versions",
+        "executions",
+        "execution_steps",
+        "execution_logs",
+        "agents",
+        "agent_tools",
+        "audit_logs",
+    ] {
+        let count: i64 =
+            scalar_as(&store, &anonymous, &format!("SELECT count(*) FROM {table}")).await;
         assert_eq!(count, 0, "{table} without an actor");
     }
     // The owner itself is bound by the forced policies when it sets no context.
-    let owner_count: i64 = rows_as_owner(&store, "SELECT count(*) FROM workflows").await[0].try_get_by_index(0).unwrap();
+    let owner_count: i64 = rows_as_owner(&store, "SELECT count(*) FROM workflows").await[0]
+        .try_get_by_index(0)
+        .unwrap();
     assert_eq!(owner_count, 0, "the owner bypassed row level security");
 
     let superuser = create_user(&store, "root").await;
-    let all: i64 = scalar_as(&store, &user(superuser, true), "SELECT count(*) FROM workflows").await;
+    let all: i64 = scalar_as(
+        &store,
+        &user(superuser, true),
+        "SELECT count(*) FROM workflows",
+    )
+    .await;
     assert_eq!(all, 2);
     let users: i64 = scalar_as(&store, &user(superuser, true), "SELECT count(*) FROM users").await;
     assert_eq!(users, 3);
-    let own_row_only: i64 = scalar_as(&store, &user(alice, false), "SELECT count(*) FROM users").await;
+    let own_row_only: i64 =
+        scalar_as(&store, &user(alice, false), "SELECT count(*) FROM users").await;
     assert_eq!(own_row_only, 1);
 }
 
@@ -288,16 +412,32 @@ async fn a_user_cannot_make_themselves_superuser() {
     let db = TestDatabase::migrated().await;
     let store = db.store().await;
     let alice = create_user(&store, "alice").await;
-    let escalate = exec_as(&store, &user(alice, false), &format!("UPDATE users SET is_superuser = true WHERE id = '{alice}'")).await;
+    let escalate = exec_as(
+        &store,
+        &user(alice, false),
+        &format!("UPDATE users SET is_superuser = true WHERE id = '{alice}'"),
+    )
+    .await;
     assert_eq!(state(escalate), RLS_VIOLATION);
-    exec_as(&store, &user(alice, false), &format!("UPDATE users SET full_name = 'Alice A.' WHERE id = '{alice}'")).await.unwrap();
+    exec_as(
+        &store,
+        &user(alice, false),
+        &format!("UPDATE users SET full_name = 'Alice A.' WHERE id = '{alice}'"),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
 async fn the_request_role_is_neither_owner_nor_superuser_nor_bypassrls() {
     let db = TestDatabase::migrated().await;
     let store = db.store().await;
-    let role: String = scalar_as(&store, &user(Uuid::new_v4(), false), "SELECT current_user::text").await;
+    let role: String = scalar_as(
+        &store,
+        &user(Uuid::new_v4(), false),
+        "SELECT current_user::text",
+    )
+    .await;
     assert_eq!(role, migration::APP_ROLE);
     let flags: String = scalar_as(
         &store,
@@ -326,7 +466,14 @@ async fn versions_pair_only_with_their_own_workflow() {
     let firsts_version = create_version(&store, alice, first, 1).await;
     let actor = user(alice, false);
 
-    let crossed = exec_as(&store, &actor, &format!("UPDATE workflows SET current_version_id = '{firsts_version}' WHERE id = '{second}'")).await;
+    let crossed = exec_as(
+        &store,
+        &actor,
+        &format!(
+            "UPDATE workflows SET current_version_id = '{firsts_version}' WHERE id = '{second}'"
+        ),
+    )
+    .await;
     assert_eq!(state(crossed), FOREIGN_KEY_VIOLATION);
     let crossed_run = exec_as(
         &store,
@@ -336,16 +483,53 @@ async fn versions_pair_only_with_their_own_workflow() {
     .await;
     assert_eq!(state(crossed_run), FOREIGN_KEY_VIOLATION);
 
-    exec_as(&store, &actor, &format!("UPDATE workflows SET current_version_id = '{firsts_version}' WHERE id = '{first}'")).await.unwrap();
-    let immutable = exec_as(&store, &Actor::system(), &format!("UPDATE workflow_versions SET change_summary = 'edited' WHERE id = '{firsts_version}'")).await;
+    exec_as(
+        &store,
+        &actor,
+        &format!(
+            "UPDATE workflows SET current_version_id = '{firsts_version}' WHERE id = '{first}'"
+        ),
+    )
+    .await
+    .unwrap();
+    let immutable = exec_as(
+        &store,
+        &Actor::system(),
+        &format!(
+            "UPDATE workflow_versions SET change_summary = 'edited' WHERE id = '{firsts_version}'"
+        ),
+    )
+    .await;
     assert!(immutable.is_err(), "versions must be immutable");
     // Deleting the current version clears only the pointer; deleting the workflow takes its versions.
-    exec_as(&store, &actor, &format!("DELETE FROM workflow_versions WHERE id = '{firsts_version}'")).await.unwrap();
-    let pointer: Option<Uuid> = scalar_as(&store, &actor, &format!("SELECT current_version_id FROM workflows WHERE id = '{first}'")).await;
+    exec_as(
+        &store,
+        &actor,
+        &format!("DELETE FROM workflow_versions WHERE id = '{firsts_version}'"),
+    )
+    .await
+    .unwrap();
+    let pointer: Option<Uuid> = scalar_as(
+        &store,
+        &actor,
+        &format!("SELECT current_version_id FROM workflows WHERE id = '{first}'"),
+    )
+    .await;
     assert_eq!(pointer, None);
     create_version(&store, alice, first, 2).await;
-    exec_as(&store, &actor, &format!("DELETE FROM workflows WHERE id = '{first}'")).await.unwrap();
-    let left: i64 = scalar_as(&store, &actor, &format!("SELECT count(*) FROM workflow_versions WHERE workflow_id = '{first}'")).await;
+    exec_as(
+        &store,
+        &actor,
+        &format!("DELETE FROM workflows WHERE id = '{first}'"),
+    )
+    .await
+    .unwrap();
+    let left: i64 = scalar_as(
+        &store,
+        &actor,
+        &format!("SELECT count(*) FROM workflow_versions WHERE workflow_id = '{first}'"),
+    )
+    .await;
     assert_eq!(left, 0);
 }
 
@@ -357,7 +541,13 @@ async fn the_audit_trail_records_the_real_actor_and_never_a_secret() {
     let admin = create_user(&store, "admin").await;
     let workflow = create_workflow(&store, alice, "invoices").await;
     // A superuser edits Alice's workflow: the audit row names the superuser, not the creator.
-    exec_as(&store, &user(admin, true), &format!("UPDATE workflows SET name = 'renamed' WHERE id = '{workflow}'")).await.unwrap();
+    exec_as(
+        &store,
+        &user(admin, true),
+        &format!("UPDATE workflows SET name = 'renamed' WHERE id = '{workflow}'"),
+    )
+    .await
+    .unwrap();
     let row: String = scalar_as(
         &store,
         &user(admin, true),
@@ -367,11 +557,27 @@ async fn the_audit_trail_records_the_real_actor_and_never_a_secret() {
         ),
     )
     .await;
-    assert_eq!(row, format!("{admin}|203.0.113.7|schema-tests/1.0|invoices|renamed"));
+    assert_eq!(
+        row,
+        format!("{admin}|203.0.113.7|schema-tests/1.0|invoices|renamed")
+    );
 
     // Only updated_at (or last_login_at) changing is no event worth an audit row.
-    exec_as(&store, &user(alice, false), &format!("UPDATE users SET last_login_at = now() WHERE id = '{alice}'")).await.unwrap();
-    let user_updates: i64 = scalar_as(&store, &Actor::system(), &format!("SELECT count(*) FROM audit_logs WHERE resource_id = '{alice}' AND action = 'update'")).await;
+    exec_as(
+        &store,
+        &user(alice, false),
+        &format!("UPDATE users SET last_login_at = now() WHERE id = '{alice}'"),
+    )
+    .await
+    .unwrap();
+    let user_updates: i64 = scalar_as(
+        &store,
+        &Actor::system(),
+        &format!(
+            "SELECT count(*) FROM audit_logs WHERE resource_id = '{alice}' AND action = 'update'"
+        ),
+    )
+    .await;
     assert_eq!(user_updates, 0);
 
     exec_as(
@@ -385,11 +591,22 @@ async fn the_audit_trail_records_the_real_actor_and_never_a_secret() {
     )
     .await
     .unwrap();
-    let audit_text: String = scalar_as(&store, &Actor::system(), "SELECT string_agg(changes::text, ' ') FROM audit_logs").await;
+    let audit_text: String = scalar_as(
+        &store,
+        &Actor::system(),
+        "SELECT string_agg(changes::text, ' ') FROM audit_logs",
+    )
+    .await;
     for secret in ["sk-live", "$argon2id", "aGFzaA"] {
-        assert!(!audit_text.contains(secret), "{secret} reached the audit log: {audit_text}");
+        assert!(
+            !audit_text.contains(secret),
+            "{secret} reached the audit log: {audit_text}"
+        );
     }
-    assert!(audit_text.contains("\"max_tokens\": 5"), "non-secret members are kept");
+    assert!(
+        audit_text.contains("\"max_tokens\": 5"),
+        "non-secret members are kept"
+    );
     assert!(audit_text.contains("\"hashed_password\": \"[REDACTED]\""));
 }
 

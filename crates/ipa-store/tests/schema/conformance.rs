@@ -30,7 +30,13 @@ const COLUMNS: &[(&str, &str, &str, bool, &str)] = &[
     ("users", "email", "character varying(255)", true, ""),
     ("users", "username", "character varying(100)", true, ""),
     ("users", "full_name", "character varying(255)", false, ""),
-    ("users", "hashed_password", "character varying(255)", true, ""),
+    (
+        "users",
+        "hashed_password",
+        "character varying(255)",
+        true,
+        "",
+    ),
     ("users", "is_active", "boolean", false, "true"),
     ("users", "is_superuser", "boolean", false, "false"),
     ("users", "created_at", TZ, false, NOW),
@@ -40,7 +46,13 @@ const COLUMNS: &[(&str, &str, &str, bool, &str)] = &[
     ("workflows", "name", "character varying(255)", true, ""),
     ("workflows", "description", "text", false, ""),
     ("workflows", "created_by", "uuid", true, ""),
-    ("workflows", "status", "workflow_status", false, "'draft'::workflow_status"),
+    (
+        "workflows",
+        "status",
+        "workflow_status",
+        false,
+        "'draft'::workflow_status",
+    ),
     ("workflows", "current_version_id", "uuid", false, ""),
     ("workflows", "tags", "text[]", false, ""),
     ("workflows", "metadata", "jsonb", false, "'{}'::jsonb"),
@@ -57,7 +69,13 @@ const COLUMNS: &[(&str, &str, &str, bool, &str)] = &[
     ("executions", "workflow_id", "uuid", true, ""),
     ("executions", "workflow_version_id", "uuid", true, ""),
     ("executions", "triggered_by", "uuid", true, ""),
-    ("executions", "status", "execution_status", false, "'pending'::execution_status"),
+    (
+        "executions",
+        "status",
+        "execution_status",
+        false,
+        "'pending'::execution_status",
+    ),
     ("executions", "input_data", "jsonb", false, "'{}'::jsonb"),
     ("executions", "output_data", "jsonb", false, ""),
     ("executions", "error_message", "text", false, ""),
@@ -70,10 +88,28 @@ const COLUMNS: &[(&str, &str, &str, bool, &str)] = &[
     ("executions", "updated_at", TZ, false, NOW),
     ("execution_steps", "id", "uuid", true, UUID_DEFAULT),
     ("execution_steps", "execution_id", "uuid", true, ""),
-    ("execution_steps", "step_name", "character varying(255)", true, ""),
+    (
+        "execution_steps",
+        "step_name",
+        "character varying(255)",
+        true,
+        "",
+    ),
     ("execution_steps", "step_index", "integer", true, ""),
-    ("execution_steps", "step_type", "character varying(100)", true, ""),
-    ("execution_steps", "status", "step_status", false, "'pending'::step_status"),
+    (
+        "execution_steps",
+        "step_type",
+        "character varying(100)",
+        true,
+        "",
+    ),
+    (
+        "execution_steps",
+        "status",
+        "step_status",
+        false,
+        "'pending'::step_status",
+    ),
     ("execution_steps", "input_data", "jsonb", false, ""),
     ("execution_steps", "output_data", "jsonb", false, ""),
     ("execution_steps", "error_message", "text", false, ""),
@@ -83,7 +119,13 @@ const COLUMNS: &[(&str, &str, &str, bool, &str)] = &[
     ("execution_steps", "retry_count", "integer", false, "0"),
     ("execution_steps", "created_at", TZ, false, NOW),
     ("execution_steps", "updated_at", TZ, false, NOW),
-    ("execution_logs", "id", "bigint", true, "nextval('execution_logs_id_seq'::regclass)"),
+    (
+        "execution_logs",
+        "id",
+        "bigint",
+        true,
+        "nextval('execution_logs_id_seq'::regclass)",
+    ),
     ("execution_logs", "execution_id", "uuid", true, ""),
     ("execution_logs", "execution_step_id", "uuid", false, ""),
     ("execution_logs", "level", "log_level", true, ""),
@@ -95,7 +137,13 @@ const COLUMNS: &[(&str, &str, &str, bool, &str)] = &[
     ("agents", "name", "character varying(255)", true, ""),
     ("agents", "description", "text", false, ""),
     ("agents", "type", "agent_type", true, ""),
-    ("agents", "status", "agent_status", false, "'active'::agent_status"),
+    (
+        "agents",
+        "status",
+        "agent_status",
+        false,
+        "'active'::agent_status",
+    ),
     ("agents", "configuration", "jsonb", true, ""),
     ("agents", "system_prompt", "text", false, ""),
     ("agents", "model_name", "character varying(100)", false, ""),
@@ -106,16 +154,40 @@ const COLUMNS: &[(&str, &str, &str, bool, &str)] = &[
     ("agents", "updated_at", TZ, false, NOW),
     ("agent_tools", "id", "uuid", true, UUID_DEFAULT),
     ("agent_tools", "agent_id", "uuid", true, ""),
-    ("agent_tools", "tool_name", "character varying(255)", true, ""),
-    ("agent_tools", "tool_type", "character varying(100)", true, ""),
+    (
+        "agent_tools",
+        "tool_name",
+        "character varying(255)",
+        true,
+        "",
+    ),
+    (
+        "agent_tools",
+        "tool_type",
+        "character varying(100)",
+        true,
+        "",
+    ),
     ("agent_tools", "configuration", "jsonb", true, ""),
     ("agent_tools", "is_enabled", "boolean", false, "true"),
     ("agent_tools", "created_at", TZ, false, NOW),
     ("agent_tools", "updated_at", TZ, false, NOW),
-    ("audit_logs", "id", "bigint", true, "nextval('audit_logs_id_seq'::regclass)"),
+    (
+        "audit_logs",
+        "id",
+        "bigint",
+        true,
+        "nextval('audit_logs_id_seq'::regclass)",
+    ),
     ("audit_logs", "user_id", "uuid", false, ""),
     ("audit_logs", "action", "audit_action", true, ""),
-    ("audit_logs", "resource_type", "character varying(100)", true, ""),
+    (
+        "audit_logs",
+        "resource_type",
+        "character varying(100)",
+        true,
+        "",
+    ),
     ("audit_logs", "resource_id", "uuid", false, ""),
     ("audit_logs", "changes", "jsonb", false, ""),
     ("audit_logs", "ip_address", "inet", false, ""),
@@ -130,47 +202,143 @@ const CONSTRAINTS: &[(&str, &str, &str)] = &[
     ("users", "users_username_key", "UNIQUE (username)"),
     ("users", "email_format", "[A-Z|a-z]{2,}$"),
     ("workflows", "workflows_pkey", "PRIMARY KEY (id)"),
-    ("workflows", "workflows_created_by_fkey", "REFERENCES users(id) ON DELETE RESTRICT"),
-    ("workflows", "name_not_empty", "length(TRIM(BOTH FROM name)) > 0"),
+    (
+        "workflows",
+        "workflows_created_by_fkey",
+        "REFERENCES users(id) ON DELETE RESTRICT",
+    ),
+    (
+        "workflows",
+        "name_not_empty",
+        "length(TRIM(BOTH FROM name)) > 0",
+    ),
     (
         "workflows",
         "fk_current_version",
         "FOREIGN KEY (id, current_version_id) REFERENCES workflow_versions(workflow_id, id) ON DELETE SET NULL (current_version_id)",
     ),
-    ("workflow_versions", "workflow_versions_pkey", "PRIMARY KEY (id)"),
-    ("workflow_versions", "workflow_versions_workflow_id_fkey", "REFERENCES workflows(id) ON DELETE CASCADE"),
-    ("workflow_versions", "workflow_versions_created_by_fkey", "REFERENCES users(id) ON DELETE RESTRICT"),
-    ("workflow_versions", "workflow_versions_workflow_id_version_number_key", "UNIQUE (workflow_id, version_number)"),
-    ("workflow_versions", "version_number_positive", "version_number > 0"),
+    (
+        "workflow_versions",
+        "workflow_versions_pkey",
+        "PRIMARY KEY (id)",
+    ),
+    (
+        "workflow_versions",
+        "workflow_versions_workflow_id_fkey",
+        "REFERENCES workflows(id) ON DELETE CASCADE",
+    ),
+    (
+        "workflow_versions",
+        "workflow_versions_created_by_fkey",
+        "REFERENCES users(id) ON DELETE RESTRICT",
+    ),
+    (
+        "workflow_versions",
+        "workflow_versions_workflow_id_version_number_key",
+        "UNIQUE (workflow_id, version_number)",
+    ),
+    (
+        "workflow_versions",
+        "version_number_positive",
+        "version_number > 0",
+    ),
     ("executions", "executions_pkey", "PRIMARY KEY (id)"),
-    ("executions", "executions_workflow_id_fkey", "REFERENCES workflows(id) ON DELETE RESTRICT"),
-    ("executions", "executions_workflow_version_id_fkey", "REFERENCES workflow_versions(id) ON DELETE RESTRICT"),
-    ("executions", "executions_triggered_by_fkey", "REFERENCES users(id) ON DELETE RESTRICT"),
+    (
+        "executions",
+        "executions_workflow_id_fkey",
+        "REFERENCES workflows(id) ON DELETE RESTRICT",
+    ),
+    (
+        "executions",
+        "executions_workflow_version_id_fkey",
+        "REFERENCES workflow_versions(id) ON DELETE RESTRICT",
+    ),
+    (
+        "executions",
+        "executions_triggered_by_fkey",
+        "REFERENCES users(id) ON DELETE RESTRICT",
+    ),
     ("executions", "duration_positive", "duration_ms >= 0"),
     ("executions", "retry_count_non_negative", "retry_count >= 0"),
-    ("executions", "completed_after_started", "(completed_at IS NULL) OR (completed_at >= started_at)"),
+    (
+        "executions",
+        "completed_after_started",
+        "(completed_at IS NULL) OR (completed_at >= started_at)",
+    ),
     (
         "executions",
         "fk_executions_version_of_workflow",
         "FOREIGN KEY (workflow_id, workflow_version_id) REFERENCES workflow_versions(workflow_id, id)",
     ),
-    ("execution_steps", "execution_steps_pkey", "PRIMARY KEY (id)"),
-    ("execution_steps", "execution_steps_execution_id_fkey", "REFERENCES executions(id) ON DELETE CASCADE"),
-    ("execution_steps", "step_index_non_negative", "step_index >= 0"),
+    (
+        "execution_steps",
+        "execution_steps_pkey",
+        "PRIMARY KEY (id)",
+    ),
+    (
+        "execution_steps",
+        "execution_steps_execution_id_fkey",
+        "REFERENCES executions(id) ON DELETE CASCADE",
+    ),
+    (
+        "execution_steps",
+        "step_index_non_negative",
+        "step_index >= 0",
+    ),
     ("execution_steps", "duration_positive", "duration_ms >= 0"),
-    ("execution_logs", "execution_logs_pkey", "PRIMARY KEY (id, created_at)"),
-    ("execution_logs", "execution_logs_execution_id_fkey", "REFERENCES executions(id) ON DELETE CASCADE"),
-    ("execution_logs", "execution_logs_execution_step_id_fkey", "REFERENCES execution_steps(id) ON DELETE CASCADE"),
+    (
+        "execution_logs",
+        "execution_logs_pkey",
+        "PRIMARY KEY (id, created_at)",
+    ),
+    (
+        "execution_logs",
+        "execution_logs_execution_id_fkey",
+        "REFERENCES executions(id) ON DELETE CASCADE",
+    ),
+    (
+        "execution_logs",
+        "execution_logs_execution_step_id_fkey",
+        "REFERENCES execution_steps(id) ON DELETE CASCADE",
+    ),
     ("agents", "agents_pkey", "PRIMARY KEY (id)"),
-    ("agents", "agents_created_by_fkey", "REFERENCES users(id) ON DELETE RESTRICT"),
-    ("agents", "name_not_empty", "length(TRIM(BOTH FROM name)) > 0"),
-    ("agents", "temperature_range", "(temperature >= (0)::numeric) AND (temperature <= (2)::numeric)"),
+    (
+        "agents",
+        "agents_created_by_fkey",
+        "REFERENCES users(id) ON DELETE RESTRICT",
+    ),
+    (
+        "agents",
+        "name_not_empty",
+        "length(TRIM(BOTH FROM name)) > 0",
+    ),
+    (
+        "agents",
+        "temperature_range",
+        "(temperature >= (0)::numeric) AND (temperature <= (2)::numeric)",
+    ),
     ("agents", "max_tokens_positive", "max_tokens > 0"),
     ("agent_tools", "agent_tools_pkey", "PRIMARY KEY (id)"),
-    ("agent_tools", "agent_tools_agent_id_fkey", "REFERENCES agents(id) ON DELETE CASCADE"),
-    ("agent_tools", "agent_tools_agent_id_tool_name_key", "UNIQUE (agent_id, tool_name)"),
-    ("audit_logs", "audit_logs_pkey", "PRIMARY KEY (id, created_at)"),
-    ("audit_logs", "audit_logs_user_id_fkey", "REFERENCES users(id) ON DELETE SET NULL"),
+    (
+        "agent_tools",
+        "agent_tools_agent_id_fkey",
+        "REFERENCES agents(id) ON DELETE CASCADE",
+    ),
+    (
+        "agent_tools",
+        "agent_tools_agent_id_tool_name_key",
+        "UNIQUE (agent_id, tool_name)",
+    ),
+    (
+        "audit_logs",
+        "audit_logs_pkey",
+        "PRIMARY KEY (id, created_at)",
+    ),
+    (
+        "audit_logs",
+        "audit_logs_user_id_fkey",
+        "REFERENCES users(id) ON DELETE SET NULL",
+    ),
 ];
 
 /// (index, what its definition must contain).
@@ -178,16 +346,34 @@ const INDEXES: &[(&str, &str)] = &[
     ("idx_users_email", "users USING btree (email)"),
     ("idx_users_username", "users USING btree (username)"),
     ("idx_users_is_active", "users USING btree (is_active)"),
-    ("idx_workflows_created_by", "workflows USING btree (created_by)"),
+    (
+        "idx_workflows_created_by",
+        "workflows USING btree (created_by)",
+    ),
     ("idx_workflows_status", "workflows USING btree (status)"),
     ("idx_workflows_tags", "workflows USING gin (tags)"),
     ("idx_workflows_metadata", "workflows USING gin (metadata)"),
-    ("idx_workflow_versions_workflow_id", "workflow_versions USING btree (workflow_id)"),
-    ("idx_workflow_versions_created_at", "workflow_versions USING btree (created_at DESC)"),
-    ("idx_executions_workflow_id", "executions USING btree (workflow_id)"),
-    ("idx_executions_triggered_by", "executions USING btree (triggered_by)"),
+    (
+        "idx_workflow_versions_workflow_id",
+        "workflow_versions USING btree (workflow_id)",
+    ),
+    (
+        "idx_workflow_versions_created_at",
+        "workflow_versions USING btree (created_at DESC)",
+    ),
+    (
+        "idx_executions_workflow_id",
+        "executions USING btree (workflow_id)",
+    ),
+    (
+        "idx_executions_triggered_by",
+        "executions USING btree (triggered_by)",
+    ),
     ("idx_executions_status", "executions USING btree (status)"),
-    ("idx_executions_created_at", "executions USING btree (created_at DESC)"),
+    (
+        "idx_executions_created_at",
+        "executions USING btree (created_at DESC)",
+    ),
     (
         "idx_executions_completed_at",
         "executions USING btree (completed_at DESC) WHERE (completed_at IS NOT NULL)",
@@ -196,21 +382,54 @@ const INDEXES: &[(&str, &str)] = &[
         "idx_executions_list",
         "executions USING btree (workflow_id, created_at DESC) INCLUDE (status, triggered_by)",
     ),
-    ("idx_execution_steps_execution_id", "execution_steps USING btree (execution_id)"),
-    ("idx_execution_steps_status", "execution_steps USING btree (status)"),
-    ("idx_execution_steps_step_index", "execution_steps USING btree (execution_id, step_index)"),
-    ("idx_execution_logs_execution_id", "execution_logs USING btree (execution_id)"),
-    ("idx_execution_logs_step_id", "execution_logs USING btree (execution_step_id)"),
-    ("idx_execution_logs_level", "execution_logs USING btree (level)"),
-    ("idx_execution_logs_created_at", "execution_logs USING btree (created_at DESC)"),
+    (
+        "idx_execution_steps_execution_id",
+        "execution_steps USING btree (execution_id)",
+    ),
+    (
+        "idx_execution_steps_status",
+        "execution_steps USING btree (status)",
+    ),
+    (
+        "idx_execution_steps_step_index",
+        "execution_steps USING btree (execution_id, step_index)",
+    ),
+    (
+        "idx_execution_logs_execution_id",
+        "execution_logs USING btree (execution_id)",
+    ),
+    (
+        "idx_execution_logs_step_id",
+        "execution_logs USING btree (execution_step_id)",
+    ),
+    (
+        "idx_execution_logs_level",
+        "execution_logs USING btree (level)",
+    ),
+    (
+        "idx_execution_logs_created_at",
+        "execution_logs USING btree (created_at DESC)",
+    ),
     ("idx_agents_status", "agents USING btree (status)"),
     ("idx_agents_type", "agents USING btree (type)"),
     ("idx_agents_created_by", "agents USING btree (created_by)"),
-    ("idx_agent_tools_agent_id", "agent_tools USING btree (agent_id)"),
-    ("idx_agent_tools_is_enabled", "agent_tools USING btree (is_enabled)"),
+    (
+        "idx_agent_tools_agent_id",
+        "agent_tools USING btree (agent_id)",
+    ),
+    (
+        "idx_agent_tools_is_enabled",
+        "agent_tools USING btree (is_enabled)",
+    ),
     ("idx_audit_logs_user_id", "audit_logs USING btree (user_id)"),
-    ("idx_audit_logs_resource", "audit_logs USING btree (resource_type, resource_id)"),
-    ("idx_audit_logs_created_at", "audit_logs USING btree (created_at DESC)"),
+    (
+        "idx_audit_logs_resource",
+        "audit_logs USING btree (resource_type, resource_id)",
+    ),
+    (
+        "idx_audit_logs_created_at",
+        "audit_logs USING btree (created_at DESC)",
+    ),
     ("idx_audit_logs_action", "audit_logs USING btree (action)"),
     (
         "workflow_execution_stats_workflow_id_idx",
@@ -220,11 +439,31 @@ const INDEXES: &[(&str, &str)] = &[
 
 /// (table, trigger, what its definition must contain).
 const TRIGGERS: &[(&str, &str, &str)] = &[
-    ("users", "update_users_updated_at", "BEFORE UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()"),
-    ("workflows", "update_workflows_updated_at", "BEFORE UPDATE ON public.workflows FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()"),
-    ("executions", "update_executions_updated_at", "BEFORE UPDATE ON public.executions FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()"),
-    ("execution_steps", "update_execution_steps_updated_at", "BEFORE UPDATE ON public.execution_steps FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()"),
-    ("agents", "update_agents_updated_at", "BEFORE UPDATE ON public.agents FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()"),
+    (
+        "users",
+        "update_users_updated_at",
+        "BEFORE UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()",
+    ),
+    (
+        "workflows",
+        "update_workflows_updated_at",
+        "BEFORE UPDATE ON public.workflows FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()",
+    ),
+    (
+        "executions",
+        "update_executions_updated_at",
+        "BEFORE UPDATE ON public.executions FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()",
+    ),
+    (
+        "execution_steps",
+        "update_execution_steps_updated_at",
+        "BEFORE UPDATE ON public.execution_steps FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()",
+    ),
+    (
+        "agents",
+        "update_agents_updated_at",
+        "BEFORE UPDATE ON public.agents FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()",
+    ),
     (
         "executions",
         "calculate_execution_duration_trigger",
@@ -235,7 +474,11 @@ const TRIGGERS: &[(&str, &str, &str)] = &[
         "calculate_execution_step_duration_trigger",
         "BEFORE UPDATE ON public.execution_steps FOR EACH ROW WHEN (((new.completed_at IS NOT NULL) AND (old.completed_at IS NULL))) EXECUTE FUNCTION calculate_execution_duration()",
     ),
-    ("workflows", "workflow_audit_trigger", "AFTER INSERT OR DELETE OR UPDATE ON public.workflows FOR EACH ROW"),
+    (
+        "workflows",
+        "workflow_audit_trigger",
+        "AFTER INSERT OR DELETE OR UPDATE ON public.workflows FOR EACH ROW",
+    ),
 ];
 
 async fn strings(store: &ipa_store::Store, sql: &str) -> Vec<Vec<String>> {
@@ -266,13 +509,20 @@ async fn every_table_column_constraint_index_and_trigger_of_the_seed_exists() {
     )
     .await
     .into_iter()
-    .map(|row| ((row[0].clone(), row[1].clone()), (row[2].clone(), row[3].clone(), row[4].clone())))
+    .map(|row| {
+        (
+            (row[0].clone(), row[1].clone()),
+            (row[2].clone(), row[3].clone(), row[4].clone()),
+        )
+    })
     .collect();
     for (table, column, kind, not_null, default) in COLUMNS {
         let expected = (kind.to_string(), not_null.to_string(), default.to_string());
         match columns.get(&(table.to_string(), column.to_string())) {
             Some(actual) if *actual == expected => {}
-            actual => missing.push(format!("column {table}.{column}: want {expected:?}, got {actual:?}")),
+            actual => missing.push(format!(
+                "column {table}.{column}: want {expected:?}, got {actual:?}"
+            )),
         }
     }
 
@@ -288,20 +538,26 @@ async fn every_table_column_constraint_index_and_trigger_of_the_seed_exists() {
     for (table, name, fragment) in CONSTRAINTS {
         match constraints.get(&(table.to_string(), name.to_string())) {
             Some(definition) if definition.contains(fragment) => {}
-            actual => missing.push(format!("constraint {table}.{name} containing {fragment:?}: got {actual:?}")),
+            actual => missing.push(format!(
+                "constraint {table}.{name} containing {fragment:?}: got {actual:?}"
+            )),
         }
     }
 
-    let indexes: BTreeMap<String, String> =
-        strings(&store, "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = 'public'")
-            .await
-            .into_iter()
-            .map(|row| (row[0].clone(), row[1].clone()))
-            .collect();
+    let indexes: BTreeMap<String, String> = strings(
+        &store,
+        "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = 'public'",
+    )
+    .await
+    .into_iter()
+    .map(|row| (row[0].clone(), row[1].clone()))
+    .collect();
     for (name, fragment) in INDEXES {
         match indexes.get(*name) {
             Some(definition) if definition.contains(fragment) => {}
-            actual => missing.push(format!("index {name} containing {fragment:?}: got {actual:?}")),
+            actual => missing.push(format!(
+                "index {name} containing {fragment:?}: got {actual:?}"
+            )),
         }
     }
 
@@ -317,13 +573,24 @@ async fn every_table_column_constraint_index_and_trigger_of_the_seed_exists() {
     for (table, name, fragment) in TRIGGERS {
         match triggers.get(&(table.to_string(), name.to_string())) {
             Some(definition) if definition.contains(fragment) => {}
-            actual => missing.push(format!("trigger {table}.{name} containing {fragment:?}: got {actual:?}")),
+            actual => missing.push(format!(
+                "trigger {table}.{name} containing {fragment:?}: got {actual:?}"
+            )),
         }
     }
     // Every table that has updated_at keeps it current, the seed's five and agent_tools.
-    for table in ["users", "workflows", "executions", "execution_steps", "agents", "agent_tools"] {
+    for table in [
+        "users",
+        "workflows",
+        "executions",
+        "execution_steps",
+        "agents",
+        "agent_tools",
+    ] {
         if !triggers.values().any(|def| {
-            def.contains(&format!("ON public.{table} FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()"))
+            def.contains(&format!(
+                "ON public.{table} FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()"
+            ))
         }) {
             missing.push(format!("updated_at trigger on {table}"));
         }
@@ -335,7 +602,11 @@ async fn every_table_column_constraint_index_and_trigger_of_the_seed_exists() {
     )
     .await
     .concat();
-    for function in ["update_updated_at_column", "calculate_execution_duration", "ipa_audit_row_change"] {
+    for function in [
+        "update_updated_at_column",
+        "calculate_execution_duration",
+        "ipa_audit_row_change",
+    ] {
         if !functions.iter().any(|name| name == function) {
             missing.push(format!("function {function}"));
         }
@@ -350,10 +621,20 @@ async fn every_table_column_constraint_index_and_trigger_of_the_seed_exists() {
     .concat();
     assert_eq!(
         view_columns,
-        ["workflow_id", "total_executions", "successful_count", "failed_count", "avg_duration_ms"]
+        [
+            "workflow_id",
+            "total_executions",
+            "successful_count",
+            "failed_count",
+            "avg_duration_ms"
+        ]
     );
 
-    assert!(missing.is_empty(), "the schema lacks seed objects:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "the schema lacks seed objects:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -367,7 +648,12 @@ async fn enum_values_match_the_seed_and_the_domain() {
     )
     .await
     .into_iter()
-    .map(|row| (row[0].clone(), row[1].split(',').map(str::to_owned).collect()))
+    .map(|row| {
+        (
+            row[0].clone(),
+            row[1].split(',').map(str::to_owned).collect(),
+        )
+    })
     .collect();
     let expected: [(&str, Vec<&str>); 7] = [
         ("workflow_status", ipa_workflow::WorkflowStatus::labels()),
@@ -379,16 +665,46 @@ async fn enum_values_match_the_seed_and_the_domain() {
         ("audit_action", ipa_audit::AuditAction::labels()),
     ];
     for (name, labels) in expected {
-        assert_eq!(enums.get(name).map(|v| v.iter().map(String::as_str).collect::<Vec<_>>()), Some(labels), "{name}");
+        assert_eq!(
+            enums
+                .get(name)
+                .map(|v| v.iter().map(String::as_str).collect::<Vec<_>>()),
+            Some(labels),
+            "{name}"
+        );
     }
     // The seed's own lists, so the domain cannot drift from the document either.
     assert_eq!(enums["workflow_status"], ["draft", "active", "archived"]);
-    assert_eq!(enums["execution_status"], ["pending", "running", "paused", "completed", "failed", "cancelled"]);
-    assert_eq!(enums["step_status"], ["pending", "running", "completed", "failed", "skipped"]);
-    assert_eq!(enums["log_level"], ["debug", "info", "warning", "error", "critical"]);
-    assert_eq!(enums["agent_type"], ["semantic_kernel", "autogen", "custom"]);
+    assert_eq!(
+        enums["execution_status"],
+        [
+            "pending",
+            "running",
+            "paused",
+            "completed",
+            "failed",
+            "cancelled"
+        ]
+    );
+    assert_eq!(
+        enums["step_status"],
+        ["pending", "running", "completed", "failed", "skipped"]
+    );
+    assert_eq!(
+        enums["log_level"],
+        ["debug", "info", "warning", "error", "critical"]
+    );
+    assert_eq!(
+        enums["agent_type"],
+        ["semantic_kernel", "autogen", "custom"]
+    );
     assert_eq!(enums["agent_status"], ["active", "inactive", "deprecated"]);
-    assert_eq!(enums["audit_action"], ["create", "update", "delete", "login", "logout", "execute", "cancel"]);
+    assert_eq!(
+        enums["audit_action"],
+        [
+            "create", "update", "delete", "login", "logout", "execute", "cancel"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -403,7 +719,10 @@ async fn every_table_has_forced_row_level_security_and_policies() {
     )
     .await;
     for table in TABLES {
-        let row = rows.iter().find(|row| row[0] == *table).unwrap_or_else(|| panic!("no table {table}"));
+        let row = rows
+            .iter()
+            .find(|row| row[0] == *table)
+            .unwrap_or_else(|| panic!("no table {table}"));
         assert_eq!(row[1], "true", "{table}: row level security not enabled");
         assert_eq!(row[2], "true", "{table}: row level security not forced");
         assert_ne!(row[3], "0", "{table}: no policy");
@@ -414,7 +733,10 @@ async fn every_table_has_forced_row_level_security_and_policies() {
     )
     .await
     .concat();
-    assert_eq!(workflow_policies, ["admin_workflows_policy", "user_workflows_policy"]);
+    assert_eq!(
+        workflow_policies,
+        ["admin_workflows_policy", "user_workflows_policy"]
+    );
 }
 
 #[tokio::test]
@@ -430,7 +752,11 @@ async fn logs_are_partitioned_by_month_with_a_default_partition() {
             ),
         )
         .await;
-        assert_eq!(strategy[0], ["RANGE (created_at)", "PRIMARY KEY (id, created_at)"], "{parent}");
+        assert_eq!(
+            strategy[0],
+            ["RANGE (created_at)", "PRIMARY KEY (id, created_at)"],
+            "{parent}"
+        );
 
         let partitions: BTreeMap<String, String> = strings(
             &store,
@@ -443,8 +769,16 @@ async fn logs_are_partitioned_by_month_with_a_default_partition() {
         .into_iter()
         .map(|row| (row[0].clone(), row[1].clone()))
         .collect();
-        assert_eq!(partitions.get(&format!("{parent}_default")).map(String::as_str), Some("DEFAULT"));
-        assert!(partitions.contains_key(&format!("{parent}_2025_11")), "{parent}: the seed's partition");
+        assert_eq!(
+            partitions
+                .get(&format!("{parent}_default"))
+                .map(String::as_str),
+            Some("DEFAULT")
+        );
+        assert!(
+            partitions.contains_key(&format!("{parent}_2025_11")),
+            "{parent}: the seed's partition"
+        );
         let months = strings(
             &store,
             "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => n), 'YYYY_MM') \

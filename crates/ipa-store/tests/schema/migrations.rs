@@ -59,7 +59,11 @@ async fn up_down_up_leaves_an_identical_catalog() {
 
     schema::migrate_up(&store, None).await.unwrap();
     let first = catalog(&store).await;
-    assert!(first.len() > 200, "the schema looks too small: {} objects", first.len());
+    assert!(
+        first.len() > 200,
+        "the schema looks too small: {} objects",
+        first.len()
+    );
 
     let applied = migration::migration_names().len() as u32;
     schema::migrate_down(&store, applied).await.unwrap();
@@ -68,11 +72,17 @@ async fn up_down_up_leaves_an_identical_catalog() {
         .iter()
         .filter(|object| !object.contains("seaql_migrations"))
         .collect();
-    assert!(leftovers.is_empty(), "down left objects behind: {leftovers:#?}");
+    assert!(
+        leftovers.is_empty(),
+        "down left objects behind: {leftovers:#?}"
+    );
 
     schema::migrate_up(&store, None).await.unwrap();
     let second = catalog(&store).await;
-    assert_eq!(first, second, "re-applying the migrations built a different schema");
+    assert_eq!(
+        first, second,
+        "re-applying the migrations built a different schema"
+    );
 }
 
 #[tokio::test]
@@ -82,7 +92,9 @@ async fn every_migration_reverts_one_step_at_a_time() {
     let names = migration::migration_names();
     schema::migrate_up(&store, None).await.unwrap();
     for step in (0..names.len()).rev() {
-        schema::migrate_down(&store, 1).await.unwrap_or_else(|err| panic!("down of {}: {err}", names[step]));
+        schema::migrate_down(&store, 1)
+            .await
+            .unwrap_or_else(|err| panic!("down of {}: {err}", names[step]));
         let states = schema::migration_states(&store).await.unwrap();
         assert_eq!(states.iter().filter(|s| s.applied).count(), step);
     }

@@ -46,7 +46,10 @@ pub fn user(id: Uuid, superuser: bool) -> Actor {
     Actor::user(
         UserId::from_uuid(id),
         superuser,
-        ClientInfo::new(Some("203.0.113.7".parse().unwrap()), UserAgent::parse("schema-tests/1.0")),
+        ClientInfo::new(
+            Some("203.0.113.7".parse().unwrap()),
+            UserAgent::parse("schema-tests/1.0"),
+        ),
     )
 }
 
@@ -72,7 +75,9 @@ pub async fn create_workflow(store: &Store, owner: Uuid, name: &str) -> Uuid {
     exec_as(
         store,
         &user(owner, false),
-        &format!("INSERT INTO workflows (id, name, created_by) VALUES ('{id}', '{name}', '{owner}')"),
+        &format!(
+            "INSERT INTO workflows (id, name, created_by) VALUES ('{id}', '{name}', '{owner}')"
+        ),
     )
     .await
     .unwrap();

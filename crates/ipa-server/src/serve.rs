@@ -1,0 +1,125 @@
+//! `ipa serve`: open the database, check the roles, migrate, run upkeep in the background, and
+//! serve HTTP until SIGINT or SIGTERM, then shut everything down cleanly.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use ipa_store::{Store, maintenance, schema};
+use poem::Server;
+use poem::listener::TcpListener;
+
+use crate::config::{GlobalOptions, ServeOptions};
+use crate::database::Database;
+
+/// How long requests in flight may take to finish once shutdown begins.
+const GRACE: Duration = Duration::from_secs(10);
+/// How often monthly partitions are topped up.
+const PARTITION_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Serves until a shutdown signal arrives.
+pub async fn serve(global: &GlobalOptions, options: &ServeOptions) -> anyhow::Result<()> {
+    let database = Database::open(global).await?;
+    let served = serve_with(&database.store, global, options).await;
+    let closed = database.close().await;
+    served?;
+    closed
+}
+
+async fn serve_with(
+    store: &Store,
+    global: &GlobalOptions,
+    options: &ServeOptions,
+) -> anyhow::Result<()> {
+    if !options.no_migrate {
+        schema::migrate_up(store, None)
+            .await
+            .context("applying migrations at start")?;
+    }
+    check_roles(store, global.allow_privileged_database_role).await?;
+    if let Err(err) = maintenance::ensure_partitions(store).await {
+        tracing::warn!("cannot create monthly partitions ahead: {err}");
+    }
+    let upkeep = tokio::spawn(upkeep(
+        store.clone(),
+        Duration::from_secs(options.stats_refresh_secs),
+    ));
+
+    let listener = TcpListener::bind(options.bind);
+    tracing::info!(bind = %options.bind, "serving the API; Swagger UI at http://{}/docs", options.bind);
+    let served = Server::new(listener)
+        .run_with_graceful_shutdown(ipa_api::app(store.clone()), shutdown_signal(), Some(GRACE))
+        .await
+        .with_context(|| format!("serving on {}", options.bind));
+    upkeep.abort();
+    tracing::info!("shut down");
+    served
+}
+
+/// Refuses to serve through roles that row level security would not bind.
+async fn check_roles(store: &Store, allow_privileged: bool) -> anyhow::Result<()> {
+    let report = schema::inspect_roles(store).await?;
+    let problems = report.problems();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let summary = problems.join("; ");
+    if allow_privileged {
+        tracing::warn!("serving despite unsafe database roles (explicitly allowed): {summary}");
+        return Ok(());
+    }
+    bail!(
+        "refusing to serve: {summary}. Row level security would not protect users' data. Connect \
+         as a role that owns the database and has CREATEROLE but is not a superuser (see the \
+         README), or set IPA_ALLOW_PRIVILEGED_DATABASE_ROLE=true to override (never in production)"
+    )
+}
+
+/// Refreshes the statistics view on its schedule and tops up partitions daily.
+async fn upkeep(store: Store, stats_every: Duration) {
+    let mut stats = tokio::time::interval(stats_every);
+    let mut partitions = tokio::time::interval(PARTITION_INTERVAL);
+    // Both fire at once at first: partitions were just ensured, the view is refreshed.
+    partitions.tick().await;
+    loop {
+        tokio::select! {
+            _ = stats.tick() => {
+                if let Err(err) = maintenance::refresh_workflow_stats(&store).await {
+                    tracing::warn!("cannot refresh workflow_execution_stats: {err}");
+                }
+            }
+            _ = partitions.tick() => {
+                match maintenance::ensure_partitions(&store).await {
+                    Ok(created) if created > 0 => tracing::info!(created, "created monthly partitions"),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!("cannot create monthly partitions ahead: {err}"),
+                }
+            }
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    tracing::warn!("cannot listen for SIGTERM: {err}");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested; finishing requests in flight");
+}

@@ -1,0 +1,118 @@
+//! Running the binary: a served instance on a free port, stopped with SIGTERM.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `ipa` command, with no configuration inherited from the environment.
+pub fn ipa() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ipa"));
+    for variable in [
+        "DATABASE_URL",
+        "IPA_DATA_DIR",
+        "IPA_BIND",
+        "IPA_ALLOW_PRIVILEGED_DATABASE_ROLE",
+        "IPA_NO_MIGRATE",
+        "IPA_LOG_FORMAT",
+    ] {
+        command.env_remove(variable);
+    }
+    command.env("RUST_LOG", "info");
+    command
+}
+
+/// Runs `ipa` to completion.
+pub fn run(command: &mut Command) -> Output {
+    command.stdin(Stdio::null()).output().expect("run ipa")
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `ipa serve`.
+pub struct Served {
+    child: Child,
+    pub port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Served {
+    /// Starts `ipa serve` and waits until /readyz answers 200.
+    pub async fn start(mut command: Command, log_dir: &Path) -> Self {
+        let port = free_port();
+        let log = log_dir.join(format!("serve-{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = command
+            .arg("serve")
+            .env("IPA_BIND", format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn ipa serve");
+        let mut served = Self { child, port, log };
+        served.wait_ready().await;
+        served
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("ipa serve exited early ({status}):\n{}", self.log());
+            }
+            if let Ok(response) = reqwest::get(self.url("/readyz")).await
+                && response.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("ipa serve never became ready:\n{}", self.log());
+    }
+
+    /// A URL on the server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// What it logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let killed = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(killed.unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ipa serve ignored SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,107 @@
+//! With no DATABASE_URL: the embedded PostgreSQL, initialised once, reused, stopped cleanly.
+
+use std::path::PathBuf;
+
+use crate::binary::{Served, ipa, run};
+
+/// A fresh data directory under the system temp directory, removed afterwards.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ipa-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn postmaster_running(data: &DataDir) -> bool {
+    data.0.join("postgres/postmaster.pid").exists()
+}
+
+#[tokio::test]
+async fn serve_with_no_configuration_runs_its_own_postgres_and_stops_it() {
+    let data = DataDir::new("embedded");
+    let mut command = ipa();
+    command.env("IPA_DATA_DIR", &data.0);
+    let served = Served::start(command, &std::env::temp_dir()).await;
+    assert!(postmaster_running(&data));
+    let ready: serde_json::Value = reqwest::get(served.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    let (status, log) = served.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("initialised the embedded PostgreSQL"), "{log}");
+    assert!(log.contains("embedded PostgreSQL stopped"), "{log}");
+    assert!(
+        !postmaster_running(&data),
+        "PostgreSQL still running after shutdown"
+    );
+
+    // A second start reuses the cluster (no initdb) and its migrated database.
+    let mut again = ipa();
+    again.env("IPA_DATA_DIR", &data.0);
+    let served = Served::start(again, &std::env::temp_dir()).await;
+    let (status, log) = served.terminate();
+    assert!(status.success(), "{log}");
+    assert!(
+        !log.contains("initialised the embedded PostgreSQL"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("Applying migration"),
+        "nothing left to migrate:\n{log}"
+    );
+
+    // The migrate subcommand knows the embedded database too.
+    let status = run(ipa()
+        .args(["migrate", "status"])
+        .env("IPA_DATA_DIR", &data.0));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let listed = String::from_utf8(status.stdout).unwrap();
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("applied ")).count(),
+        migration::migration_names().len()
+    );
+    assert!(!postmaster_running(&data));
+}
+
+#[test]
+fn missing_postgres_binaries_are_explained() {
+    let data = DataDir::new("nobin");
+    let output = run(ipa()
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("IPA_DATA_DIR", &data.0)
+        .env("IPA_POSTGRES_BIN_DIR", "/nonexistent/bin"));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no PostgreSQL server binaries found")
+            && stderr.contains("IPA_POSTGRES_BIN_DIR"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unusable_data_directory_is_explained() {
+    let output = run(ipa()
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("IPA_DATA_DIR", "/proc/ipa-cannot-live-here"));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("data directory"), "{stderr}");
+}

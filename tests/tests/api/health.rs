@@ -1,0 +1,81 @@
+//! Liveness, readiness, the documentation and the error shape of unknown routes.
+
+use ipa_store::testing::TestDatabase;
+use serde_json::{Value, json};
+use tests::TestServer;
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let server = TestServer::start().await;
+    let response = server.get("/healthz").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_ready_over_a_migrated_database() {
+    let server = TestServer::start().await;
+    let response = server.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "ready", "database": "ok", "pending_migrations": []})
+    );
+}
+
+#[tokio::test]
+async fn readyz_names_pending_migrations_with_503() {
+    let server = TestServer::over(TestDatabase::empty().await).await;
+    let response = server.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["database"], "pending_migrations");
+    assert_eq!(
+        body["pending_migrations"],
+        json!(migration::migration_names())
+    );
+    assert!(body["reason"].as_str().unwrap().contains("ipa migrate up"));
+}
+
+#[tokio::test]
+async fn docs_and_the_openapi_document_are_served() {
+    let server = TestServer::start().await;
+    let docs = server.get("/docs").await;
+    assert_eq!(docs.status(), 200);
+    assert!(
+        docs.text().await.unwrap().contains("swagger"),
+        "Swagger UI page"
+    );
+
+    let spec: Value = server.get("/openapi.json").await.json().await.unwrap();
+    assert_eq!(spec["info"]["title"], "IPA Platform API");
+    assert!(spec["paths"]["/healthz"]["get"].is_object());
+    assert!(spec["paths"]["/readyz"]["get"]["responses"]["503"].is_object());
+    assert_eq!(
+        spec,
+        serde_json::from_str::<Value>(&ipa_api::openapi_json()).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_get_a_json_error_with_a_stable_code() {
+    let server = TestServer::start().await;
+    let response = server.get("/no/such/thing").await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "not_found");
+
+    let wrong_method = reqwest::Client::new()
+        .delete(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(
+        wrong_method.json::<Value>().await.unwrap()["code"],
+        "method_not_allowed"
+    );
+}

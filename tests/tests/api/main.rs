@@ -1,0 +1,6 @@
+//! The HTTP API end to end: real server, real socket, real PostgreSQL.
+
+// Test helpers panic on failure by design: the panic is the test's failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod health;
