@@ -9,7 +9,8 @@ use sea_orm::TryGetable;
 use uuid::Uuid;
 
 use crate::support::{
-    create_user, create_version, create_workflow, exec_as, rows_as_owner, scalar_as, state, user,
+    TABLES, create_user, create_version, create_workflow, exec_as, rows_as_owner, scalar_as, state,
+    user, user_with_a_workflow_version,
 };
 
 const CHECK_VIOLATION: &str = "23514";
@@ -49,9 +50,7 @@ async fn updated_at_moves_on_update() {
 async fn duration_ms_is_computed_for_executions_and_steps() {
     let db = TestDatabase::migrated().await;
     let store = db.store().await;
-    let alice = create_user(&store, "alice").await;
-    let workflow = create_workflow(&store, alice, "invoices").await;
-    let version = create_version(&store, alice, workflow, 1).await;
+    let (alice, workflow, version) = user_with_a_workflow_version(&store).await;
     let execution = Uuid::new_v4();
     let actor = user(alice, false);
     exec_as(
@@ -96,9 +95,7 @@ async fn checks_reject_bad_rows() {
     let db = TestDatabase::migrated().await;
     let store = db.store().await;
     let system = Actor::system();
-    let alice = create_user(&store, "alice").await;
-    let workflow = create_workflow(&store, alice, "invoices").await;
-    let version = create_version(&store, alice, workflow, 1).await;
+    let (alice, workflow, version) = user_with_a_workflow_version(&store).await;
     let as_alice = user(alice, false);
 
     let malformed_email = exec_as(
@@ -181,9 +178,7 @@ async fn checks_reject_bad_rows() {
 async fn rows_far_outside_the_monthly_partitions_land_in_the_default_partition() {
     let db = TestDatabase::migrated().await;
     let store = db.store().await;
-    let alice = create_user(&store, "alice").await;
-    let workflow = create_workflow(&store, alice, "invoices").await;
-    let version = create_version(&store, alice, workflow, 1).await;
+    let (alice, workflow, version) = user_with_a_workflow_version(&store).await;
     let execution = Uuid::new_v4();
     let actor = user(alice, false);
     exec_as(
@@ -371,17 +366,7 @@ async fn no_context_sees_nothing_and_a_superuser_sees_everything() {
     create_workflow(&store, bob, "b").await;
 
     let anonymous = Actor::anonymous(ipa_kernel::ClientInfo::default());
-    for table in [
-        "users",
-        "workflows",
-        "workflow_versions",
-        "executions",
-        "execution_steps",
-        "execution_logs",
-        "agents",
-        "agent_tools",
-        "audit_logs",
-    ] {
+    for table in TABLES {
         let count: i64 =
             scalar_as(&store, &anonymous, &format!("SELECT count(*) FROM {table}")).await;
         assert_eq!(count, 0, "{table} without an actor");

@@ -6,19 +6,7 @@ use std::collections::BTreeMap;
 use ipa_store::testing::TestDatabase;
 use sea_orm::TryGetable;
 
-use crate::support::rows_as_owner;
-
-const TABLES: &[&str] = &[
-    "users",
-    "workflows",
-    "workflow_versions",
-    "executions",
-    "execution_steps",
-    "execution_logs",
-    "agents",
-    "agent_tools",
-    "audit_logs",
-];
+use crate::support::{TABLES, rows_as_owner};
 
 const TZ: &str = "timestamp with time zone";
 const NOW: &str = "now()";
@@ -793,5 +781,67 @@ async fn logs_are_partitioned_by_month_with_a_default_partition() {
                 "{parent}: partition for {month} got {bound:?}"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn the_domain_email_rule_is_the_schemas_email_format_check() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let check = strings(
+        &store,
+        "SELECT pg_get_expr(conbin, conrelid) FROM pg_constraint WHERE conname = 'email_format'",
+    )
+    .await;
+    let expression = &check[0][0];
+    let candidates = [
+        "a@b.co",
+        "A@B.CO",
+        "first.last+tag@sub.example.org",
+        "x%y@z.io",
+        "under_score@x-y.travel",
+        "a@b.c|d",
+        "a@b..co",
+        "a@.b.co",
+        ".a@b.co",
+        "a@b-.co",
+        "plain",
+        "@b.co",
+        "a@",
+        "a@b",
+        "a@b.c",
+        "a@b.c0",
+        "a@@b.co",
+        "a b@c.co",
+        "a@b c.co",
+        "a@b.co.",
+        "a@b.co-",
+        "é@b.co",
+        "a@é.co",
+        "a@b.çom",
+        "a!@b.co",
+        "a@b_c.co",
+        "a@b.co\t",
+        "-@-.--",
+        "1@2.ab",
+        "a@b.12",
+    ];
+    for candidate in candidates {
+        let accepted_by_schema: bool = rows_as_owner(
+            &store,
+            &format!(
+                "SELECT {expression} FROM (SELECT {}::varchar(255) AS email) AS candidate",
+                // The domain trims surrounding space before checking; the schema sees what is stored.
+                sea_orm::Value::from(candidate.trim().to_owned())
+            ),
+        )
+        .await[0]
+            .try_get_by_index(0)
+            .unwrap();
+        assert_eq!(
+            ipa_identity::Email::parse(candidate).is_ok(),
+            accepted_by_schema,
+            "{candidate:?}: the domain and the schema disagree"
+        );
     }
 }

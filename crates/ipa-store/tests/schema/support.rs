@@ -5,6 +5,19 @@ use ipa_store::{ActorTransaction, Store};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, TryGetable};
 use uuid::Uuid;
 
+/// Every table of the seed.
+pub const TABLES: &[&str] = &[
+    "users",
+    "workflows",
+    "workflow_versions",
+    "executions",
+    "execution_steps",
+    "execution_logs",
+    "agents",
+    "agent_tools",
+    "audit_logs",
+];
+
 /// Runs `sql` in its own committed transaction as `actor`.
 pub async fn exec_as(store: &Store, actor: &Actor, sql: &str) -> Result<(), DbErr> {
     let txn = store.begin(actor).await.unwrap();
@@ -106,4 +119,12 @@ pub fn state(result: Result<(), DbErr>) -> String {
         Ok(()) => panic!("the statement succeeded but should have failed"),
         Err(err) => ipa_store::sql_state(&err).unwrap_or_else(|| panic!("no SQLSTATE in {err}")),
     }
+}
+
+/// A user ("alice") owning a workflow ("invoices") with a first version: (user, workflow, version).
+pub async fn user_with_a_workflow_version(store: &Store) -> (Uuid, Uuid, Uuid) {
+    let alice = create_user(store, "alice").await;
+    let workflow = create_workflow(store, alice, "invoices").await;
+    let version = create_version(store, alice, workflow, 1).await;
+    (alice, workflow, version)
 }
