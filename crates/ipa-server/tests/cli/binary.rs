@@ -1,7 +1,6 @@
 //! Running the binary: a served instance on a free port, stopped with SIGTERM.
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,10 +43,11 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `ipa serve` and waits until /readyz answers 200.
-    pub async fn start(mut command: Command, log_dir: &Path) -> Self {
+    /// Starts `ipa serve` and waits until /readyz answers 200. What it logs goes to a file in the
+    /// temp directory, removed with it.
+    pub async fn start(mut command: Command) -> Self {
         let port = free_port();
-        let log = log_dir.join(format!("serve-{port}.log"));
+        let log = std::env::temp_dir().join(format!("ipa-serve-{}-{port}.log", std::process::id()));
         let file = std::fs::File::create(&log).unwrap();
         let child = command
             .arg("serve")
@@ -83,6 +83,16 @@ impl Served {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// The JSON body of a GET of `path`.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(self.url(path))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// What it logged.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -114,5 +124,6 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }

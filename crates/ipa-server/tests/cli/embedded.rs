@@ -30,14 +30,9 @@ async fn serve_with_no_configuration_runs_its_own_postgres_and_stops_it() {
     let data = DataDir::new("embedded");
     let mut command = ipa();
     command.env("IPA_DATA_DIR", &data.0);
-    let served = Served::start(command, &std::env::temp_dir()).await;
+    let served = Served::start(command).await;
     assert!(postmaster_running(&data));
-    let ready: serde_json::Value = reqwest::get(served.url("/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = served.get_json("/readyz").await;
     assert_eq!(ready["status"], "ready");
     let (status, log) = served.terminate();
     assert!(status.success(), "{log}");
@@ -51,7 +46,7 @@ async fn serve_with_no_configuration_runs_its_own_postgres_and_stops_it() {
     // A second start reuses the cluster (no initdb) and its migrated database.
     let mut again = ipa();
     again.env("IPA_DATA_DIR", &data.0);
-    let served = Served::start(again, &std::env::temp_dir()).await;
+    let served = Served::start(again).await;
     let (status, log) = served.terminate();
     assert!(status.success(), "{log}");
     assert!(

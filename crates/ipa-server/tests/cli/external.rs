@@ -75,17 +75,11 @@ async fn migrate_up_status_down_and_fresh_work_with_only_database_url() {
 #[tokio::test]
 async fn serve_works_as_an_owner_with_createrole_and_stops_on_sigterm() {
     let db = TestDatabase::empty().await;
-    let logs = std::env::temp_dir();
     let mut command = ipa();
     command.env("DATABASE_URL", db.owner_url());
-    let served = Served::start(command, &logs).await;
+    let served = Served::start(command).await;
     // Migrated at start; every route answers.
-    let ready: serde_json::Value = reqwest::get(served.url("/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = served.get_json("/readyz").await;
     assert_eq!(ready["status"], "ready");
     assert_eq!(
         reqwest::get(served.url("/docs")).await.unwrap().status(),
@@ -117,7 +111,7 @@ async fn serve_refuses_a_superuser_role_unless_told_otherwise() {
     command
         .env("DATABASE_URL", db.admin_url())
         .env("IPA_ALLOW_PRIVILEGED_DATABASE_ROLE", "true");
-    let served = Served::start(command, &std::env::temp_dir()).await;
+    let served = Served::start(command).await;
     let (status, log) = served.terminate();
     assert!(status.success(), "{log}");
     assert!(log.contains("explicitly allowed"), "{log}");
