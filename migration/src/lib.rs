@@ -18,6 +18,7 @@ mod m20251120_000005_agents;
 mod m20251120_000006_audit;
 mod m20251120_000007_access_control;
 mod m20251120_000008_workflow_execution_stats;
+mod m20251124_000009_identity_sessions;
 
 /// The role every request acts as. Created by the first migration; it owns nothing, is not a
 /// superuser and cannot bypass row level security.
@@ -40,6 +41,7 @@ const MIGRATIONS: &[SqlMigration] = &[
     m20251120_000006_audit::MIGRATION,
     m20251120_000007_access_control::MIGRATION,
     m20251120_000008_workflow_execution_stats::MIGRATION,
+    m20251124_000009_identity_sessions::MIGRATION,
 ];
 
 impl MigrationName for &'static SqlMigration {

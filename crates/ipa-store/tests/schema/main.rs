@@ -6,5 +6,6 @@
 
 mod behaviour;
 mod conformance;
+mod identity;
 mod migrations;
 mod support;

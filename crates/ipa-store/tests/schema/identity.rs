@@ -1,0 +1,193 @@
+//! The sign-in schema: the narrow lookup of an account before any actor exists, sessions that
+//! hold only token hashes, and the attempts the throttle counts.
+
+use ipa_kernel::{Actor, ClientInfo};
+use ipa_store::testing::TestDatabase;
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+use crate::support::{create_user, create_workflow, exec_as, scalar, state, user};
+
+const CHECK_VIOLATION: &str = "23514";
+const RLS_VIOLATION: &str = "42501";
+
+fn anonymous() -> Actor {
+    Actor::anonymous(ClientInfo::default())
+}
+
+/// Runs `sql` as nobody, with `setting` = `value` for the transaction, and returns its count.
+async fn count_with(store: &ipa_store::Store, setting: &str, value: &str, sql: &str) -> i64 {
+    let txn = store.begin(&anonymous()).await.unwrap();
+    txn.connection()
+        .execute_unprepared(&format!("SELECT set_config('{setting}', '{value}', true)"))
+        .await
+        .unwrap();
+    let count = scalar(&txn, sql).await;
+    txn.rollback().await.unwrap();
+    count
+}
+
+#[tokio::test]
+async fn signing_in_sees_only_the_account_it_names() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let alice = create_user(&store, "alice").await;
+    create_user(&store, "bob").await;
+    create_workflow(&store, alice, "invoices").await;
+    let identifier = "app.login_identifier";
+
+    // Emails are stored in lower case; the lookup lowers what was typed.
+    assert_eq!(
+        count_with(
+            &store,
+            identifier,
+            "Alice@Example.com",
+            "SELECT count(*) FROM users"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count_with(
+            &store,
+            identifier,
+            "bob",
+            "SELECT count(*) FROM users WHERE username = 'bob'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count_with(&store, identifier, "nobody", "SELECT count(*) FROM users").await,
+        0
+    );
+    assert_eq!(
+        count_with(&store, identifier, "%", "SELECT count(*) FROM users").await,
+        0,
+        "no patterns"
+    );
+    // The lookup opens users only: nothing else of the account is visible.
+    assert_eq!(
+        count_with(
+            &store,
+            identifier,
+            "alice",
+            "SELECT count(*) FROM workflows"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn sessions_hold_only_a_token_hash_and_show_only_to_their_bearer_and_owner() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let alice = create_user(&store, "alice").await;
+    let bob = create_user(&store, "bob").await;
+    let session = |owner: Uuid, hash_hex: &str| {
+        format!(
+            "INSERT INTO sessions (user_id, token_hash, idle_expires_at, expires_at) \
+             VALUES ('{owner}', decode('{hash_hex}', 'hex'), now() + interval '30 minutes', now() + interval '1 day')"
+        )
+    };
+    let alices_hash = "aa".repeat(32);
+    exec_as(&store, &user(alice, false), &session(alice, &alices_hash))
+        .await
+        .unwrap();
+
+    let too_short = exec_as(&store, &user(alice, false), &session(alice, "abcd")).await;
+    assert_eq!(
+        state(too_short),
+        CHECK_VIOLATION,
+        "a token hash is a SHA-256"
+    );
+    let for_someone_else =
+        exec_as(&store, &user(alice, false), &session(bob, &"bb".repeat(32))).await;
+    assert_eq!(
+        state(for_someone_else),
+        RLS_VIOLATION,
+        "sessions are opened in one's own name"
+    );
+
+    let hash_setting = "app.session_token_hash";
+    let count = "SELECT count(*) FROM sessions";
+    assert_eq!(
+        count_with(&store, hash_setting, &alices_hash, count).await,
+        1,
+        "the bearer finds it"
+    );
+    assert_eq!(
+        count_with(&store, hash_setting, &"cc".repeat(32), count).await,
+        0,
+        "another token does not"
+    );
+    assert_eq!(
+        count_with(&store, hash_setting, "", count).await,
+        0,
+        "no token, no session"
+    );
+
+    let txn = store.begin(&user(bob, false)).await.unwrap();
+    let bobs_view: i64 = scalar(&txn, count).await;
+    txn.rollback().await.unwrap();
+    assert_eq!(bobs_view, 0, "Bob cannot see Alice's sessions");
+
+    // Alice's logout revokes her session; the request role can revoke but never delete one.
+    let revoke = "UPDATE sessions SET revoked_at = now()";
+    exec_as(&store, &user(alice, false), revoke).await.unwrap();
+    let deleted = exec_as(&store, &user(alice, false), "DELETE FROM sessions").await;
+    assert_eq!(state(deleted), RLS_VIOLATION);
+}
+
+#[tokio::test]
+async fn sign_in_attempts_are_written_by_anyone_and_counted_per_identifier() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let attempt = |identifier: &str, succeeded: bool| {
+        format!(
+            "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
+             VALUES ('{identifier}', '198.51.100.9', {succeeded})"
+        )
+    };
+    for _ in 0..3 {
+        exec_as(&store, &anonymous(), &attempt("ghost@example.com", false))
+            .await
+            .unwrap();
+    }
+    exec_as(&store, &anonymous(), &attempt("alice", true))
+        .await
+        .unwrap();
+
+    let failures = "SELECT count(*) FROM login_attempts WHERE NOT succeeded";
+    assert_eq!(
+        count_with(
+            &store,
+            "app.login_identifier",
+            "ghost@example.com",
+            failures
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        count_with(&store, "app.login_identifier", "alice", failures).await,
+        0
+    );
+    assert_eq!(
+        count_with(
+            &store,
+            "app.login_identifier",
+            "",
+            "SELECT count(*) FROM login_attempts"
+        )
+        .await,
+        0
+    );
+    let erased = exec_as(&store, &anonymous(), "DELETE FROM login_attempts").await;
+    assert_eq!(
+        state(erased),
+        RLS_VIOLATION,
+        "attempts cannot be erased by the request role"
+    );
+}
