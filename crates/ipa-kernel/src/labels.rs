@@ -1,8 +1,6 @@
 //! Closed sets of labels (statuses, types, actions). Each is a Rust enum whose labels are exactly
 //! the values of the PostgreSQL enum of the same name; a schema test holds the two together.
 
-use std::fmt;
-
 /// A label that is not one of its set's values.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("'{label}' is not a valid {set}; expected one of: {expected}")]
@@ -24,11 +22,6 @@ impl UnknownLabel {
             expected: all.join(", "),
         }
     }
-}
-
-/// Helper for `Display` of label enums.
-pub fn write_label(f: &mut fmt::Formatter<'_>, label: &str) -> fmt::Result {
-    f.write_str(label)
 }
 
 /// Defines a label enum: variants with their stored labels, `ALL`, `as_str`, `Display`,
@@ -59,7 +52,7 @@ macro_rules! label_enum {
 
         impl ::std::fmt::Display for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                $crate::labels::write_label(f, self.as_str())
+                f.write_str(self.as_str())
             }
         }
 

@@ -207,15 +207,6 @@ pub fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Settings for a cluster that only tests use: durability traded for speed.
-pub const TEST_SETTINGS: &[(&str, &str)] = &[
-    ("fsync", "off"),
-    ("synchronous_commit", "off"),
-    ("full_page_writes", "off"),
-    ("max_connections", "200"),
-    ("shared_buffers", "32MB"),
-];
-
 /// A PostgreSQL cluster in a data directory of ours, reached through a unix socket in that
 /// directory.
 #[derive(Clone, Debug)]
@@ -405,21 +396,8 @@ pub async fn provision_owner(
     database: &str,
 ) -> Result<(), crate::StoreError> {
     use sea_orm::ConnectionTrait;
-    let mut options = sea_orm::ConnectOptions::new(admin_url);
-    options.max_connections(1).sqlx_logging(false);
-    let admin = sea_orm::Database::connect(options)
-        .await
-        .map_err(|source| crate::StoreError::Connect {
-            target: crate::store::redact_url(admin_url),
-            source,
-        })?;
-    admin
-        .execute_unprepared(&format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{owner}') THEN \
-             CREATE ROLE {owner} LOGIN CREATEROLE NOSUPERUSER; END IF; END $$"
-        ))
-        .await
-        .map_err(crate::StoreError::database("creating the owner role"))?;
+    let admin = crate::store::admin_connection(admin_url).await?;
+    ensure_owner_role(&admin, owner, None).await?;
     let exists = admin
         .query_one_raw(sea_orm::Statement::from_sql_and_values(
             sea_orm::DbBackend::Postgres,
@@ -439,6 +417,27 @@ pub async fn provision_owner(
         .close()
         .await
         .map_err(crate::StoreError::database("closing the admin connection"))
+}
+
+/// Creates the owner role (LOGIN, CREATEROLE, not a superuser) unless it exists, with `password`
+/// when the server asks for one.
+pub(crate) async fn ensure_owner_role(
+    admin: &sea_orm::DatabaseConnection,
+    owner: &str,
+    password: Option<&str>,
+) -> Result<(), crate::StoreError> {
+    use sea_orm::ConnectionTrait;
+    let password = password
+        .map(|p| format!(" PASSWORD '{p}'"))
+        .unwrap_or_default();
+    admin
+        .execute_unprepared(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{owner}') THEN \
+             CREATE ROLE {owner} LOGIN CREATEROLE NOSUPERUSER{password}; END IF; END $$"
+        ))
+        .await
+        .map(drop)
+        .map_err(crate::StoreError::database("creating the owner role"))
 }
 
 /// Runs a command to completion; a failure carries the last lines it printed.

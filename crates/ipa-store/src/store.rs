@@ -117,19 +117,15 @@ fn actor_settings(actor: &Actor, role: Option<&str>) -> Statement {
         .user_agent()
         .map(|agent| agent.as_str().to_owned())
         .unwrap_or_default();
-    // An empty role name would fail; without a role we set a harmless no-op value instead.
-    let (role_setting, role_value) = match role {
-        Some(role) => ("role", role.to_owned()),
-        None => ("app.maintenance", "on".to_owned()),
-    };
+    // `none` is PostgreSQL's own value for "act as the session's user" (SET ROLE NONE).
+    let role = role.unwrap_or("none");
     Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT set_config($1, $2, true), set_config('app.current_user_id', $3, true), \
-         set_config('app.is_superuser', $4, true), set_config('app.client_ip', $5, true), \
-         set_config('app.user_agent', $6, true)",
+        "SELECT set_config('role', $1, true), set_config('app.current_user_id', $2, true), \
+         set_config('app.is_superuser', $3, true), set_config('app.client_ip', $4, true), \
+         set_config('app.user_agent', $5, true)",
         [
-            role_setting.into(),
-            role_value.into(),
+            role.into(),
             user_id.into(),
             actor.is_superuser().to_string().into(),
             client_ip.into(),
@@ -166,6 +162,22 @@ impl ActorTransaction {
             .await
             .map_err(StoreError::database("rolling back"))
     }
+}
+
+/// A single connection for administrative statements (provisioning roles and databases): no pool
+/// to speak of, and no statement logging.
+pub(crate) async fn admin_connection(url: &str) -> Result<DatabaseConnection, StoreError> {
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(1)
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(30));
+    Database::connect(options)
+        .await
+        .map_err(|source| StoreError::Connect {
+            target: redact_url(url),
+            source,
+        })
 }
 
 /// A database URL fit for logs and error messages: the password removed.

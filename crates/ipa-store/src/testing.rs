@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::cluster::{LocalCluster, OsUser, PostgresBinaries, TEST_SETTINGS, running_as_root};
+use crate::cluster::{LocalCluster, OsUser, PostgresBinaries, ensure_owner_role, running_as_root};
 use crate::schema;
 use crate::store::{PoolOptions, Store};
 
@@ -36,6 +36,14 @@ const ABANDONED_AFTER: Duration = Duration::from_secs(6 * 3600);
 /// Serialises template creation across processes sharing one server.
 const TEMPLATE_LOCK_KEY: i64 = 0x1fa_7e57;
 
+/// Settings for a cluster that only tests use: durability traded for speed.
+const TEST_SETTINGS: &[(&str, &str)] = &[
+    ("fsync", "off"),
+    ("synchronous_commit", "off"),
+    ("full_page_writes", "off"),
+    ("max_connections", "200"),
+    ("shared_buffers", "32MB"),
+];
 static NEXT_DATABASE: AtomicU64 = AtomicU64::new(0);
 static THROWAWAY: Mutex<Weak<ThrowawayCluster>> = Mutex::const_new(Weak::new());
 static EXTERNAL_PREPARED: OnceCell<()> = OnceCell::const_new();
@@ -218,16 +226,9 @@ async fn prepare_server(admin_url: &str) -> Result<(), String> {
 }
 
 async fn prepare_locked(admin: &DatabaseConnection, admin_url: &str) -> Result<(), String> {
-    exec(
-        admin,
-        &format!(
-            "DO $$ BEGIN \
-               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{OWNER_ROLE}') THEN \
-                 CREATE ROLE {OWNER_ROLE} LOGIN CREATEROLE NOSUPERUSER PASSWORD '{OWNER_PASSWORD}'; \
-               END IF; END $$"
-        ),
-    )
-    .await?;
+    ensure_owner_role(admin, OWNER_ROLE, Some(OWNER_PASSWORD))
+        .await
+        .map_err(|err| err.to_string())?;
     let template = template_name();
     let existing = database_names(admin, "ipa_tpl_%").await?;
     for stale in existing.iter().filter(|name| **name != template) {
@@ -467,14 +468,9 @@ fn sweep_clusters(root: &Path, binaries: &PostgresBinaries, os_user: &OsUser) {
 }
 
 async fn connect(url: &str) -> Result<DatabaseConnection, String> {
-    let mut options = sea_orm::ConnectOptions::new(url);
-    options
-        .max_connections(1)
-        .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(30));
-    sea_orm::Database::connect(options)
+    crate::store::admin_connection(url)
         .await
-        .map_err(|err| format!("cannot connect to {}: {err}", crate::store::redact_url(url)))
+        .map_err(|err| err.to_string())
 }
 
 async fn exec(db: &DatabaseConnection, sql: &str) -> Result<(), String> {

@@ -610,3 +610,47 @@ async fn partition_upkeep_leaves_the_callers_context_as_it_found_it() {
     let after: String = rows[0].try_get_by_index(1).unwrap();
     assert_eq!((created, after.as_str()), (1, ""));
 }
+
+#[tokio::test]
+async fn the_stats_refresh_sees_every_users_executions() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let (alice, workflow, version) = user_with_a_workflow_version(&store).await;
+    exec_as(
+        &store,
+        &user(alice, false),
+        &format!(
+            "INSERT INTO executions (workflow_id, workflow_version_id, triggered_by, status) VALUES \
+             ('{workflow}', '{version}', '{alice}', 'completed'), ('{workflow}', '{version}', '{alice}', 'failed')"
+        ),
+    )
+    .await
+    .unwrap();
+    // The owner refreshes; forced row level security would show it no executions without the
+    // maintenance context, leaving the view silently empty.
+    ipa_store::maintenance::refresh_workflow_stats(&store)
+        .await
+        .unwrap();
+    let stats: String = scalar_as(
+        &store,
+        &user(alice, false),
+        &format!(
+            "SELECT total_executions || '/' || successful_count || '/' || failed_count \
+               FROM workflow_execution_stats s JOIN workflows w ON w.id = s.workflow_id \
+              WHERE s.workflow_id = '{workflow}'"
+        ),
+    )
+    .await;
+    assert_eq!(stats, "2/1/1");
+    let owner_role: String = {
+        let txn = store.begin_maintenance().await.unwrap();
+        let role = crate::support::scalar(&txn, "SELECT current_user::text").await;
+        txn.rollback().await.unwrap();
+        role
+    };
+    assert_eq!(
+        owner_role,
+        ipa_store::testing::OWNER_ROLE,
+        "maintenance acts as the owner"
+    );
+}
