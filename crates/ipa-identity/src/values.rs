@@ -150,6 +150,23 @@ impl Password {
         }
     }
 
+    /// The longest password sign-in will check: longer input is refused without hashing, so a
+    /// client cannot make the server hash megabytes.
+    pub const MAX_PRESENTED_CHARS: usize = 1024;
+
+    /// A password presented at sign-in or as the current password: not held to today's rules
+    /// (an older password may predate them), only bounded. `None` when longer than
+    /// [`Password::MAX_PRESENTED_CHARS`].
+    pub fn presented(raw: String) -> Option<Self> {
+        (raw.chars().count() <= Self::MAX_PRESENTED_CHARS).then_some(Self(raw))
+    }
+
+    /// An ordinary password that matches no account: verified against the dummy hash when a
+    /// presented password is too long to check, so the answer takes the usual time.
+    pub(crate) fn placeholder() -> Self {
+        Self("placeholder password".to_owned())
+    }
+
     /// The password's bytes, for the hasher only.
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()

@@ -58,6 +58,10 @@ define_id!(
     UserId
 );
 define_id!(
+    /// Identifies a sign-in session (not its bearer token, which is secret).
+    SessionId
+);
+define_id!(
     /// Identifies a workflow.
     WorkflowId
 );

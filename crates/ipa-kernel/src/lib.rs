@@ -1,6 +1,7 @@
 //! The shared vocabulary of the IPA platform: typed identifiers, the acting user and the request
 //! context they act from, and the macro that defines the closed label sets (statuses, types,
-//! actions) every context stores as PostgreSQL enums.
+//! actions) every context stores as PostgreSQL enums, keyset pagination, and the opaque failure of
+//! storage every port may report.
 //!
 //! Everything here is pure: no I/O, no database, no runtime. Context crates build on it, and other
 //! Rust services may import it directly.
@@ -8,7 +9,11 @@
 pub mod actor;
 pub mod ids;
 pub mod labels;
+pub mod page;
+pub mod storage;
 
 pub use actor::{Actor, ClientInfo, UserAgent};
 pub use ids::*;
 pub use labels::UnknownLabel;
+pub use page::{Keyset, Page, PageLimit, PageRequest};
+pub use storage::StorageError;

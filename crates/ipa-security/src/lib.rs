@@ -1,0 +1,9 @@
+//! Cryptography adapters of the platform (ADR 0004): the identity context's password hasher
+//! (argon2id at explicit parameters, off the async threads) and its bearer tokens (random
+//! secrets of which only a SHA-256 digest is stored).
+
+mod password;
+mod token;
+
+pub use password::{ARGON2_M_COST_KIB, ARGON2_P_COST, ARGON2_T_COST, Argon2Hasher};
+pub use token::{RandomTokens, TOKEN_PREFIX};
