@@ -1,9 +1,11 @@
-//! The shape of every error the API returns, and the mapping of errors no handler produced
-//! (unknown routes, wrong methods, unparseable requests) to it.
+//! The shape of every error the API returns ([`ErrorBody`]), the documented error responses
+//! handlers return ([`ApiError`]), and the mapping of errors no handler produced (unknown routes,
+//! wrong methods, unparseable requests, missing credentials) to the same shape.
 
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
-use poem_openapi::Object;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
 
 /// An error: a stable machine-readable code, a message a person can act on, and for invalid input
 /// the JSON pointer of the offending field.
@@ -29,16 +31,141 @@ impl ErrorBody {
         }
     }
 
+    /// An error about the field at `pointer`.
+    pub fn at(code: &str, message: impl Into<String>, pointer: &str) -> Self {
+        Self {
+            pointer: Some(pointer.to_owned()),
+            ..Self::new(code, message)
+        }
+    }
+
     /// This error as a response with `status`.
     pub fn into_response_with(self, status: StatusCode) -> Response {
         poem::web::Json(self).with_status(status).into_response()
     }
 }
 
-/// Turns an error that reached the top of the application into a JSON error response. Client
-/// errors keep their status and get a code derived from it; anything else is logged and answered
-/// as a generic 500 that reveals nothing internal.
+/// The `WWW-Authenticate` challenge of every 401.
+const BEARER_CHALLENGE: &str = "Bearer";
+
+/// The message of a 401 for a request without usable credentials.
+const SIGN_IN_HINT: &str = "This endpoint needs a bearer token: sign in with POST /auth/login and send \
+     `Authorization: Bearer <token>`.";
+
+/// Every error response an operation may give. Each carries an [`ErrorBody`].
+#[derive(ApiResponse, Debug)]
+#[oai(bad_request_handler = "bad_request")]
+pub enum ApiError {
+    /// The request is malformed (unparseable body, bad query parameter or cursor).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No valid credentials: the token is missing, malformed, expired or revoked, or sign-in
+    /// failed.
+    #[oai(status = 401)]
+    Unauthorized(
+        Json<ErrorBody>,
+        /// Always `Bearer`.
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// Signed in, but not allowed to do this.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such resource (or not one the caller may see).
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The request conflicts with the resource's current state (a taken name, an illegal
+    /// transition).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// A field's value is not acceptable; `pointer` names it.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// Too many attempts; retry after the given number of seconds.
+    #[oai(status = 429)]
+    TooManyRequests(
+        Json<ErrorBody>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// The server failed; the cause is logged, never shown.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+
+impl ApiError {
+    /// 400 with `code`.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest(Json(ErrorBody::new(code, message)))
+    }
+
+    /// 401 with `code`.
+    pub fn unauthorized(code: &str, message: impl Into<String>) -> Self {
+        Self::Unauthorized(
+            Json(ErrorBody::new(code, message)),
+            BEARER_CHALLENGE.to_owned(),
+        )
+    }
+
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(Json(ErrorBody::new("forbidden", message)))
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(Json(ErrorBody::new("not_found", message)))
+    }
+
+    /// 409 with `code`, about the field at `pointer` when given.
+    pub fn conflict(code: &str, message: impl Into<String>, pointer: Option<&str>) -> Self {
+        let body = match pointer {
+            Some(pointer) => ErrorBody::at(code, message, pointer),
+            None => ErrorBody::new(code, message),
+        };
+        Self::Conflict(Json(body))
+    }
+
+    /// 422 with `code` about the field at `pointer`.
+    pub fn unprocessable(code: &str, message: impl Into<String>, pointer: &str) -> Self {
+        Self::Unprocessable(Json(ErrorBody::at(code, message, pointer)))
+    }
+
+    /// 429, retry after `seconds`.
+    pub fn too_many_requests(message: impl Into<String>, seconds: u64) -> Self {
+        Self::TooManyRequests(Json(ErrorBody::new("too_many_attempts", message)), seconds)
+    }
+
+    /// 500: logs `error` and tells the client nothing about it.
+    pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %error, cause = ?error.source(), "request failed");
+        Self::Internal(Json(internal_body()))
+    }
+}
+
+fn internal_body() -> ErrorBody {
+    ErrorBody::new(
+        "internal",
+        "The server failed to handle the request; it has been logged.",
+    )
+}
+
+/// Unparseable requests (bad JSON, wrong types, missing fields or parameters) as 400s in the
+/// common shape. (poem-openapi hands the error over by value.)
+#[allow(clippy::needless_pass_by_value)]
+fn bad_request(err: poem::Error) -> ApiError {
+    ApiError::bad_request("bad_request", err.to_string())
+}
+
+/// Turns an error that reached the top of the application into a JSON error response. Errors
+/// that already are responses ([`ApiError`]s raised outside a handler, such as by the bearer
+/// check) pass through. Client errors keep their status and get a code derived from it; anything
+/// else is logged and answered as a generic 500 that reveals nothing internal.
 pub async fn catch_all(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
     let status = err.status();
     let (code, message) = match status {
         StatusCode::NOT_FOUND => (
@@ -49,13 +176,20 @@ pub async fn catch_all(err: poem::Error) -> Response {
             "method_not_allowed",
             "This resource does not support that method.".to_owned(),
         ),
+        StatusCode::UNAUTHORIZED => {
+            let mut response =
+                ErrorBody::new("unauthorized", SIGN_IN_HINT).into_response_with(status);
+            response.headers_mut().insert(
+                poem::http::header::WWW_AUTHENTICATE,
+                poem::http::HeaderValue::from_static(BEARER_CHALLENGE),
+            );
+            return response;
+        }
         status if status.is_client_error() => ("bad_request", err.to_string()),
         _ => {
             tracing::error!(error = %err, "request failed");
-            (
-                "internal",
-                "The server failed to handle the request; it has been logged.".to_owned(),
-            )
+            let body = internal_body();
+            ("internal", body.message)
         }
     };
     ErrorBody::new(code, message).into_response_with(status)

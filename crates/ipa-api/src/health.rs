@@ -1,24 +1,16 @@
 //! Liveness and readiness: whether the process runs, and whether it can serve (database
 //! reachable, schema current).
 
-use ipa_store::Store;
 use ipa_store::schema::{self, NotReady};
+use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::ApiTags;
+use crate::state::AppState;
 
 /// Health endpoints, for load balancers and orchestrators. They need no credentials.
-pub struct HealthApi {
-    store: Option<Store>,
-}
-
-impl HealthApi {
-    /// Health of a service backed by `store` (`None` when only the document is wanted).
-    pub fn new(store: Option<Store>) -> Self {
-        Self { store }
-    }
-}
+pub struct HealthApi;
 
 /// The process is alive.
 #[derive(Object)]
@@ -70,15 +62,8 @@ impl HealthApi {
 
     /// Readiness: the database is reachable and its schema is current.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
-    async fn readyz(&self) -> ReadinessResponse {
-        let Some(store) = &self.store else {
-            return not_ready(
-                "unreachable",
-                "no database is configured".to_owned(),
-                Vec::new(),
-            );
-        };
-        match schema::readiness(store).await {
+    async fn readyz(&self, state: Data<&AppState>) -> ReadinessResponse {
+        match schema::readiness(&state.store).await {
             Ok(()) => ReadinessResponse::Ready(Json(Readiness {
                 status: "ready".to_owned(),
                 database: "ok".to_owned(),

@@ -1,53 +1,67 @@
 //! The IPA platform's HTTP API: poem-openapi API structs (one per context), their DTOs, the
-//! mapping of failures to JSON errors with stable codes, and the assembly of the documented
-//! service (OpenAPI document at `/openapi.json`, Swagger UI at `/docs`).
+//! mapping of failures to JSON errors with stable codes, bearer authentication, and the assembly
+//! of the documented service (OpenAPI document at `/openapi.json`, Swagger UI at `/docs`).
 //!
 //! Handlers stay thin: they parse requests into domain values, call a context's service and turn
-//! the outcome into a documented response. Persistence is reached only through `ipa-store`.
+//! the outcome into a documented response. The services travel with each request as
+//! [`AppState`], so the document can be produced without a database.
 
+pub mod auth;
 pub mod error;
 pub mod health;
+pub mod state;
+pub mod users;
 
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
-pub use error::ErrorBody;
+pub use auth::{AuthApi, BearerAuth, client_info};
+pub use error::{ApiError, ErrorBody};
 pub use health::HealthApi;
+pub use state::{AppState, Identity};
+pub use users::UsersApi;
 
 /// The API's tags, grouping operations in the document and in Swagger UI.
 #[derive(poem_openapi::Tags)]
 pub enum ApiTags {
     /// Liveness and readiness of the service.
     Health,
+    /// Signing in and out, and the signed-in user's own account.
+    Auth,
+    /// Administration of user accounts (superusers only).
+    Users,
 }
 
-/// Every API of the platform, composed (a tuple once there is more than one).
-pub type PlatformApi = HealthApi;
+/// Every API of the platform, composed.
+pub type PlatformApi = (HealthApi, AuthApi, UsersApi);
 
-/// The documented service over every API. `store` is `None` only when the service is built to
-/// print its document, with no database behind it.
-pub fn service(store: Option<ipa_store::Store>) -> OpenApiService<PlatformApi, ()> {
+/// The documented service over every API.
+pub fn service() -> OpenApiService<PlatformApi, ()> {
     OpenApiService::new(
-        HealthApi::new(store),
+        (HealthApi, AuthApi, UsersApi),
         "IPA Platform API",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
         "Intelligent Process Automation: define workflows, version them, run them and \
-             audit who did what. Errors are JSON objects with a stable `code` and a `message`.",
+         audit who did what.\n\n\
+         Sign in with `POST /auth/login` and send the returned token as \
+         `Authorization: Bearer <token>` on every other call. Errors are JSON objects with a \
+         stable `code`, a `message` and, for invalid input, the JSON `pointer` of the field. \
+         Lists are paginated with an opaque `cursor`.",
     )
     .license("Apache-2.0")
 }
 
 /// The OpenAPI document of the whole API, as JSON.
 pub fn openapi_json() -> String {
-    service(None).spec()
+    service().spec()
 }
 
 /// The HTTP application: the API, its document and Swagger UI, with JSON errors for unknown
 /// routes.
-pub fn app(store: ipa_store::Store) -> impl Endpoint {
-    let service = service(Some(store));
+pub fn app(state: AppState) -> impl Endpoint {
+    let service = service();
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
     Route::new()
@@ -55,5 +69,6 @@ pub fn app(store: ipa_store::Store) -> impl Endpoint {
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .catch_all_error(error::catch_all)
+        .data(state)
         .with(poem::middleware::Tracing)
 }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipa_identity::{IdentityPolicy, SessionLifetimes, ThrottlePolicy};
+use time::Duration;
 
 /// IPA Platform: define, version, run and audit automated processes.
 #[derive(Debug, Parser)]
@@ -30,6 +32,33 @@ pub enum Command {
     },
     /// Print the OpenAPI document of the API.
     Openapi,
+    /// Administer user accounts from the command line (acting as the platform itself).
+    Users {
+        /// The account action.
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+/// Account actions.
+#[derive(Clone, Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create an account. The password is read from stdin when stdin is not a terminal;
+    /// otherwise (or when stdin is empty) one is generated and printed once.
+    Create {
+        /// Email address.
+        #[arg(long)]
+        email: String,
+        /// Username: 3 to 100 letters, digits, '.', '_' or '-'.
+        #[arg(long)]
+        username: String,
+        /// Full name.
+        #[arg(long)]
+        full_name: Option<String>,
+        /// Make the account a superuser.
+        #[arg(long)]
+        superuser: bool,
+    },
 }
 
 /// Migration actions.
@@ -123,6 +152,83 @@ pub struct ServeOptions {
     /// Seconds between refreshes of the workflow statistics view.
     #[arg(long, env = "IPA_STATS_REFRESH_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub stats_refresh_secs: u64,
+
+    /// Sign-in sessions and their throttle.
+    #[command(flatten)]
+    pub identity: IdentityOptions,
+
+    /// The first superuser.
+    #[command(flatten)]
+    pub bootstrap: BootstrapOptions,
+}
+
+/// How long sessions last and when failed sign-ins lock attempts out.
+#[derive(Clone, Debug, Args)]
+pub struct IdentityOptions {
+    /// Seconds a session lives without use (each use pushes its end forward).
+    #[arg(long, env = "IPA_SESSION_IDLE_SECS", default_value_t = 8 * 3600, value_parser = clap::value_parser!(u32).range(1..))]
+    pub session_idle_secs: u32,
+
+    /// Seconds a session lives at most, used or not.
+    #[arg(long, env = "IPA_SESSION_LIFETIME_SECS", default_value_t = 7 * 24 * 3600, value_parser = clap::value_parser!(u32).range(1..))]
+    pub session_lifetime_secs: u32,
+
+    /// Failed sign-ins one account may have within the window before attempts get 429.
+    #[arg(long, env = "IPA_LOGIN_MAX_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_max_failures: u32,
+
+    /// Failed sign-ins one client address may have within the window before attempts get 429.
+    #[arg(long, env = "IPA_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_max_failures_per_address: u32,
+
+    /// Seconds over which failed sign-ins are counted.
+    #[arg(long, env = "IPA_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_failure_window_secs: u32,
+}
+
+impl IdentityOptions {
+    /// The identity policy these options describe.
+    pub fn policy(&self) -> anyhow::Result<IdentityPolicy> {
+        let lifetimes = SessionLifetimes::new(
+            Duration::seconds(i64::from(self.session_idle_secs)),
+            Duration::seconds(i64::from(self.session_lifetime_secs)),
+        )
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "IPA_SESSION_IDLE_SECS ({}) must not exceed IPA_SESSION_LIFETIME_SECS ({})",
+                self.session_idle_secs,
+                self.session_lifetime_secs
+            )
+        })?;
+        let throttle = ThrottlePolicy::new(
+            self.login_max_failures,
+            self.login_max_failures_per_address,
+            Duration::seconds(i64::from(self.login_failure_window_secs)),
+        )
+        .ok_or_else(|| {
+            anyhow::anyhow!("the sign-in throttle's limits and window must be positive")
+        })?;
+        Ok(IdentityPolicy {
+            lifetimes,
+            throttle,
+        })
+    }
+}
+
+/// A superuser to create at start when none exists. All three or none.
+#[derive(Clone, Debug, Args)]
+pub struct BootstrapOptions {
+    /// Email address of the superuser to create at start if no superuser exists.
+    #[arg(long, env = "IPA_BOOTSTRAP_ADMIN_EMAIL")]
+    pub bootstrap_admin_email: Option<String>,
+
+    /// Username of that superuser.
+    #[arg(long, env = "IPA_BOOTSTRAP_ADMIN_USERNAME")]
+    pub bootstrap_admin_username: Option<String>,
+
+    /// Password of that superuser (8 to 128 characters).
+    #[arg(long, env = "IPA_BOOTSTRAP_ADMIN_PASSWORD", hide_env_values = true)]
+    pub bootstrap_admin_password: Option<String>,
 }
 
 #[cfg(test)]
@@ -144,6 +250,27 @@ mod tests {
         assert_eq!(options.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(options.stats_refresh_secs, 60);
         assert!(!options.no_migrate);
+        assert_eq!(
+            options.identity.policy().unwrap(),
+            IdentityPolicy::default()
+        );
+    }
+
+    #[test]
+    fn an_idle_timeout_beyond_the_lifetime_is_refused() {
+        let cli = Cli::try_parse_from([
+            "ipa",
+            "serve",
+            "--session-idle-secs",
+            "7200",
+            "--session-lifetime-secs",
+            "3600",
+        ])
+        .unwrap();
+        let Command::Serve(options) = cli.command else {
+            panic!("not serve")
+        };
+        assert!(options.identity.policy().is_err());
     }
 
     #[test]

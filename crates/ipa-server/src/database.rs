@@ -49,6 +49,11 @@ impl Database {
         }
     }
 
+    /// The embedded mode's data directory; `None` with an operator's database.
+    pub fn embedded_data_dir(&self) -> Option<&std::path::Path> {
+        self.embedded.as_ref().map(EmbeddedPostgres::data_dir)
+    }
+
     /// Closes the pool, then stops the embedded cluster if this process started it.
     pub async fn close(self) -> anyhow::Result<()> {
         let closed = self.store.close().await;

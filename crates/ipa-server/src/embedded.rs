@@ -24,6 +24,7 @@ pub const DATABASE: &str = "ipa";
 /// A running embedded cluster.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
+    data_dir: PathBuf,
     cluster: LocalCluster,
     started_here: bool,
 }
@@ -61,6 +62,7 @@ impl EmbeddedPostgres {
             );
         }
         let embedded = Self {
+            data_dir,
             cluster,
             started_here,
         };
@@ -77,6 +79,11 @@ impl EmbeddedPostgres {
         }
         tracing::info!(socket_dir = %embedded.cluster.socket_dir().display(), "embedded PostgreSQL ready");
         Ok(embedded)
+    }
+
+    /// The platform's data directory (the cluster lives in its `postgres` subdirectory).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// The URL the platform connects with: the owner role, through the socket.

@@ -1,6 +1,7 @@
 //! The `ipa` binary's library: configuration, logging, wiring, the embedded PostgreSQL and every
 //! subcommand. `main.rs` only parses the command line and calls [`run`].
 
+pub mod bootstrap;
 pub mod config;
 pub mod database;
 pub mod embedded;
@@ -10,7 +11,9 @@ pub mod telemetry;
 use anyhow::Context;
 use ipa_store::schema;
 
-use crate::config::{Cli, Command, MigrateCommand};
+use ipa_identity::IdentityPolicy;
+
+use crate::config::{Cli, Command, MigrateCommand, UsersCommand};
 
 /// Runs one subcommand to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -21,7 +24,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print_stdout(&ipa_api::openapi_json());
             Ok(())
         }
+        Command::Users { command } => users(&cli.global, command).await,
     }
+}
+
+async fn users(global: &config::GlobalOptions, command: UsersCommand) -> anyhow::Result<()> {
+    let database = database::Database::open(global).await?;
+    let outcome = async {
+        schema::migrate_up(&database.store, None)
+            .await
+            .context("applying migrations")?;
+        let state = ipa_api::AppState::new(database.store.clone(), IdentityPolicy::default())?;
+        match command {
+            UsersCommand::Create {
+                email,
+                username,
+                full_name,
+                superuser,
+            } => {
+                bootstrap::create_user(&state, &email, &username, full_name.as_deref(), superuser)
+                    .await
+            }
+        }
+    }
+    .await;
+    let closed = database.close().await;
+    outcome?;
+    closed
 }
 
 async fn migrate(global: &config::GlobalOptions, command: MigrateCommand) -> anyhow::Result<()> {

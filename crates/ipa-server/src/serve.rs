@@ -8,6 +8,9 @@ use ipa_store::{Store, maintenance, schema};
 use poem::Server;
 use poem::listener::TcpListener;
 
+use ipa_api::AppState;
+
+use crate::bootstrap;
 use crate::config::{GlobalOptions, ServeOptions};
 use crate::database::Database;
 
@@ -18,18 +21,23 @@ const PARTITION_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// Serves until a shutdown signal arrives.
 pub async fn serve(global: &GlobalOptions, options: &ServeOptions) -> anyhow::Result<()> {
+    // Configuration mistakes are reported before anything starts.
+    options.identity.policy()?;
+    bootstrap::bootstrap_account(&options.bootstrap)?;
     let database = Database::open(global).await?;
-    let served = serve_with(&database.store, global, options).await;
+    let served = serve_with(&database, global, options).await;
     let closed = database.close().await;
     served?;
     closed
 }
 
 async fn serve_with(
-    store: &Store,
+    database: &Database,
     global: &GlobalOptions,
     options: &ServeOptions,
 ) -> anyhow::Result<()> {
+    let store = &database.store;
+    let policy = options.identity.policy()?;
     if !options.no_migrate {
         schema::migrate_up(store, None)
             .await
@@ -39,6 +47,11 @@ async fn serve_with(
     if let Err(err) = maintenance::ensure_partitions(store).await {
         tracing::warn!("cannot create monthly partitions ahead: {err}");
     }
+    let state = AppState::new(store.clone(), policy).context("preparing the password hasher")?;
+    let account = bootstrap::bootstrap_account(&options.bootstrap)?;
+    bootstrap::ensure_superuser(&state, account, database.embedded_data_dir())
+        .await
+        .context("creating the first superuser")?;
     let upkeep = tokio::spawn(upkeep(
         store.clone(),
         Duration::from_secs(options.stats_refresh_secs),
@@ -47,7 +60,7 @@ async fn serve_with(
     let listener = TcpListener::bind(options.bind);
     tracing::info!(bind = %options.bind, "serving the API; Swagger UI at http://{}/docs", options.bind);
     let served = Server::new(listener)
-        .run_with_graceful_shutdown(ipa_api::app(store.clone()), shutdown_signal(), Some(GRACE))
+        .run_with_graceful_shutdown(ipa_api::app(state), shutdown_signal(), Some(GRACE))
         .await
         .with_context(|| format!("serving on {}", options.bind));
     upkeep.abort();

@@ -2,12 +2,14 @@
 //!
 //! This crate owns everything that talks to the database: the connection pool ([`Store`]), the
 //! request-scoped transaction that carries the actor into PostgreSQL ([`ActorTransaction`]), the
-//! schema's lifecycle (migrations, readiness, role safety: [`schema`]), scheduled upkeep
+//! contexts' repositories ([`identity`]), the schema's lifecycle (migrations, readiness, role safety: [`schema`]), scheduled upkeep
 //! ([`maintenance`]), and local PostgreSQL clusters for the embedded mode and the tests
 //! ([`cluster`]). SeaORM types stay inside it; the contexts see only their ports.
 
+mod audit;
 pub mod cluster;
 pub mod error;
+pub mod identity;
 pub mod maintenance;
 pub mod schema;
 mod store;
@@ -15,4 +17,5 @@ mod store;
 pub mod testing;
 
 pub use error::{StoreError, sql_state};
+pub use identity::{PgSessions, PgUsers};
 pub use store::{ActorTransaction, PoolOptions, Store};

@@ -69,27 +69,32 @@ impl Store {
 
     /// Begins a transaction acting as `actor` through the `ipa_app` role.
     pub async fn begin(&self, actor: &Actor) -> Result<ActorTransaction, StoreError> {
-        self.begin_as(actor, Some(migration::APP_ROLE)).await
+        self.begin_with(TransactionScope::acting(actor)).await
     }
 
     /// Begins a transaction as the owner itself, with the system actor's context: for maintenance
     /// that needs ownership (refreshing the materialized view) and must still see every row
     /// through the forced row level security.
     pub async fn begin_maintenance(&self) -> Result<ActorTransaction, StoreError> {
-        self.begin_as(&Actor::system(), None).await
+        let system = Actor::system();
+        self.begin_with(TransactionScope {
+            role: None,
+            ..TransactionScope::acting(&system)
+        })
+        .await
     }
 
-    async fn begin_as(
+    /// Begins a transaction in `scope`.
+    pub(crate) async fn begin_with(
         &self,
-        actor: &Actor,
-        role: Option<&str>,
+        scope: TransactionScope<'_>,
     ) -> Result<ActorTransaction, StoreError> {
         let txn = self
             .db
             .begin()
             .await
             .map_err(StoreError::database("beginning a transaction"))?;
-        txn.execute_raw(actor_settings(actor, role))
+        txn.execute_raw(scope.settings())
             .await
             .map_err(StoreError::database("setting the transaction's actor"))?;
         Ok(ActorTransaction { txn })
@@ -104,34 +109,64 @@ impl Store {
     }
 }
 
-/// One statement that sets the role (when given) and every actor setting, transaction-locally.
-fn actor_settings(actor: &Actor, role: Option<&str>) -> Statement {
-    let user_id = actor.user_id().map(|id| id.to_string()).unwrap_or_default();
-    let client_ip = actor
-        .client()
-        .ip()
-        .map(|ip| ip.to_string())
-        .unwrap_or_default();
-    let user_agent = actor
-        .client()
-        .user_agent()
-        .map(|agent| agent.as_str().to_owned())
-        .unwrap_or_default();
-    // `none` is PostgreSQL's own value for "act as the session's user" (SET ROLE NONE).
-    let role = role.unwrap_or("none");
-    Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT set_config('role', $1, true), set_config('app.current_user_id', $2, true), \
-         set_config('app.is_superuser', $3, true), set_config('app.client_ip', $4, true), \
-         set_config('app.user_agent', $5, true)",
-        [
-            role.into(),
-            user_id.into(),
-            actor.is_superuser().to_string().into(),
-            client_ip.into(),
-            user_agent.into(),
-        ],
-    )
+/// What a transaction acts as: the role, the actor, and the two narrow pre-authentication
+/// contexts row level security knows (the identifier a sign-in looks up, the digest of the token
+/// a request presents).
+pub(crate) struct TransactionScope<'a> {
+    /// The role to switch to; `None` acts as the session's user (the owner).
+    pub(crate) role: Option<&'static str>,
+    /// Who acts.
+    pub(crate) actor: &'a Actor,
+    /// The identifier being signed in with (`app.login_identifier`).
+    pub(crate) login_identifier: Option<&'a str>,
+    /// The hex SHA-256 of the presented bearer token (`app.session_token_hash`).
+    pub(crate) token_digest_hex: Option<String>,
+}
+
+impl<'a> TransactionScope<'a> {
+    /// `actor` acting through `ipa_app`, with no pre-authentication context.
+    pub(crate) fn acting(actor: &'a Actor) -> Self {
+        Self {
+            role: Some(migration::APP_ROLE),
+            actor,
+            login_identifier: None,
+            token_digest_hex: None,
+        }
+    }
+
+    /// One statement that sets the role and every setting, transaction-locally.
+    fn settings(&self) -> Statement {
+        let actor = self.actor;
+        let user_id = actor.user_id().map(|id| id.to_string()).unwrap_or_default();
+        let client_ip = actor
+            .client()
+            .ip()
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        let user_agent = actor
+            .client()
+            .user_agent()
+            .map(|agent| agent.as_str().to_owned())
+            .unwrap_or_default();
+        // `none` is PostgreSQL's own value for "act as the session's user" (SET ROLE NONE).
+        let role = self.role.unwrap_or("none");
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT set_config('role', $1, true), set_config('app.current_user_id', $2, true), \
+             set_config('app.is_superuser', $3, true), set_config('app.client_ip', $4, true), \
+             set_config('app.user_agent', $5, true), set_config('app.login_identifier', $6, true), \
+             set_config('app.session_token_hash', $7, true)",
+            [
+                role.into(),
+                user_id.into(),
+                actor.is_superuser().to_string().into(),
+                client_ip.into(),
+                user_agent.into(),
+                self.login_identifier.unwrap_or_default().into(),
+                self.token_digest_hex.clone().unwrap_or_default().into(),
+            ],
+        )
+    }
 }
 
 /// A transaction acting for one actor. Dropping it without [`ActorTransaction::commit`] rolls it

@@ -167,6 +167,43 @@ impl TestDatabase {
             Err(err) => panic!("cannot connect to test database {}: {err}", self.name),
         }
     }
+
+    /// The rows of `sql` as JSON objects, read as the platform itself (through `ipa_app` with
+    /// the system actor, so row level security shows everything): for tests that check what
+    /// the API left in the database, such as audit rows.
+    ///
+    /// # Panics
+    /// When the query fails.
+    pub async fn rows(&self, sql: &str) -> Vec<serde_json::Value> {
+        use sea_orm::ConnectionTrait;
+        let store = self.store().await;
+        let txn = match store.begin(&ipa_kernel::Actor::system()).await {
+            Ok(txn) => txn,
+            Err(err) => panic!("cannot begin a transaction: {err}"),
+        };
+        let wrapped = format!("SELECT to_jsonb(t) AS row FROM ({sql}) t");
+        let rows = match txn
+            .connection()
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                wrapped,
+            ))
+            .await
+        {
+            Ok(rows) => rows,
+            Err(err) => panic!("query failed: {sql}: {err}"),
+        };
+        let values = rows
+            .iter()
+            .map(|row| match row.try_get::<serde_json::Value>("", "row") {
+                Ok(value) => value,
+                Err(err) => panic!("cannot read a row of {sql}: {err}"),
+            })
+            .collect();
+        drop(txn);
+        let _ = store.close().await;
+        values
+    }
 }
 
 impl Drop for TestDatabase {

@@ -14,6 +14,9 @@ pub fn ipa() -> Command {
         "IPA_ALLOW_PRIVILEGED_DATABASE_ROLE",
         "IPA_NO_MIGRATE",
         "IPA_LOG_FORMAT",
+        "IPA_BOOTSTRAP_ADMIN_EMAIL",
+        "IPA_BOOTSTRAP_ADMIN_USERNAME",
+        "IPA_BOOTSTRAP_ADMIN_PASSWORD",
     ] {
         command.env_remove(variable);
     }
@@ -40,24 +43,30 @@ pub struct Served {
     child: Child,
     pub port: u16,
     log: std::path::PathBuf,
+    out: std::path::PathBuf,
 }
 
 impl Served {
-    /// Starts `ipa serve` and waits until /readyz answers 200. What it logs goes to a file in the
-    /// temp directory, removed with it.
+    /// Starts `ipa serve` and waits until /readyz answers 200. What it logs (stderr) and prints
+    /// (stdout) go to files in the temp directory, removed with it.
     pub async fn start(mut command: Command) -> Self {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("ipa-serve-{}-{port}.log", std::process::id()));
-        let file = std::fs::File::create(&log).unwrap();
+        let out = log.with_extension("out");
         let child = command
             .arg("serve")
             .env("IPA_BIND", format!("127.0.0.1:{port}"))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn ipa serve");
-        let mut served = Self { child, port, log };
+        let mut served = Self {
+            child,
+            port,
+            log,
+            out,
+        };
         served.wait_ready().await;
         served
     }
@@ -98,6 +107,23 @@ impl Served {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// What it printed on stdout.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Signs in over HTTP; the status and the JSON body.
+    pub async fn login(&self, identifier: &str, password: &str) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(self.url("/auth/login"))
+            .json(&serde_json::json!({"identifier": identifier, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(mut self) -> (ExitStatus, String) {
         let killed = Command::new("kill")
@@ -125,5 +151,6 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(&self.out);
     }
 }

@@ -1,5 +1,6 @@
 //! With no DATABASE_URL: the embedded PostgreSQL, initialised once, reused, stopped cleanly.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use crate::binary::{Served, ipa, run};
@@ -34,6 +35,26 @@ async fn serve_with_no_configuration_runs_its_own_postgres_and_stops_it() {
     assert!(postmaster_running(&data));
     let ready = served.get_json("/readyz").await;
     assert_eq!(ready["status"], "ready");
+
+    // The first start created an administrator, printed its password once and left it in a
+    // file only its owner can read.
+    let printed = served.stdout();
+    let password = printed
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("password: "))
+        .unwrap_or_else(|| panic!("no password printed:\n{printed}"))
+        .to_owned();
+    let file = data.0.join("initial-admin-password");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), password);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    let (status, body) = served.login("admin", &password).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["is_superuser"], true);
+    assert!(
+        !served.log().contains(&password),
+        "the password reached the log"
+    );
     let (status, log) = served.terminate();
     assert!(status.success(), "{log}");
     assert!(log.contains("initialised the embedded PostgreSQL"), "{log}");
@@ -47,6 +68,11 @@ async fn serve_with_no_configuration_runs_its_own_postgres_and_stops_it() {
     let mut again = ipa();
     again.env("IPA_DATA_DIR", &data.0);
     let served = Served::start(again).await;
+    assert!(
+        !served.stdout().contains("password:"),
+        "a second administrator"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), password);
     let (status, log) = served.terminate();
     assert!(status.success(), "{log}");
     assert!(

@@ -8,3 +8,4 @@ mod binary;
 mod embedded;
 mod external;
 mod openapi;
+mod users;

@@ -1,0 +1,38 @@
+//! What handlers share: the store and the context services wired over it. It travels with each
+//! request as poem data, so the API structs (and the OpenAPI document) need no database.
+
+use std::sync::Arc;
+
+use ipa_identity::{CryptoError, IdentityPolicy, IdentityService};
+use ipa_security::{Argon2Hasher, RandomTokens};
+use ipa_store::{PgSessions, PgUsers, Store};
+
+/// The identity service as the platform runs it.
+pub type Identity = IdentityService<PgUsers, PgSessions, Argon2Hasher, RandomTokens>;
+
+/// The services behind the API.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Users, sign-in and sessions.
+    pub identity: Arc<Identity>,
+}
+
+impl AppState {
+    /// Wires the services over `store`. Computes the password hasher's dummy hash, so call it
+    /// once at startup.
+    pub fn new(store: Store, policy: IdentityPolicy) -> Result<Self, CryptoError> {
+        let identity = IdentityService::new(
+            PgUsers::new(store.clone()),
+            PgSessions::new(store.clone()),
+            Argon2Hasher::new()?,
+            RandomTokens,
+            policy,
+        );
+        Ok(Self {
+            store,
+            identity: Arc::new(identity),
+        })
+    }
+}
