@@ -37,3 +37,7 @@ openapi:
 # Run what continuous integration runs (.ci/run).
 ci:
     bash .ci/run
+
+# Print the medians of failed sign-ins with an unknown account and with a wrong password.
+bench-login:
+    cargo bench -p tests --bench login_timing

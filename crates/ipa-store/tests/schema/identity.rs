@@ -6,7 +6,7 @@ use ipa_store::testing::TestDatabase;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use crate::support::{create_user, create_workflow, exec_as, scalar, state, user};
+use crate::support::{create_user, create_workflow, exec_as, scalar, scalar_as, state, user};
 
 const CHECK_VIOLATION: &str = "23514";
 const RLS_VIOLATION: &str = "42501";
@@ -190,4 +190,195 @@ async fn sign_in_attempts_are_written_by_anyone_and_counted_per_identifier() {
         RLS_VIOLATION,
         "attempts cannot be erased by the request role"
     );
+}
+
+fn session_sql(owner: Uuid, hash_hex: &str) -> String {
+    format!(
+        "INSERT INTO sessions (user_id, token_hash, idle_expires_at, expires_at) \
+         VALUES ('{owner}', decode('{hash_hex}', 'hex'), now() + interval '30 minutes', now() + interval '1 day')"
+    )
+}
+
+#[tokio::test]
+async fn a_presented_token_sees_the_account_it_belongs_to_and_no_other() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let alice = create_user(&store, "alice").await;
+    create_user(&store, "bob").await;
+    let hash = "aa".repeat(32);
+    exec_as(&store, &user(alice, false), &session_sql(alice, &hash))
+        .await
+        .unwrap();
+    let setting = "app.session_token_hash";
+    assert_eq!(
+        count_with(&store, setting, &hash, "SELECT count(*) FROM users").await,
+        1
+    );
+    assert_eq!(
+        count_with(
+            &store,
+            setting,
+            &hash,
+            "SELECT count(*) FROM users WHERE username = 'alice'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count_with(
+            &store,
+            setting,
+            &"cc".repeat(32),
+            "SELECT count(*) FROM users"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn deactivating_an_account_revokes_its_sessions_whatever_path_does_it() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let alice = create_user(&store, "alice").await;
+    let bob = create_user(&store, "bob").await;
+    for (owner, hash) in [(alice, "a1"), (alice, "a2"), (bob, "b1")] {
+        exec_as(
+            &store,
+            &user(owner, false),
+            &session_sql(owner, &hash.repeat(32)),
+        )
+        .await
+        .unwrap();
+    }
+    // Plain SQL, as an operator would run it: no application code involved.
+    exec_as(
+        &store,
+        &Actor::system(),
+        &format!("UPDATE users SET is_active = false WHERE id = '{alice}'"),
+    )
+    .await
+    .unwrap();
+    let alice_live: i64 = scalar_as(
+        &store,
+        &Actor::system(),
+        &format!("SELECT count(*) FROM sessions WHERE user_id = '{alice}' AND revoked_at IS NULL"),
+    )
+    .await;
+    let bob_live: i64 = scalar_as(
+        &store,
+        &Actor::system(),
+        &format!("SELECT count(*) FROM sessions WHERE user_id = '{bob}' AND revoked_at IS NULL"),
+    )
+    .await;
+    assert_eq!((alice_live, bob_live), (0, 1));
+}
+
+#[tokio::test]
+async fn attempts_only_flip_from_failed_to_succeeded_for_the_identifier_signing_in() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    for identifier in ["alice", "bob"] {
+        exec_as(
+            &store,
+            &anonymous(),
+            &format!(
+                "INSERT INTO login_attempts (identifier, succeeded) VALUES ('{identifier}', false)"
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    let as_alice_signing_in = |sql: &'static str| {
+        let store = store.clone();
+        async move {
+            let txn = store.begin(&anonymous()).await.unwrap();
+            let conn = txn.connection();
+            conn.execute_unprepared("SELECT set_config('app.login_identifier', 'alice', true)")
+                .await
+                .unwrap();
+            let outcome = conn.execute_unprepared(sql).await;
+            txn.commit().await.ok();
+            outcome
+        }
+    };
+    let marked = as_alice_signing_in("UPDATE login_attempts SET succeeded = true")
+        .await
+        .unwrap();
+    assert_eq!(marked.rows_affected(), 1, "only Alice's attempt");
+    let unmarked = as_alice_signing_in("UPDATE login_attempts SET succeeded = false")
+        .await
+        .unwrap();
+    assert_eq!(unmarked.rows_affected(), 0, "a success stays a success");
+    let rewritten = as_alice_signing_in("UPDATE login_attempts SET identifier = 'mallory'").await;
+    assert_eq!(
+        state(rewritten.map(|_| ())),
+        RLS_VIOLATION,
+        "no other column"
+    );
+
+    let succeeded: Vec<(String, bool)> = rows_as_system(
+        &store,
+        "SELECT identifier, succeeded FROM login_attempts ORDER BY identifier",
+    )
+    .await;
+    assert_eq!(
+        succeeded,
+        [("alice".to_owned(), true), ("bob".to_owned(), false)]
+    );
+}
+
+#[tokio::test]
+async fn the_throttle_sees_failures_from_the_requesting_address_across_identifiers() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    for (identifier, address) in [
+        ("a", "198.51.100.9"),
+        ("b", "198.51.100.9"),
+        ("c", "203.0.113.5"),
+    ] {
+        exec_as(
+            &store,
+            &anonymous(),
+            &format!(
+                "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
+                 VALUES ('{identifier}', '{address}', false)"
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    let from =
+        |address: &str| Actor::anonymous(ClientInfo::new(Some(address.parse().unwrap()), None));
+    let count = "SELECT count(*) FROM login_attempts";
+    assert_eq!(
+        scalar_as::<i64>(&store, &from("198.51.100.9"), count).await,
+        2
+    );
+    assert_eq!(
+        scalar_as::<i64>(&store, &from("203.0.113.5"), count).await,
+        1
+    );
+    assert_eq!(scalar_as::<i64>(&store, &from("192.0.2.1"), count).await, 0);
+}
+
+async fn rows_as_system(store: &ipa_store::Store, sql: &str) -> Vec<(String, bool)> {
+    let txn = store.begin(&Actor::system()).await.unwrap();
+    let rows = txn
+        .connection()
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql.to_owned(),
+        ))
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
+    rows.iter()
+        .map(|row| {
+            (
+                row.try_get_by_index::<String>(0).unwrap(),
+                row.try_get_by_index::<bool>(1).unwrap(),
+            )
+        })
+        .collect()
 }
