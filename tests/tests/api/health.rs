@@ -79,3 +79,32 @@ async fn unknown_routes_get_a_json_error_with_a_stable_code() {
         "method_not_allowed"
     );
 }
+
+#[test]
+fn every_operation_but_sign_in_and_health_requires_the_bearer_scheme() {
+    let spec: Value = serde_json::from_str(&ipa_api::openapi_json()).unwrap();
+    assert_eq!(
+        spec["components"]["securitySchemes"]["BearerAuth"]["scheme"],
+        "bearer"
+    );
+    let open = ["/healthz", "/readyz", "/auth/login"];
+    let mut checked = 0;
+    for (path, operations) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|schemes| schemes.iter().any(|s| s.get("BearerAuth").is_some()));
+            assert_eq!(
+                secured,
+                !open.contains(&path.as_str()),
+                "{method} {path}: security {}",
+                operation["security"]
+            );
+            if secured {
+                assert!(operation["responses"]["401"].is_object(), "{method} {path}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked}");
+}
