@@ -1,0 +1,1008 @@
+//! The workflow definition: the steps a version runs, parsed from the JSON a client publishes.
+//!
+//! Parsing walks the whole document and reports *every* problem, each with the JSON pointer
+//! (RFC 6901) of the offending member, rather than stopping at the first; a client fixes a
+//! definition in one round trip. What parsing cannot decide alone (whether referenced agents and
+//! approvers exist, whether templates compile) is checked by the publishing service through its
+//! ports, and reported the same way.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use ipa_kernel::{AgentId, UserId};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// One thing wrong with a definition, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefinitionProblem {
+    /// JSON pointer of the offending member (`""` is the whole document).
+    pub pointer: String,
+    /// What is wrong, in words a person can act on.
+    pub message: String,
+}
+
+/// A definition refused, with every problem found.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the workflow definition has {} problem(s)", .0.len())]
+pub struct InvalidDefinition(pub Vec<DefinitionProblem>);
+
+/// The most steps a definition may have.
+pub const MAX_STEPS: usize = 200;
+/// The most attempts a retry policy may allow.
+pub const MAX_ATTEMPTS: u64 = 10;
+/// The longest timeout a step may have: 30 days.
+pub const MAX_TIMEOUT_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// A step's name: 1 to 64 of `a-z`, `0-9`, `_`. Templates refer to steps by it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StepName(String);
+
+impl StepName {
+    /// Accepts a valid step name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let valid = (1..=64).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        valid.then(|| Self(raw.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StepName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The HTTP methods a webhook step may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+impl HttpMethod {
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "GET" => Some(Self::Get),
+            "POST" => Some(Self::Post),
+            "PUT" => Some(Self::Put),
+            "PATCH" => Some(Self::Patch),
+            "DELETE" => Some(Self::Delete),
+            _ => None,
+        }
+    }
+
+    /// The method's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+/// A text that is a template (rendered at run time against `input` and earlier steps), with the
+/// pointer it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateSource {
+    /// The template.
+    pub source: String,
+    /// Where it is in the definition.
+    pub pointer: String,
+}
+
+/// Exponential backoff between attempts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    /// Wait before the second attempt, in milliseconds.
+    pub initial_ms: u64,
+    /// Each wait is the previous one times this (1 to 10).
+    pub factor: f64,
+    /// The longest wait, in milliseconds.
+    pub max_ms: u64,
+}
+
+/// How often and how patiently a step is retried.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, 1 to 10 (1: no retry).
+    pub max_attempts: u8,
+    /// The waits between attempts.
+    pub backoff: Backoff,
+}
+
+impl Default for RetryPolicy {
+    /// One attempt.
+    fn default() -> Self {
+        Self {
+            max_attempts: 1,
+            backoff: Backoff {
+                initial_ms: 1000,
+                factor: 2.0,
+                max_ms: 60_000,
+            },
+        }
+    }
+}
+
+/// A webhook step: one HTTP call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookStep {
+    /// The method.
+    pub method: HttpMethod,
+    /// The URL template (`http` or `https`).
+    pub url: TemplateSource,
+    /// Header templates by name.
+    pub headers: BTreeMap<String, TemplateSource>,
+    /// The JSON body; its strings are templates.
+    pub body: Option<Value>,
+    /// The retry policy.
+    pub retry: RetryPolicy,
+}
+
+/// An approval step: the run waits for a person's decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApprovalStep {
+    /// The message template shown to approvers.
+    pub message: TemplateSource,
+    /// Who may decide; empty means the workflow's owner or a superuser.
+    pub approvers: Vec<UserId>,
+}
+
+/// An agent step: an LLM agent answers a prompt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentStep {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// The prompt template.
+    pub prompt: TemplateSource,
+}
+
+/// What a step does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepKind {
+    /// An HTTP call.
+    Webhook(WebhookStep),
+    /// A human decision.
+    Approval(ApprovalStep),
+    /// An LLM agent.
+    Agent(AgentStep),
+}
+
+impl StepKind {
+    /// The step type's label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Webhook(_) => "webhook",
+            Self::Approval(_) => "approval",
+            Self::Agent(_) => "agent",
+        }
+    }
+}
+
+/// One step of a definition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// Its unique name.
+    pub name: StepName,
+    /// A condition (an expression over `input` and earlier steps); a false one skips the step.
+    pub when: Option<TemplateSource>,
+    /// The step's own timeout, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// What it does.
+    pub kind: StepKind,
+}
+
+/// A parsed, structurally valid definition. Keeps the document it came from, which is what is
+/// stored and diffed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowDefinition {
+    steps: Vec<Step>,
+    document: Value,
+}
+
+impl WorkflowDefinition {
+    /// Parses a definition, reporting every problem found.
+    pub fn parse(document: &Value) -> Result<Self, InvalidDefinition> {
+        let mut problems = Problems::default();
+        let steps = parse_document(document, &mut problems);
+        if problems.0.is_empty() {
+            Ok(Self {
+                steps,
+                document: document.clone(),
+            })
+        } else {
+            Err(InvalidDefinition(problems.0))
+        }
+    }
+
+    /// The steps, in order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The document as published.
+    pub fn document(&self) -> &Value {
+        &self.document
+    }
+
+    /// Every template and condition, with the names of the steps that come before it (the only
+    /// steps it may refer to).
+    pub fn templates(&self) -> Vec<(TemplateUse<'_>, Vec<&StepName>)> {
+        let mut uses = Vec::new();
+        for (index, step) in self.steps.iter().enumerate() {
+            let earlier: Vec<&StepName> = self.steps[..index].iter().map(|s| &s.name).collect();
+            if let Some(when) = &step.when {
+                uses.push((TemplateUse::Expression(when), earlier.clone()));
+            }
+            match &step.kind {
+                StepKind::Webhook(webhook) => {
+                    uses.push((TemplateUse::Template(&webhook.url), earlier.clone()));
+                    for header in webhook.headers.values() {
+                        uses.push((TemplateUse::Template(header), earlier.clone()));
+                    }
+                }
+                StepKind::Approval(approval) => {
+                    uses.push((TemplateUse::Template(&approval.message), earlier.clone()));
+                }
+                StepKind::Agent(agent) => {
+                    uses.push((TemplateUse::Template(&agent.prompt), earlier.clone()));
+                }
+            }
+        }
+        uses
+    }
+
+    /// Every agent the definition uses.
+    pub fn agent_ids(&self) -> Vec<(AgentId, String)> {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter_map(|(index, step)| match &step.kind {
+                StepKind::Agent(agent) => {
+                    Some((agent.agent_id, format!("/steps/{index}/agent_id")))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every approver the definition names.
+    pub fn approver_ids(&self) -> Vec<(UserId, String)> {
+        let mut ids = Vec::new();
+        for (index, step) in self.steps.iter().enumerate() {
+            if let StepKind::Approval(approval) = &step.kind {
+                for (position, id) in approval.approvers.iter().enumerate() {
+                    ids.push((*id, format!("/steps/{index}/approvers/{position}")));
+                }
+            }
+        }
+        ids
+    }
+}
+
+/// A template or a condition expression of a definition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemplateUse<'a> {
+    /// Text with `{{ ... }}` placeholders.
+    Template(&'a TemplateSource),
+    /// A condition expression (a `when`).
+    Expression(&'a TemplateSource),
+}
+
+#[derive(Default)]
+struct Problems(Vec<DefinitionProblem>);
+
+impl Problems {
+    fn add(&mut self, pointer: &str, message: impl Into<String>) {
+        self.0.push(DefinitionProblem {
+            pointer: pointer.to_owned(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Escapes a member name for a JSON pointer (RFC 6901: `~` as `~0`, `/` as `~1`).
+fn escape(member: &str) -> String {
+    member.replace('~', "~0").replace('/', "~1")
+}
+
+fn parse_document(document: &Value, problems: &mut Problems) -> Vec<Step> {
+    let Some(object) = document.as_object() else {
+        problems.add("", "a definition is a JSON object with a `steps` array");
+        return Vec::new();
+    };
+    reject_unknown(object, "", &["steps"], problems);
+    let Some(steps) = object.get("steps") else {
+        problems.add("/steps", "`steps` is required");
+        return Vec::new();
+    };
+    let Some(steps) = steps.as_array() else {
+        problems.add("/steps", "`steps` must be an array of steps");
+        return Vec::new();
+    };
+    if steps.is_empty() {
+        problems.add("/steps", "a workflow needs at least one step");
+    }
+    if steps.len() > MAX_STEPS {
+        problems.add(
+            "/steps",
+            format!(
+                "a workflow has at most {MAX_STEPS} steps, this one has {}",
+                steps.len()
+            ),
+        );
+    }
+    let mut seen = HashSet::new();
+    let mut parsed = Vec::new();
+    for (index, step) in steps.iter().enumerate() {
+        let pointer = format!("/steps/{index}");
+        // Duplicates are reported even among steps with other problems.
+        let name = step
+            .get("name")
+            .and_then(Value::as_str)
+            .and_then(StepName::parse);
+        if let Some(name) = name
+            && !seen.insert(name.clone())
+        {
+            problems.add(
+                &format!("{pointer}/name"),
+                format!("step name `{name}` is used more than once"),
+            );
+        }
+        if let Some(step) = parse_step(step, &pointer, problems) {
+            parsed.push(step);
+        }
+    }
+    parsed
+}
+
+fn reject_unknown(
+    object: &Map<String, Value>,
+    pointer: &str,
+    known: &[&str],
+    problems: &mut Problems,
+) {
+    for member in object.keys() {
+        if !known.contains(&member.as_str()) {
+            problems.add(
+                &format!("{pointer}/{}", escape(member)),
+                format!(
+                    "unknown member `{member}`; expected one of: {}",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+fn parse_step(value: &Value, pointer: &str, problems: &mut Problems) -> Option<Step> {
+    let Some(object) = value.as_object() else {
+        problems.add(pointer, "a step is a JSON object");
+        return None;
+    };
+    let before = problems.0.len();
+    let name = match object.get("name") {
+        None => {
+            problems.add(&format!("{pointer}/name"), "`name` is required");
+            None
+        }
+        Some(name) => {
+            let parsed = name.as_str().and_then(StepName::parse);
+            if parsed.is_none() {
+                problems.add(
+                    &format!("{pointer}/name"),
+                    "a step name has 1 to 64 characters of a-z, 0-9 and _",
+                );
+            }
+            parsed
+        }
+    };
+    let when = optional_text(object, pointer, "when", problems);
+    let timeout_ms = optional_duration(object, pointer, "timeout_ms", problems);
+    let common = ["name", "type", "when", "timeout_ms"];
+    let kind = match object.get("type").map(Value::as_str) {
+        None => {
+            problems.add(
+                &format!("{pointer}/type"),
+                "`type` is required: webhook, approval or agent",
+            );
+            None
+        }
+        Some(Some("webhook")) => {
+            reject_unknown(
+                object,
+                pointer,
+                &[&common[..], &["request", "retry"]].concat(),
+                problems,
+            );
+            parse_webhook(object, pointer, problems).map(StepKind::Webhook)
+        }
+        Some(Some("approval")) => {
+            reject_unknown(
+                object,
+                pointer,
+                &[&common[..], &["message", "approvers"]].concat(),
+                problems,
+            );
+            parse_approval(object, pointer, problems).map(StepKind::Approval)
+        }
+        Some(Some("agent")) => {
+            reject_unknown(
+                object,
+                pointer,
+                &[&common[..], &["agent_id", "prompt"]].concat(),
+                problems,
+            );
+            parse_agent(object, pointer, problems).map(StepKind::Agent)
+        }
+        Some(other) => {
+            problems.add(
+                &format!("{pointer}/type"),
+                format!(
+                    "unknown step type {}; expected webhook, approval or agent",
+                    other.map_or_else(|| "(not a string)".to_owned(), |t| format!("`{t}`"))
+                ),
+            );
+            None
+        }
+    };
+    if problems.0.len() > before {
+        return None;
+    }
+    Some(Step {
+        name: name?,
+        when,
+        timeout_ms,
+        kind: kind?,
+    })
+}
+
+fn required_text(
+    object: &Map<String, Value>,
+    pointer: &str,
+    member: &str,
+    problems: &mut Problems,
+) -> Option<TemplateSource> {
+    let at = format!("{pointer}/{member}");
+    match object.get(member) {
+        None => {
+            problems.add(&at, format!("`{member}` is required"));
+            None
+        }
+        Some(Value::String(text)) if !text.trim().is_empty() => Some(TemplateSource {
+            source: text.clone(),
+            pointer: at,
+        }),
+        Some(_) => {
+            problems.add(&at, format!("`{member}` must be a non-empty string"));
+            None
+        }
+    }
+}
+
+fn optional_text(
+    object: &Map<String, Value>,
+    pointer: &str,
+    member: &str,
+    problems: &mut Problems,
+) -> Option<TemplateSource> {
+    match object.get(member) {
+        None | Some(Value::Null) => None,
+        Some(_) => required_text(object, pointer, member, problems),
+    }
+}
+
+fn positive_integer(value: &Value) -> Option<u64> {
+    value.as_u64().filter(|n| *n > 0)
+}
+
+fn optional_duration(
+    object: &Map<String, Value>,
+    pointer: &str,
+    member: &str,
+    problems: &mut Problems,
+) -> Option<u64> {
+    let value = object.get(member).filter(|value| !value.is_null())?;
+    match positive_integer(value).filter(|ms| *ms <= MAX_TIMEOUT_MS) {
+        Some(ms) => Some(ms),
+        None => {
+            problems.add(
+                &format!("{pointer}/{member}"),
+                format!("`{member}` must be a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS} (30 days)"),
+            );
+            None
+        }
+    }
+}
+
+fn parse_webhook(
+    object: &Map<String, Value>,
+    pointer: &str,
+    problems: &mut Problems,
+) -> Option<WebhookStep> {
+    let at = format!("{pointer}/request");
+    let Some(request) = object.get("request") else {
+        problems.add(
+            &at,
+            "a webhook step needs `request` {method, url, headers?, body?}",
+        );
+        return None;
+    };
+    let Some(request) = request.as_object() else {
+        problems.add(
+            &at,
+            "`request` must be an object {method, url, headers?, body?}",
+        );
+        return None;
+    };
+    reject_unknown(
+        request,
+        &at,
+        &["method", "url", "headers", "body"],
+        problems,
+    );
+    let method = match request.get("method") {
+        None => {
+            problems.add(&format!("{at}/method"), "`method` is required");
+            None
+        }
+        Some(method) => {
+            let parsed = method.as_str().and_then(HttpMethod::parse);
+            if parsed.is_none() {
+                problems.add(
+                    &format!("{at}/method"),
+                    "`method` must be GET, POST, PUT, PATCH or DELETE",
+                );
+            }
+            parsed
+        }
+    };
+    let url = required_text(request, &at, "url", problems);
+    if let Some(url) = &url {
+        let lower = url.source.trim_start().to_ascii_lowercase();
+        if !(lower.starts_with("http://")
+            || lower.starts_with("https://")
+            || lower.starts_with("{{"))
+        {
+            problems.add(&url.pointer, "`url` must be an http:// or https:// URL");
+        }
+    }
+    let mut headers = BTreeMap::new();
+    match request.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (name, value) in map {
+                let header_at = format!("{at}/headers/{}", escape(name));
+                let valid_name = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !valid_name {
+                    problems.add(
+                        &header_at,
+                        format!("`{name}` is not a valid HTTP header name"),
+                    );
+                }
+                match value.as_str() {
+                    Some(text) => {
+                        headers.insert(
+                            name.clone(),
+                            TemplateSource {
+                                source: text.to_owned(),
+                                pointer: header_at,
+                            },
+                        );
+                    }
+                    None => problems.add(&header_at, "a header value must be a string"),
+                }
+            }
+        }
+        Some(_) => problems.add(
+            &format!("{at}/headers"),
+            "`headers` must be an object of strings",
+        ),
+    }
+    let body = request.get("body").filter(|body| !body.is_null()).cloned();
+    let retry = parse_retry(object, pointer, problems);
+    Some(WebhookStep {
+        method: method?,
+        url: url?,
+        headers,
+        body,
+        retry: retry?,
+    })
+}
+
+fn parse_retry(
+    object: &Map<String, Value>,
+    pointer: &str,
+    problems: &mut Problems,
+) -> Option<RetryPolicy> {
+    let at = format!("{pointer}/retry");
+    let retry = match object.get("retry") {
+        None | Some(Value::Null) => return Some(RetryPolicy::default()),
+        Some(Value::Object(retry)) => retry,
+        Some(_) => {
+            problems.add(&at, "`retry` must be an object {max_attempts, backoff}");
+            return None;
+        }
+    };
+    reject_unknown(retry, &at, &["max_attempts", "backoff"], problems);
+    let max_attempts = match retry.get("max_attempts") {
+        None => Some(RetryPolicy::default().max_attempts),
+        Some(value) => {
+            let parsed = value
+                .as_u64()
+                .filter(|n| (1..=MAX_ATTEMPTS).contains(n))
+                .and_then(|n| u8::try_from(n).ok());
+            if parsed.is_none() {
+                problems.add(
+                    &format!("{at}/max_attempts"),
+                    format!("`max_attempts` must be a whole number from 1 to {MAX_ATTEMPTS}"),
+                );
+            }
+            parsed
+        }
+    };
+    let defaults = RetryPolicy::default().backoff;
+    let backoff = match retry.get("backoff") {
+        None | Some(Value::Null) => Some(defaults),
+        Some(Value::Object(backoff)) => {
+            let backoff_at = format!("{at}/backoff");
+            reject_unknown(
+                backoff,
+                &backoff_at,
+                &["initial_ms", "factor", "max_ms"],
+                problems,
+            );
+            let initial_ms = match backoff.get("initial_ms") {
+                None => Some(defaults.initial_ms),
+                Some(value) => {
+                    let parsed = positive_integer(value).filter(|ms| *ms <= MAX_TIMEOUT_MS);
+                    if parsed.is_none() {
+                        problems.add(
+                            &format!("{backoff_at}/initial_ms"),
+                            "`initial_ms` must be a positive whole number of milliseconds",
+                        );
+                    }
+                    parsed
+                }
+            };
+            let factor = match backoff.get("factor") {
+                None => Some(defaults.factor),
+                Some(value) => {
+                    let parsed = value.as_f64().filter(|f| (1.0..=10.0).contains(f));
+                    if parsed.is_none() {
+                        problems.add(
+                            &format!("{backoff_at}/factor"),
+                            "`factor` must be a number from 1 to 10",
+                        );
+                    }
+                    parsed
+                }
+            };
+            let max_ms = match backoff.get("max_ms") {
+                None => Some(defaults.max_ms.max(initial_ms.unwrap_or(0))),
+                Some(value) => {
+                    let parsed = positive_integer(value).filter(|ms| *ms <= MAX_TIMEOUT_MS);
+                    match (parsed, initial_ms) {
+                        (Some(max), Some(initial)) if max < initial => {
+                            problems.add(
+                                &format!("{backoff_at}/max_ms"),
+                                "`max_ms` must not be less than `initial_ms`",
+                            );
+                            None
+                        }
+                        (None, _) => {
+                            problems.add(
+                                &format!("{backoff_at}/max_ms"),
+                                "`max_ms` must be a positive whole number of milliseconds",
+                            );
+                            None
+                        }
+                        (parsed, _) => parsed,
+                    }
+                }
+            };
+            Some(Backoff {
+                initial_ms: initial_ms?,
+                factor: factor?,
+                max_ms: max_ms?,
+            })
+        }
+        Some(_) => {
+            problems.add(
+                &format!("{at}/backoff"),
+                "`backoff` must be an object {initial_ms, factor, max_ms}",
+            );
+            None
+        }
+    };
+    Some(RetryPolicy {
+        max_attempts: max_attempts?,
+        backoff: backoff?,
+    })
+}
+
+fn parse_uuid(value: &Value) -> Option<Uuid> {
+    value.as_str().and_then(|text| Uuid::try_parse(text).ok())
+}
+
+fn parse_approval(
+    object: &Map<String, Value>,
+    pointer: &str,
+    problems: &mut Problems,
+) -> Option<ApprovalStep> {
+    let message = required_text(object, pointer, "message", problems);
+    let mut approvers = Vec::new();
+    match object.get("approvers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(ids)) => {
+            for (position, id) in ids.iter().enumerate() {
+                match parse_uuid(id) {
+                    Some(uuid) if !approvers.contains(&UserId::from_uuid(uuid)) => {
+                        approvers.push(UserId::from_uuid(uuid));
+                    }
+                    Some(_) => problems.add(
+                        &format!("{pointer}/approvers/{position}"),
+                        "this approver is listed twice",
+                    ),
+                    None => problems.add(
+                        &format!("{pointer}/approvers/{position}"),
+                        "an approver is a user id (a UUID)",
+                    ),
+                }
+            }
+        }
+        Some(_) => problems.add(
+            &format!("{pointer}/approvers"),
+            "`approvers` must be an array of user ids",
+        ),
+    }
+    Some(ApprovalStep {
+        message: message?,
+        approvers,
+    })
+}
+
+fn parse_agent(
+    object: &Map<String, Value>,
+    pointer: &str,
+    problems: &mut Problems,
+) -> Option<AgentStep> {
+    let at = format!("{pointer}/agent_id");
+    let agent_id = match object.get("agent_id") {
+        None => {
+            problems.add(&at, "`agent_id` is required");
+            None
+        }
+        Some(value) => {
+            let parsed = parse_uuid(value).map(AgentId::from_uuid);
+            if parsed.is_none() {
+                problems.add(&at, "`agent_id` must be an agent id (a UUID)");
+            }
+            parsed
+        }
+    };
+    let prompt = required_text(object, pointer, "prompt", problems);
+    Some(AgentStep {
+        agent_id: agent_id?,
+        prompt: prompt?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn example() -> Value {
+        json!({
+            "steps": [
+                {"name": "fetch_order", "type": "webhook",
+                 "request": {"method": "GET", "url": "https://erp.example/orders/{{ input.order_id }}", "headers": {}, "body": null},
+                 "retry": {"max_attempts": 3, "backoff": {"initial_ms": 500, "factor": 2.0, "max_ms": 30000}},
+                 "timeout_ms": 10000},
+                {"name": "manager_approval", "type": "approval", "message": "Refund {{ steps.fetch_order.output.amount }}?",
+                 "approvers": ["8f0c6a52-5a43-4a7c-9a53-0d6f3b1f9a10"], "timeout_ms": 86400000,
+                 "when": "steps.fetch_order.output.amount > 100"},
+                {"name": "draft_reply", "type": "agent", "agent_id": "0b9d1c1e-7b0f-4a53-8a43-7f1f7c7d2e11",
+                 "prompt": "Write to the customer about order {{ input.order_id }}"}
+            ]
+        })
+    }
+
+    fn pointers(document: &Value) -> Vec<String> {
+        match WorkflowDefinition::parse(document) {
+            Ok(_) => Vec::new(),
+            Err(InvalidDefinition(problems)) => problems
+                .into_iter()
+                .map(|problem| problem.pointer)
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let definition = WorkflowDefinition::parse(&example()).unwrap();
+        let steps = definition.steps();
+        assert_eq!(steps.len(), 3);
+        let StepKind::Webhook(webhook) = &steps[0].kind else {
+            panic!("webhook expected")
+        };
+        assert_eq!(webhook.method, HttpMethod::Get);
+        assert_eq!(webhook.retry.max_attempts, 3);
+        assert_eq!(webhook.retry.backoff.max_ms, 30_000);
+        assert_eq!(steps[1].when.as_ref().unwrap().pointer, "/steps/1/when");
+        assert_eq!(steps[2].kind.label(), "agent");
+        assert_eq!(definition.agent_ids()[0].1, "/steps/2/agent_id");
+        assert_eq!(definition.approver_ids()[0].1, "/steps/1/approvers/0");
+        // The last step's templates may refer to both earlier steps.
+        let templates = definition.templates();
+        assert_eq!(templates.last().unwrap().1.len(), 2);
+        assert_eq!(definition.document(), &example());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_pointer() {
+        let document = json!({
+            "steps": [
+                {"name": "Bad Name", "type": "webhook",
+                 "request": {"method": "FETCH", "url": "ftp://x", "headers": {"X-Ok": 1}},
+                 "retry": {"max_attempts": 11, "backoff": {"initial_ms": 0, "factor": 0.5, "max_ms": 0}},
+                 "timeout_ms": -5},
+                {"name": "wait", "type": "approval", "approvers": ["nope"]},
+                {"name": "wait", "type": "agent", "agent_id": "also-nope", "prompt": ""},
+                {"name": "mystery", "type": "teleport"},
+                {"name": "extra", "type": "agent", "agent_id": "0b9d1c1e-7b0f-4a53-8a43-7f1f7c7d2e11",
+                 "prompt": "hi", "colour": "blue"}
+            ],
+            "version": 2
+        });
+        let mut found = pointers(&document);
+        found.sort();
+        let mut expected = vec![
+            "/version",
+            "/steps/0/name",
+            "/steps/0/timeout_ms",
+            "/steps/0/request/method",
+            "/steps/0/request/url",
+            "/steps/0/request/headers/X-Ok",
+            "/steps/0/retry/max_attempts",
+            "/steps/0/retry/backoff/initial_ms",
+            "/steps/0/retry/backoff/factor",
+            "/steps/0/retry/backoff/max_ms",
+            "/steps/1/message",
+            "/steps/1/approvers/0",
+            "/steps/2/name",
+            "/steps/2/agent_id",
+            "/steps/2/prompt",
+            "/steps/3/type",
+            "/steps/4/colour",
+        ];
+        expected.sort();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn duplicate_names_point_at_the_second_use() {
+        let document = json!({"steps": [
+            {"name": "a", "type": "agent", "agent_id": "0b9d1c1e-7b0f-4a53-8a43-7f1f7c7d2e11", "prompt": "x"},
+            {"name": "a", "type": "agent", "agent_id": "0b9d1c1e-7b0f-4a53-8a43-7f1f7c7d2e11", "prompt": "y"}
+        ]});
+        assert_eq!(pointers(&document), ["/steps/1/name"]);
+    }
+
+    #[test]
+    fn the_document_must_have_steps() {
+        assert_eq!(pointers(&json!([])), [""]);
+        assert_eq!(pointers(&json!({})), ["/steps"]);
+        assert_eq!(pointers(&json!({"steps": []})), ["/steps"]);
+        assert_eq!(pointers(&json!({"steps": {}})), ["/steps"]);
+        assert_eq!(pointers(&json!({"steps": [1]})), ["/steps/0"]);
+        assert_eq!(
+            pointers(&json!({"steps": [{"name": "x"}]})),
+            ["/steps/0/type"]
+        );
+    }
+
+    #[test]
+    fn pointers_escape_member_names() {
+        let document = json!({"steps": [{"name": "a", "type": "agent",
+            "agent_id": "0b9d1c1e-7b0f-4a53-8a43-7f1f7c7d2e11", "prompt": "x", "a/b~c": 1}]});
+        assert_eq!(pointers(&document), ["/steps/0/a~1b~0c"]);
+    }
+
+    fn arbitrary_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-z_ /~]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("steps".to_owned()),
+                        Just("name".to_owned()),
+                        Just("type".to_owned()),
+                        Just("request".to_owned()),
+                        "[a-z_/~]{1,8}"
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// The member a pointer names exists, or at least its parent does (a missing required member).
+    fn resolves(document: &Value, pointer: &str) -> bool {
+        if document.pointer(pointer).is_some() {
+            return true;
+        }
+        match pointer.rsplit_once('/') {
+            Some((parent, _)) => document.pointer(parent).is_some(),
+            None => false,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_document_is_parsed_or_refused_with_pointers_into_it(document in arbitrary_json()) {
+            if let Err(InvalidDefinition(problems)) = WorkflowDefinition::parse(&document) {
+                prop_assert!(!problems.is_empty());
+                for problem in problems {
+                    prop_assert!(resolves(&document, &problem.pointer), "{} in {}", problem.pointer, document);
+                    prop_assert!(!problem.message.is_empty());
+                }
+            }
+        }
+
+        #[test]
+        fn valid_steps_with_unique_names_always_parse(names in prop::collection::btree_set("[a-z0-9_]{1,64}", 1..20)) {
+            let steps: Vec<Value> = names.iter().map(|name| json!({
+                "name": name, "type": "approval", "message": "Go ahead?"
+            })).collect();
+            let definition = WorkflowDefinition::parse(&json!({"steps": steps})).unwrap();
+            prop_assert_eq!(definition.steps().len(), names.len());
+        }
+
+        #[test]
+        fn invalid_step_names_are_pointed_at(name in "[^a-z0-9_]{1,8}|[a-z]{65,70}") {
+            let document = json!({"steps": [{"name": name, "type": "approval", "message": "ok?"}]});
+            prop_assert_eq!(pointers(&document), vec!["/steps/0/name".to_owned()]);
+        }
+
+        #[test]
+        fn attempts_outside_one_to_ten_are_refused(attempts in prop_oneof![Just(0u64), 11u64..1000]) {
+            let document = json!({"steps": [{"name": "call", "type": "webhook",
+                "request": {"method": "POST", "url": "https://example.org"},
+                "retry": {"max_attempts": attempts}}]});
+            prop_assert_eq!(pointers(&document), vec!["/steps/0/retry/max_attempts".to_owned()]);
+        }
+    }
+}
