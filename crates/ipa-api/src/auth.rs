@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 
 use ipa_identity::{
-    AuthenticateError, ChangeProfileError, FullName, Password, PasswordChange, Principal,
-    ProfileChanges, SignInError, UserQueryError,
+    AuthenticateError, ChangeProfileError, Password, PasswordChange, Principal, ProfileChanges,
+    SignInError, UserQueryError,
 };
 use ipa_kernel::{ClientInfo, UserAgent};
 use poem::Request;
@@ -263,18 +263,5 @@ impl AuthApi {
             .await
             .map_err(profile_error)?;
         Ok(MeResult::Me(Json(UserView::from(user))))
-    }
-}
-
-/// Parses an optional full name: absent leaves it, `null` or blank clears it.
-pub(crate) fn optional_full_name(
-    raw: Option<String>,
-    pointer: &str,
-) -> Result<Option<FullName>, ApiError> {
-    match raw {
-        Some(name) if !name.trim().is_empty() => FullName::parse(&name)
-            .map(Some)
-            .map_err(|error| value_error(&error, pointer)),
-        _ => Ok(None),
     }
 }

@@ -177,19 +177,12 @@ pub async fn catch_all(err: poem::Error) -> Response {
             "This resource does not support that method.".to_owned(),
         ),
         StatusCode::UNAUTHORIZED => {
-            let mut response =
-                ErrorBody::new("unauthorized", SIGN_IN_HINT).into_response_with(status);
-            response.headers_mut().insert(
-                poem::http::header::WWW_AUTHENTICATE,
-                poem::http::HeaderValue::from_static(BEARER_CHALLENGE),
-            );
-            return response;
+            return ApiError::unauthorized("unauthorized", SIGN_IN_HINT).into_response();
         }
         status if status.is_client_error() => ("bad_request", err.to_string()),
         _ => {
             tracing::error!(error = %err, "request failed");
-            let body = internal_body();
-            ("internal", body.message)
+            return internal_body().into_response_with(status);
         }
     };
     ErrorBody::new(code, message).into_response_with(status)

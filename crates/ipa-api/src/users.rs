@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::ApiTags;
-use crate::auth::{BearerAuth, optional_full_name, query_error};
+use crate::auth::{BearerAuth, query_error};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -64,6 +64,16 @@ impl From<User> for UserView {
 /// A field's value refused by a value object: 422 pointing at the field.
 pub(crate) fn value_error(error: &ValueError, pointer: &str) -> ApiError {
     ApiError::unprocessable("invalid_field", error.to_string(), pointer)
+}
+
+/// Parses an optional full name: absent leaves it, `null` or blank clears it.
+fn optional_full_name(raw: Option<String>, pointer: &str) -> Result<Option<FullName>, ApiError> {
+    match raw {
+        Some(name) if !name.trim().is_empty() => FullName::parse(&name)
+            .map(Some)
+            .map_err(|error| value_error(&error, pointer)),
+        _ => Ok(None),
+    }
 }
 
 /// A full-name change: absent leaves the name, `null` or blank clears it.
@@ -227,6 +237,7 @@ impl UsersApi {
         body: Json<CreateUserRequest>,
     ) -> Result<CreatedUser, ApiError> {
         let actor = auth.0.actor();
+        // Refused before the body is judged, so a non-superuser learns nothing from validation.
         if !actor.is_superuser() {
             return Err(create_error(CreateUserError::Forbidden));
         }

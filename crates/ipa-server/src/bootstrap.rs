@@ -195,16 +195,14 @@ pub async fn create_user(
 
 #[allow(clippy::print_stdout)]
 fn print_created(user: &ipa_identity::User, generated_password: Option<&str>) {
+    let kind = if user.is_superuser {
+        "superuser"
+    } else {
+        "user"
+    };
     println!(
-        "created {} {} ({}){}",
-        if user.is_superuser {
-            "superuser"
-        } else {
-            "user"
-        },
-        user.username,
-        user.email,
-        format_args!(" id {}", user.id)
+        "created {kind} {} ({}) id {}",
+        user.username, user.email, user.id
     );
     if let Some(password) = generated_password {
         println!("password: {password}\n(shown only now)");

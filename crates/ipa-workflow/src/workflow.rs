@@ -68,11 +68,13 @@ impl Tags {
                 return Err(WorkflowValueError::Tag(index));
             }
             if !tags.iter().any(|seen| seen == trimmed) {
+                // Refused as soon as the bound is passed: a client's list may be huge, and
+                // de-duplication is quadratic.
+                if tags.len() == Self::MAX_TAGS {
+                    return Err(WorkflowValueError::TooManyTags);
+                }
                 tags.push(trimmed.to_owned());
             }
-        }
-        if tags.len() > Self::MAX_TAGS {
-            return Err(WorkflowValueError::TooManyTags);
         }
         Ok(Self(tags))
     }

@@ -317,14 +317,15 @@ async fn attempts_only_flip_from_failed_to_succeeded_for_the_identifier_signing_
         "no other column"
     );
 
-    let succeeded: Vec<(String, bool)> = rows_as_system(
-        &store,
-        "SELECT identifier, succeeded FROM login_attempts ORDER BY identifier",
-    )
-    .await;
+    let attempts = db
+        .rows("SELECT identifier, succeeded FROM login_attempts ORDER BY identifier")
+        .await;
     assert_eq!(
-        succeeded,
-        [("alice".to_owned(), true), ("bob".to_owned(), false)]
+        attempts,
+        [
+            serde_json::json!({"identifier": "alice", "succeeded": true}),
+            serde_json::json!({"identifier": "bob", "succeeded": false})
+        ]
     );
 }
 
@@ -360,25 +361,4 @@ async fn the_throttle_sees_failures_from_the_requesting_address_across_identifie
         1
     );
     assert_eq!(scalar_as::<i64>(&store, &from("192.0.2.1"), count).await, 0);
-}
-
-async fn rows_as_system(store: &ipa_store::Store, sql: &str) -> Vec<(String, bool)> {
-    let txn = store.begin(&Actor::system()).await.unwrap();
-    let rows = txn
-        .connection()
-        .query_all_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            sql.to_owned(),
-        ))
-        .await
-        .unwrap();
-    txn.rollback().await.unwrap();
-    rows.iter()
-        .map(|row| {
-            (
-                row.try_get_by_index::<String>(0).unwrap(),
-                row.try_get_by_index::<bool>(1).unwrap(),
-            )
-        })
-        .collect()
 }
