@@ -80,31 +80,37 @@ impl Default for PageLimit {
 }
 
 /// Which page to read: after a position (or from the start), and how many rows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PageRequest {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest<C = Keyset> {
     /// Continue after this row; `None` for the first page.
-    pub after: Option<Keyset>,
+    pub after: Option<C>,
     /// The page size.
     pub limit: PageLimit,
 }
 
-/// One page of a list, and where the next one starts (`None` on the last page).
+impl<C> Default for PageRequest<C> {
+    fn default() -> Self {
+        Self {
+            after: None,
+            limit: PageLimit::default(),
+        }
+    }
+}
+
+/// One page of a list, and where the next one starts (`None` on the last page). Lists ordered by
+/// creation continue after a [`Keyset`]; lists with their own order name their position type `C`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Page<T> {
+pub struct Page<T, C = Keyset> {
     /// The rows, in the list's order.
     pub items: Vec<T>,
     /// The position to continue after, when more rows may follow.
-    pub next: Option<Keyset>,
+    pub next: Option<C>,
 }
 
-impl<T> Page<T> {
+impl<T, C> Page<T, C> {
     /// Builds a page from up to `limit + 1` rows read in order: the extra row, when present, only
     /// proves that another page exists. `keyset` gives a row's position.
-    pub fn from_overfetched(
-        mut rows: Vec<T>,
-        limit: PageLimit,
-        keyset: impl Fn(&T) -> Keyset,
-    ) -> Self {
+    pub fn from_overfetched(mut rows: Vec<T>, limit: PageLimit, keyset: impl Fn(&T) -> C) -> Self {
         let limit = usize::from(limit.get());
         let next = if rows.len() > limit {
             rows.truncate(limit);
@@ -116,7 +122,7 @@ impl<T> Page<T> {
     }
 
     /// The same page with every row converted.
-    pub fn map<U>(self, convert: impl FnMut(T) -> U) -> Page<U> {
+    pub fn map<U>(self, convert: impl FnMut(T) -> U) -> Page<U, C> {
         Page {
             items: self.items.into_iter().map(convert).collect(),
             next: self.next,

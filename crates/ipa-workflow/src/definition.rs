@@ -220,17 +220,64 @@ pub struct WorkflowDefinition {
 }
 
 impl WorkflowDefinition {
-    /// Parses a definition, reporting every problem found.
+    /// Parses a definition's structure, reporting every problem found. Templates are not
+    /// compiled: [`WorkflowDefinition::check`] does that too.
     pub fn parse(document: &Value) -> Result<Self, InvalidDefinition> {
         let mut problems = Problems::default();
-        let steps = parse_document(document, &mut problems);
+        let partial = parse_document(document, &mut problems);
         if problems.0.is_empty() {
-            Ok(Self {
-                steps,
-                document: document.clone(),
-            })
+            Ok(Self::from_partial(partial, document))
         } else {
             Err(InvalidDefinition(problems.0))
+        }
+    }
+
+    /// Parses a definition and compiles its templates and conditions with `templates`, finding
+    /// every problem: those of the structure, and those of every template in the steps that
+    /// parsed (each may refer to `input` and to steps before its own). Also lists every agent and
+    /// approver the document names, so the caller can check them in the same answer.
+    pub fn check(document: &Value, templates: &impl TemplateChecker) -> DefinitionCheck {
+        let mut problems = Problems::default();
+        let partial = parse_document(document, &mut problems);
+        let mut uses = Vec::new();
+        let mut agents = Vec::new();
+        let mut approvers = Vec::new();
+        for (index, parts) in &partial.steps {
+            let Some(kind) = &parts.kind else { continue };
+            let earlier: Vec<&str> = partial.names[..*index]
+                .iter()
+                .flatten()
+                .map(StepName::as_str)
+                .collect();
+            step_templates(*index, kind, parts.when.as_ref(), &earlier, &mut uses);
+            step_references(*index, kind, &mut agents, &mut approvers);
+        }
+        for template in &uses {
+            if let Err(message) = templates.check(template) {
+                problems.add(&template.pointer, message);
+            }
+        }
+        let definition = problems
+            .0
+            .is_empty()
+            .then(|| Self::from_partial(partial, document));
+        DefinitionCheck {
+            problems: problems.0,
+            definition,
+            agents,
+            approvers,
+        }
+    }
+
+    /// The definition of a document parsed without problems (every step's parts complete).
+    fn from_partial(partial: Partial, document: &Value) -> Self {
+        Self {
+            steps: partial
+                .steps
+                .into_iter()
+                .filter_map(|(_, parts)| parts.into_step())
+                .collect(),
+            document: document.clone(),
         }
     }
 
@@ -244,68 +291,170 @@ impl WorkflowDefinition {
         &self.document
     }
 
-    /// Every template and condition, with the names of the steps that come before it (the only
-    /// steps it may refer to).
-    pub fn templates(&self) -> Vec<(TemplateUse<'_>, Vec<&StepName>)> {
+    /// Every template and condition, each with its pointer and the names of the steps that come
+    /// before it (the only steps it may refer to). A webhook body's strings are templates too.
+    pub fn templates(&self) -> Vec<TemplateCheck<'_>> {
         let mut uses = Vec::new();
         for (index, step) in self.steps.iter().enumerate() {
-            let earlier: Vec<&StepName> = self.steps[..index].iter().map(|s| &s.name).collect();
-            if let Some(when) = &step.when {
-                uses.push((TemplateUse::Expression(when), earlier.clone()));
-            }
-            match &step.kind {
-                StepKind::Webhook(webhook) => {
-                    uses.push((TemplateUse::Template(&webhook.url), earlier.clone()));
-                    for header in webhook.headers.values() {
-                        uses.push((TemplateUse::Template(header), earlier.clone()));
-                    }
-                }
-                StepKind::Approval(approval) => {
-                    uses.push((TemplateUse::Template(&approval.message), earlier.clone()));
-                }
-                StepKind::Agent(agent) => {
-                    uses.push((TemplateUse::Template(&agent.prompt), earlier.clone()));
-                }
-            }
+            let earlier: Vec<&str> = self.steps[..index]
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
+            step_templates(index, &step.kind, step.when.as_ref(), &earlier, &mut uses);
         }
         uses
     }
 
-    /// Every agent the definition uses.
+    /// Every agent the definition uses, with its pointer.
     pub fn agent_ids(&self) -> Vec<(AgentId, String)> {
-        self.steps
-            .iter()
-            .enumerate()
-            .filter_map(|(index, step)| match &step.kind {
-                StepKind::Agent(agent) => {
-                    Some((agent.agent_id, format!("/steps/{index}/agent_id")))
-                }
-                _ => None,
-            })
-            .collect()
+        self.references().0
     }
 
-    /// Every approver the definition names.
+    /// Every approver the definition names, with its pointer.
     pub fn approver_ids(&self) -> Vec<(UserId, String)> {
-        let mut ids = Vec::new();
+        self.references().1
+    }
+
+    fn references(&self) -> References {
+        let mut agents = Vec::new();
+        let mut approvers = Vec::new();
         for (index, step) in self.steps.iter().enumerate() {
-            if let StepKind::Approval(approval) = &step.kind {
-                for (position, id) in approval.approvers.iter().enumerate() {
-                    ids.push((*id, format!("/steps/{index}/approvers/{position}")));
-                }
-            }
+            step_references(index, &step.kind, &mut agents, &mut approvers);
         }
-        ids
+        (agents, approvers)
     }
 }
 
-/// A template or a condition expression of a definition.
+type References = (Vec<(AgentId, String)>, Vec<(UserId, String)>);
+
+/// What [`WorkflowDefinition::check`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DefinitionCheck {
+    /// Every problem of structure and templates.
+    pub problems: Vec<DefinitionProblem>,
+    /// The definition, when there were no problems.
+    pub definition: Option<WorkflowDefinition>,
+    /// Every agent named, with its pointer (from the steps that parsed).
+    pub agents: Vec<(AgentId, String)>,
+    /// Every approver named, with its pointer (from the steps that parsed).
+    pub approvers: Vec<(UserId, String)>,
+}
+
+/// Compiles a template or condition and says whether it refers only to what it may.
+pub trait TemplateChecker {
+    /// `Ok` when `template` compiles and refers only to `input` and its earlier steps; otherwise
+    /// a message a person can act on.
+    fn check(&self, template: &TemplateCheck<'_>) -> Result<(), String>;
+}
+
+fn step_templates<'a>(
+    index: usize,
+    kind: &StepKind,
+    when: Option<&TemplateSource>,
+    earlier: &[&'a str],
+    uses: &mut Vec<TemplateCheck<'a>>,
+) {
+    let mut add = |kind, source: String, pointer: String| {
+        uses.push(TemplateCheck {
+            kind,
+            source,
+            pointer,
+            earlier_steps: earlier.to_vec(),
+        });
+    };
+    let mut template = |source: &TemplateSource| {
+        add(
+            TemplateKind::Template,
+            source.source.clone(),
+            source.pointer.clone(),
+        );
+    };
+    match kind {
+        StepKind::Webhook(webhook) => {
+            template(&webhook.url);
+            for header in webhook.headers.values() {
+                template(header);
+            }
+        }
+        StepKind::Approval(approval) => template(&approval.message),
+        StepKind::Agent(agent) => template(&agent.prompt),
+    }
+    if let StepKind::Webhook(WebhookStep {
+        body: Some(body), ..
+    }) = kind
+    {
+        body_strings(
+            body,
+            &format!("/steps/{index}/request/body"),
+            &mut |source, pointer| add(TemplateKind::Template, source.to_owned(), pointer),
+        );
+    }
+    if let Some(when) = when {
+        add(
+            TemplateKind::Expression,
+            when.source.clone(),
+            when.pointer.clone(),
+        );
+    }
+}
+
+fn step_references(
+    index: usize,
+    kind: &StepKind,
+    agents: &mut Vec<(AgentId, String)>,
+    approvers: &mut Vec<(UserId, String)>,
+) {
+    match kind {
+        StepKind::Agent(agent) => agents.push((agent.agent_id, format!("/steps/{index}/agent_id"))),
+        StepKind::Approval(approval) => {
+            for (position, id) in approval.approvers.iter().enumerate() {
+                approvers.push((*id, format!("/steps/{index}/approvers/{position}")));
+            }
+        }
+        StepKind::Webhook(_) => {}
+    }
+}
+
+/// Whether a text is a template or a condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TemplateUse<'a> {
+pub enum TemplateKind {
     /// Text with `{{ ... }}` placeholders.
-    Template(&'a TemplateSource),
-    /// A condition expression (a `when`).
-    Expression(&'a TemplateSource),
+    Template,
+    /// A condition expression (a `when`), without braces.
+    Expression,
+}
+
+/// A template or condition of a definition, with what it may refer to: `input` and the steps
+/// named in `earlier_steps`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateCheck<'a> {
+    /// Template or condition.
+    pub kind: TemplateKind,
+    /// The text.
+    pub source: String,
+    /// Its JSON pointer in the definition.
+    pub pointer: String,
+    /// The names of the steps before the one it belongs to.
+    pub earlier_steps: Vec<&'a str>,
+}
+
+/// Calls `visit` with every string of a JSON body (object members and array items, not member
+/// names) and its pointer.
+fn body_strings(value: &Value, pointer: &str, visit: &mut impl FnMut(&str, String)) {
+    match value {
+        Value::String(text) => visit(text, pointer.to_owned()),
+        Value::Array(items) => {
+            for (position, item) in items.iter().enumerate() {
+                body_strings(item, &format!("{pointer}/{position}"), visit);
+            }
+        }
+        Value::Object(members) => {
+            for (name, member) in members {
+                body_strings(member, &format!("{pointer}/{}", escape(name)), visit);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[derive(Default)]
@@ -325,19 +474,27 @@ fn escape(member: &str) -> String {
     member.replace('~', "~0").replace('/', "~1")
 }
 
-fn parse_document(document: &Value, problems: &mut Problems) -> Vec<Step> {
+/// What parsing a document yields even when it has problems: the parts of each step that parsed,
+/// by index, and every step's name where it is a valid one.
+#[derive(Default)]
+struct Partial {
+    steps: Vec<(usize, StepParts)>,
+    names: Vec<Option<StepName>>,
+}
+
+fn parse_document(document: &Value, problems: &mut Problems) -> Partial {
     let Some(object) = document.as_object() else {
         problems.add("", "a definition is a JSON object with a `steps` array");
-        return Vec::new();
+        return Partial::default();
     };
     reject_unknown(object, "", &["steps"], problems);
     let Some(steps) = object.get("steps") else {
         problems.add("/steps", "`steps` is required");
-        return Vec::new();
+        return Partial::default();
     };
     let Some(steps) = steps.as_array() else {
         problems.add("/steps", "`steps` must be an array of steps");
-        return Vec::new();
+        return Partial::default();
     };
     if steps.is_empty() {
         problems.add("/steps", "a workflow needs at least one step");
@@ -352,7 +509,7 @@ fn parse_document(document: &Value, problems: &mut Problems) -> Vec<Step> {
         );
     }
     let mut seen = HashSet::new();
-    let mut parsed = Vec::new();
+    let mut parsed = Partial::default();
     for (index, step) in steps.iter().enumerate() {
         let pointer = format!("/steps/{index}");
         // Duplicates are reported even among steps with other problems.
@@ -360,7 +517,7 @@ fn parse_document(document: &Value, problems: &mut Problems) -> Vec<Step> {
             .get("name")
             .and_then(Value::as_str)
             .and_then(StepName::parse);
-        if let Some(name) = name
+        if let Some(name) = &name
             && !seen.insert(name.clone())
         {
             problems.add(
@@ -368,8 +525,9 @@ fn parse_document(document: &Value, problems: &mut Problems) -> Vec<Step> {
                 format!("step name `{name}` is used more than once"),
             );
         }
-        if let Some(step) = parse_step(step, &pointer, problems) {
-            parsed.push(step);
+        parsed.names.push(name);
+        if let Some(parts) = parse_step(step, &pointer, problems) {
+            parsed.steps.push((index, parts));
         }
     }
     parsed
@@ -394,12 +552,31 @@ fn reject_unknown(
     }
 }
 
-fn parse_step(value: &Value, pointer: &str, problems: &mut Problems) -> Option<Step> {
+/// What parsing one step yields: each part that parsed, even when another did not, so the
+/// templates and references of a step with a bad name are still checked.
+struct StepParts {
+    name: Option<StepName>,
+    when: Option<TemplateSource>,
+    timeout_ms: Option<u64>,
+    kind: Option<StepKind>,
+}
+
+impl StepParts {
+    fn into_step(self) -> Option<Step> {
+        Some(Step {
+            name: self.name?,
+            when: self.when,
+            timeout_ms: self.timeout_ms,
+            kind: self.kind?,
+        })
+    }
+}
+
+fn parse_step(value: &Value, pointer: &str, problems: &mut Problems) -> Option<StepParts> {
     let Some(object) = value.as_object() else {
         problems.add(pointer, "a step is a JSON object");
         return None;
     };
-    let before = problems.0.len();
     let name = match object.get("name") {
         None => {
             problems.add(&format!("{pointer}/name"), "`name` is required");
@@ -465,14 +642,11 @@ fn parse_step(value: &Value, pointer: &str, problems: &mut Problems) -> Option<S
             None
         }
     };
-    if problems.0.len() > before {
-        return None;
-    }
-    Some(Step {
-        name: name?,
+    Some(StepParts {
+        name,
         when,
         timeout_ms,
-        kind: kind?,
+        kind,
     })
 }
 
@@ -859,8 +1033,70 @@ mod tests {
         assert_eq!(definition.approver_ids()[0].1, "/steps/1/approvers/0");
         // The last step's templates may refer to both earlier steps.
         let templates = definition.templates();
-        assert_eq!(templates.last().unwrap().1.len(), 2);
+        assert_eq!(
+            templates.last().unwrap().earlier_steps,
+            ["fetch_order", "manager_approval"]
+        );
+        assert_eq!(templates[2].kind, TemplateKind::Expression);
+        assert_eq!(templates[2].pointer, "/steps/1/when");
         assert_eq!(definition.document(), &example());
+    }
+
+    /// Refuses any text containing `BAD`, and says which steps it could see.
+    struct Picky;
+
+    impl TemplateChecker for Picky {
+        fn check(&self, template: &TemplateCheck<'_>) -> Result<(), String> {
+            if template.source.contains("BAD") {
+                Err(format!(
+                    "bad; earlier: {}",
+                    template.earlier_steps.join(",")
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn checking_finds_template_and_reference_problems_beside_structural_ones() {
+        let agent = "0b9d1c1e-7b0f-4a53-8a43-7f1f7c7d2e11";
+        let document = json!({"steps": [
+            {"name": "first", "type": "webhook",
+             "request": {"method": "POST", "url": "https://x.example",
+                         "body": {"a/b": ["ok", "BAD"]}}},
+            {"name": "Bad Name", "type": "agent", "agent_id": agent, "prompt": "BAD",
+             "when": "fine"},
+            {"name": "third", "type": "approval", "message": "BAD",
+             "approvers": ["3c1f1f3e-1b1a-4a53-8a43-7f1f7c7d2e11"]}
+        ]});
+        let check = WorkflowDefinition::check(&document, &Picky);
+        let found: Vec<(&str, &str)> = check
+            .problems
+            .iter()
+            .map(|problem| (problem.pointer.as_str(), problem.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "/steps/1/name",
+                    "a step name has 1 to 64 characters of a-z, 0-9 and _"
+                ),
+                ("/steps/0/request/body/a~1b/1", "bad; earlier: "),
+                ("/steps/1/prompt", "bad; earlier: first"),
+                // The step with a bad name is not one later steps can refer to.
+                ("/steps/2/message", "bad; earlier: first"),
+            ]
+        );
+        assert_eq!(check.definition, None);
+        assert_eq!(check.agents[0].1, "/steps/1/agent_id");
+        assert_eq!(check.approvers[0].1, "/steps/2/approvers/0");
+
+        let valid = json!({"steps": [{"name": "only", "type": "approval", "message": "fine"}]});
+        let check = WorkflowDefinition::check(&valid, &Picky);
+        assert!(check.problems.is_empty());
+        assert_eq!(check.definition, WorkflowDefinition::parse(&valid).ok());
     }
 
     #[test]

@@ -2,15 +2,51 @@
 //! versions.
 //!
 //! - [`definition`]: the steps a version runs, parsed from JSON with every problem reported at
-//!   its JSON pointer.
-//! - [`workflow`]: a workflow's name, tags and metadata, and the lifecycle's legal transitions
-//!   ([`WorkflowStatus::can_become`]).
+//!   its JSON pointer, and the [`TemplateChecker`] port that compiles their templates.
+//! - [`workflow`]: the workflow aggregate, its values (name, description, tags, metadata) and
+//!   the lifecycle's legal transitions ([`WorkflowStatus::can_become`]).
+//! - [`version`]: version numbers and the versions themselves.
+//! - [`ports`]: the repository the context needs; [`service`]: the operations over it.
+//! - [`error`]: one error per operation.
 
 pub mod definition;
+pub mod error;
+pub mod ports;
+pub mod service;
+pub mod version;
 pub mod workflow;
 
-pub use definition::{DefinitionProblem, InvalidDefinition, WorkflowDefinition};
-pub use workflow::{Metadata, Tags, WorkflowName, WorkflowValueError};
+pub use definition::{
+    DefinitionCheck, DefinitionProblem, InvalidDefinition, TemplateCheck, TemplateChecker,
+    TemplateKind, WorkflowDefinition,
+};
+pub use error::{
+    DeleteWorkflowError, LifecycleError, PublishError, UpdateWorkflowError, VersionError,
+    WorkflowQueryError,
+};
+pub use ports::{AgentAvailability, ReferenceStates, WorkflowRepository};
+pub use service::{PublishRequest, WorkflowService};
+pub use version::{
+    ChangeSummary, NewVersion, TooLongSummary, VersionNumber, VersionRef, VersionSummary,
+    WorkflowVersion,
+};
+pub use workflow::{
+    Description, Metadata, NameFragment, NewWorkflow, Tags, Workflow, WorkflowChanges,
+    WorkflowFilter, WorkflowName, WorkflowValueError,
+};
+
+/// Free text trimmed: `Some(None)` when empty, `Some(Some(text))` within `max_chars`, `None` when
+/// longer.
+fn optional_text(raw: &str, max_chars: usize) -> Option<Option<String>> {
+    let trimmed = raw.trim();
+    if trimmed.chars().count() > max_chars {
+        None
+    } else if trimmed.is_empty() {
+        Some(None)
+    } else {
+        Some(Some(trimmed.to_owned()))
+    }
+}
 
 ipa_kernel::label_enum!(
     /// Where a workflow is in its life. Stored as the `workflow_status` enum.

@@ -1,8 +1,13 @@
-//! The values a workflow is made of (name, tags, metadata) and its lifecycle's transitions.
+//! The workflow aggregate: its values (name, description, tags, metadata), its lifecycle's
+//! transitions, and the changes and filters clients express over it.
 
+use ipa_kernel::{UserId, WorkflowId};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::WorkflowStatus;
+use crate::error::LifecycleError;
+use crate::version::VersionRef;
 
 /// Why a workflow's value was refused; each names the field.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -21,6 +26,158 @@ pub enum WorkflowValueError {
     /// Metadata that is not a JSON object, or is too large.
     #[error("metadata must be a JSON object of at most {max} bytes", max = Metadata::MAX_BYTES)]
     Metadata,
+    /// A description that is too long.
+    #[error("a description has at most {max} characters", max = Description::MAX_CHARS)]
+    Description,
+    /// A name search that is empty or too long.
+    #[error("a name search has 1 to 255 characters after trimming")]
+    NameFragment,
+}
+
+/// A workflow's description: free text of at most 10,000 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Description(String);
+
+impl Description {
+    /// The longest description.
+    pub const MAX_CHARS: usize = 10_000;
+
+    /// Parses a description; surrounding whitespace is kept out, an empty one is `None`.
+    pub fn parse(raw: &str) -> Result<Option<Self>, WorkflowValueError> {
+        crate::optional_text(raw, Self::MAX_CHARS)
+            .map(|text| text.map(Self))
+            .ok_or(WorkflowValueError::Description)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Part of a workflow name to search for (case-insensitive substring): 1 to 255 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameFragment(String);
+
+impl NameFragment {
+    /// Parses a search term.
+    pub fn parse(raw: &str) -> Result<Self, WorkflowValueError> {
+        let trimmed = raw.trim();
+        if (1..=255).contains(&trimmed.chars().count()) {
+            Ok(Self(trimmed.to_owned()))
+        } else {
+            Err(WorkflowValueError::NameFragment)
+        }
+    }
+
+    /// The term.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A workflow: what a team runs, owned by the user who created it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workflow {
+    /// Its identifier.
+    pub id: WorkflowId,
+    /// Its name.
+    pub name: WorkflowName,
+    /// What it is for.
+    pub description: Option<Description>,
+    /// Who created it and owns it.
+    pub owner: UserId,
+    /// Where it is in its life.
+    pub status: WorkflowStatus,
+    /// The version runs use by default.
+    pub current_version: Option<VersionRef>,
+    /// Its tags.
+    pub tags: Tags,
+    /// Its metadata.
+    pub metadata: Metadata,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+impl Workflow {
+    /// The workflow with `changes` applied, if the lifecycle allows them: the status may only
+    /// follow [`WorkflowStatus::can_become`] (staying put is allowed and changes nothing), and a
+    /// workflow becomes active only with a current version.
+    pub fn apply(&self, changes: &WorkflowChanges) -> Result<Workflow, LifecycleError> {
+        let mut next = self.clone();
+        if let Some(status) = changes.status
+            && status != self.status
+        {
+            if !self.status.can_become(status) {
+                return Err(LifecycleError::IllegalTransition {
+                    from: self.status,
+                    to: status,
+                });
+            }
+            if status == WorkflowStatus::Active && self.current_version.is_none() {
+                return Err(LifecycleError::NoCurrentVersion);
+            }
+            next.status = status;
+        }
+        if let Some(name) = &changes.name {
+            next.name = name.clone();
+        }
+        if let Some(description) = &changes.description {
+            next.description = description.clone();
+        }
+        if let Some(tags) = &changes.tags {
+            next.tags = tags.clone();
+        }
+        if let Some(metadata) = &changes.metadata {
+            next.metadata = metadata.clone();
+        }
+        Ok(next)
+    }
+}
+
+/// A workflow to create: it starts as a draft with no version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewWorkflow {
+    /// Its name.
+    pub name: WorkflowName,
+    /// What it is for.
+    pub description: Option<Description>,
+    /// Its tags.
+    pub tags: Tags,
+    /// Its metadata.
+    pub metadata: Metadata,
+}
+
+/// Changes to a workflow; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkflowChanges {
+    /// A new name.
+    pub name: Option<WorkflowName>,
+    /// A new description (`Some(None)` clears it).
+    pub description: Option<Option<Description>>,
+    /// A new status.
+    pub status: Option<WorkflowStatus>,
+    /// New tags, replacing the old.
+    pub tags: Option<Tags>,
+    /// New metadata, replacing the old.
+    pub metadata: Option<Metadata>,
+}
+
+/// Which workflows to list. Every condition given must hold.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkflowFilter {
+    /// Only this status.
+    pub status: Option<WorkflowStatus>,
+    /// Only workflows carrying all of these tags.
+    pub tags: Tags,
+    /// Only workflows whose metadata contains this object.
+    pub metadata: Option<Metadata>,
+    /// Only names containing this, in any case.
+    pub name: Option<NameFragment>,
+    /// Only this owner's workflows (meaningful to superusers; others see only their own anyway).
+    pub owner: Option<UserId>,
 }
 
 /// A workflow's name: trimmed, 1 to 255 characters, no control characters.
@@ -82,6 +239,11 @@ impl Tags {
     /// The tags.
     pub fn as_slice(&self) -> &[String] {
         &self.0
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -187,6 +349,84 @@ mod tests {
                 (Archived, Active)
             ]
         );
+    }
+
+    fn draft() -> Workflow {
+        Workflow {
+            id: WorkflowId::new_random(),
+            name: WorkflowName::parse("Refunds").unwrap(),
+            description: None,
+            owner: UserId::new_random(),
+            status: WorkflowStatus::Draft,
+            current_version: None,
+            tags: Tags::default(),
+            metadata: Metadata::default(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn activating_needs_a_current_version() {
+        let to_active = WorkflowChanges {
+            status: Some(WorkflowStatus::Active),
+            ..WorkflowChanges::default()
+        };
+        let workflow = draft();
+        assert_eq!(
+            workflow.apply(&to_active),
+            Err(LifecycleError::NoCurrentVersion)
+        );
+        let versioned = Workflow {
+            current_version: Some(VersionRef {
+                id: ipa_kernel::WorkflowVersionId::new_random(),
+                number: crate::VersionNumber::FIRST,
+            }),
+            ..workflow
+        };
+        assert_eq!(
+            versioned.apply(&to_active).unwrap().status,
+            WorkflowStatus::Active
+        );
+    }
+
+    #[test]
+    fn illegal_transitions_name_both_ends_and_staying_put_is_allowed() {
+        let archived = Workflow {
+            status: WorkflowStatus::Archived,
+            ..draft()
+        };
+        let to_draft = WorkflowChanges {
+            status: Some(WorkflowStatus::Draft),
+            ..WorkflowChanges::default()
+        };
+        assert_eq!(
+            archived.apply(&to_draft),
+            Err(LifecycleError::IllegalTransition {
+                from: WorkflowStatus::Archived,
+                to: WorkflowStatus::Draft
+            })
+        );
+        let stay = WorkflowChanges {
+            status: Some(WorkflowStatus::Archived),
+            name: Some(WorkflowName::parse("Renamed").unwrap()),
+            ..WorkflowChanges::default()
+        };
+        let renamed = archived.apply(&stay).unwrap();
+        assert_eq!(renamed.name.as_str(), "Renamed");
+        assert_eq!(renamed.status, WorkflowStatus::Archived);
+    }
+
+    #[test]
+    fn descriptions_and_name_searches_are_bounded() {
+        assert_eq!(Description::parse("  ").unwrap(), None);
+        assert_eq!(
+            Description::parse(" why ").unwrap().unwrap().as_str(),
+            "why"
+        );
+        assert!(Description::parse(&"x".repeat(10_001)).is_err());
+        assert!(NameFragment::parse(" ").is_err());
+        assert_eq!(NameFragment::parse(" fund ").unwrap().as_str(), "fund");
     }
 
     proptest! {
