@@ -44,6 +44,15 @@ async fn serve_with(
             .context("applying migrations at start")?;
     }
     check_roles(store, global.allow_privileged_database_role).await?;
+    match schema::containment_is_leakproof(store).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "workflow tag and metadata filters cannot use their indexes under row level \
+             security until a PostgreSQL superuser runs, in this database: {}",
+            ipa_store::cluster::LEAKPROOF_CONTAINMENT_SQL
+        ),
+        Err(err) => tracing::warn!("cannot check the containment operators: {err}"),
+    }
     if let Err(err) = maintenance::ensure_partitions(store).await {
         tracing::warn!("cannot create monthly partitions ahead: {err}");
     }

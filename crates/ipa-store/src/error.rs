@@ -23,6 +23,9 @@ pub enum StoreError {
         #[source]
         source: DbErr,
     },
+    /// A database URL that cannot be read or rewritten.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
     /// The database role is not safe to serve requests with.
     #[error("{0}")]
     UnsafeRole(String),

@@ -13,12 +13,13 @@ use ipa_identity::{
     UserChanges, UserFilter, UserRepository, Username,
 };
 use ipa_kernel::{Actor, ClientInfo, Page, PageRequest, SessionId, StorageError, UserId};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, SqlErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, SqlErr, Value};
 use time::Duration;
 use uuid::Uuid;
 
-use crate::store::{ActorTransaction, Store, TransactionScope};
-use crate::{StoreError, audit};
+use crate::audit;
+use crate::sql::{commit, from_store, like_literal, statement, storage};
+use crate::store::{Store, TransactionScope};
 
 /// The columns of a [`User`], NULLs of the seed's nullable columns read as their defaults.
 const USER_COLUMNS: &str = "id, email, username, full_name, is_active IS TRUE AS is_active, \
@@ -28,18 +29,6 @@ const USER_COLUMNS: &str = "id, email, username, full_name, is_active IS TRUE AS
 /// A session is touched (idle expiry pushed forward) at most this often, so authenticating is a
 /// read on almost every request rather than a write.
 const TOUCH_INTERVAL_SECONDS: i64 = 60;
-
-fn storage(context: &'static str) -> impl Fn(DbErr) -> StorageError {
-    move |error| StorageError::new(context, error)
-}
-
-fn from_store(error: StoreError) -> StorageError {
-    StorageError::new("opening a transaction", error)
-}
-
-fn statement(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 fn seconds(duration: Duration) -> f64 {
     duration.as_seconds_f64()
@@ -84,12 +73,6 @@ fn duplicate_field(error: &DbErr) -> Option<UniqueField> {
         }
         _ => None,
     }
-}
-
-async fn commit(txn: ActorTransaction) -> Result<(), StorageError> {
-    txn.commit()
-        .await
-        .map_err(|error| StorageError::new("committing", error))
 }
 
 async fn insert_user(
@@ -144,17 +127,9 @@ async fn find_user(
     .transpose()
 }
 
-/// Escapes `%`, `_` and `\` so a client's text matches literally in `LIKE`.
+/// A `LIKE` pattern matching every text that starts with `text`.
 fn like_prefix(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 1);
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
+    format!("{}%", like_literal(text))
 }
 
 /// Accounts on PostgreSQL.

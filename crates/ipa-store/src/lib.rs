@@ -2,7 +2,7 @@
 //!
 //! This crate owns everything that talks to the database: the connection pool ([`Store`]), the
 //! request-scoped transaction that carries the actor into PostgreSQL ([`ActorTransaction`]), the
-//! contexts' repositories ([`identity`]), the schema's lifecycle (migrations, readiness, role safety: [`schema`]), scheduled upkeep
+//! contexts' repositories ([`identity`], [`workflows`]), the schema's lifecycle (migrations, readiness, role safety: [`schema`]), scheduled upkeep
 //! ([`maintenance`]), and local PostgreSQL clusters for the embedded mode and the tests
 //! ([`cluster`]). SeaORM types stay inside it; the contexts see only their ports.
 
@@ -12,10 +12,13 @@ pub mod error;
 pub mod identity;
 pub mod maintenance;
 pub mod schema;
+mod sql;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod workflows;
 
 pub use error::{StoreError, sql_state};
 pub use identity::{PgSessions, PgUsers};
 pub use store::{ActorTransaction, PoolOptions, Store};
+pub use workflows::PgWorkflows;

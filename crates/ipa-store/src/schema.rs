@@ -166,3 +166,26 @@ pub async fn inspect_roles(store: &Store) -> Result<RoleReport, StoreError> {
         app_role_owned_objects: row.try_get_by_index(5).map_err(get)?,
     })
 }
+
+/// Whether the functions behind `@>` on arrays and `jsonb` are leakproof in this database
+/// (ADR 0006): without it, row level security keeps the workflow list's tag and metadata filters
+/// off their GIN indexes. [`crate::cluster::LEAKPROOF_CONTAINMENT_SQL`] makes them so.
+pub async fn containment_is_leakproof(store: &Store) -> Result<bool, StoreError> {
+    let row = store
+        .owner_connection()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT bool_and(proleakproof) FROM pg_proc \
+              WHERE oid IN ('pg_catalog.arraycontains(anyarray, anyarray)'::regprocedure, \
+                            'pg_catalog.jsonb_contains(jsonb, jsonb)'::regprocedure)",
+        ))
+        .await
+        .map_err(StoreError::database("reading the containment operators"))?;
+    let leakproof = match row {
+        Some(row) => row
+            .try_get_by_index::<Option<bool>>(0)
+            .map_err(StoreError::database("reading the containment operators"))?,
+        None => None,
+    };
+    Ok(leakproof.unwrap_or(false))
+}

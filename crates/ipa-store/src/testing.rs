@@ -21,7 +21,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::cluster::{LocalCluster, OsUser, PostgresBinaries, ensure_owner_role, running_as_root};
+use crate::cluster::{
+    LocalCluster, OsUser, PostgresBinaries, ensure_owner_role, mark_containment_leakproof,
+    running_as_root, with_database,
+};
 use crate::schema;
 use crate::store::{PoolOptions, Store};
 
@@ -206,6 +209,29 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Runs `sql` as the platform itself (through `ipa_app` with the system actor) and commits:
+    /// for tests that arrange rows no API writes yet, such as agents or executions.
+    ///
+    /// # Panics
+    /// When the statement fails.
+    pub async fn execute(&self, sql: &str) {
+        use sea_orm::ConnectionTrait;
+        let store = self.store().await;
+        let txn = match store.begin(&ipa_kernel::Actor::system()).await {
+            Ok(txn) => txn,
+            Err(err) => panic!("cannot begin a transaction: {err}"),
+        };
+        if let Err(err) = txn.connection().execute_unprepared(sql).await {
+            panic!("statement failed: {sql}: {err}");
+        }
+        if let Err(err) = txn.commit().await {
+            panic!("cannot commit: {sql}: {err}");
+        }
+        let _ = store.close().await;
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();
@@ -289,6 +315,10 @@ async fn prepare_locked(admin: &DatabaseConnection, admin_url: &str) -> Result<(
         &format!("CREATE DATABASE {building} OWNER {OWNER_ROLE} TEMPLATE template0"),
     )
     .await?;
+    // As provisioning does for a real database; copies of the template inherit it.
+    mark_containment_leakproof(admin_url, &building)
+        .await
+        .map_err(|err| err.to_string())?;
     let owner_url = with_user_and_database(admin_url, OWNER_ROLE, OWNER_PASSWORD, &building)?;
     let store = Store::connect(
         &owner_url,
@@ -340,8 +370,20 @@ async fn sweep_databases(admin_url: &str) -> Result<(), String> {
                 .find_map(|part| part.strip_prefix(key).map(str::to_owned))
                 .unwrap_or_default()
         };
-        let pid: u32 = field("pid=").parse().unwrap_or(0);
-        let created: u64 = field("created=").parse().unwrap_or(0);
+        // A database gets its comment just after it is created: one without is being created
+        // now by the process its name carries (`ipa_test_<pid>_...`), not abandoned.
+        let pid: u32 = field("pid=")
+            .parse()
+            .ok()
+            .or_else(|| {
+                name.strip_prefix("ipa_test_")?
+                    .split('_')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0);
+        let created: u64 = field("created=").parse().unwrap_or_else(|_| unix_now());
         let dead_here = field("host=") == here && !process_alive(pid);
         let abandoned = unix_now().saturating_sub(created) > ABANDONED_AFTER.as_secs();
         if dead_here || abandoned {
@@ -530,12 +572,6 @@ async fn database_names(db: &DatabaseConnection, pattern: &str) -> Result<Vec<St
         .iter()
         .filter_map(|row| row.try_get_by_index::<String>(0).ok())
         .collect())
-}
-
-fn with_database(url: &str, database: &str) -> Result<String, String> {
-    let mut parsed = url::Url::parse(url).map_err(|err| err.to_string())?;
-    parsed.set_path(&format!("/{database}"));
-    Ok(parsed.to_string())
 }
 
 fn with_user_and_database(

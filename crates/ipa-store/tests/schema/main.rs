@@ -9,3 +9,5 @@ mod conformance;
 mod identity;
 mod migrations;
 mod support;
+mod workflow_plans;
+mod workflows;
