@@ -19,6 +19,20 @@ pub struct ErrorBody {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
+    /// Every problem found, when a document (such as a workflow definition) has several; each
+    /// names its field by a JSON pointer into the request body.
+    #[oai(skip_serializing_if_is_empty)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+/// One problem of a document, and where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Object, serde::Serialize)]
+pub struct Problem {
+    /// JSON pointer (RFC 6901) into the request body.
+    pub pointer: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
 }
 
 impl ErrorBody {
@@ -28,6 +42,7 @@ impl ErrorBody {
             code: code.to_owned(),
             message: message.into(),
             pointer: None,
+            problems: Vec::new(),
         }
     }
 
@@ -130,6 +145,14 @@ impl ApiError {
     /// 422 with `code` about the field at `pointer`.
     pub fn unprocessable(code: &str, message: impl Into<String>, pointer: &str) -> Self {
         Self::Unprocessable(Json(ErrorBody::at(code, message, pointer)))
+    }
+
+    /// 422 listing every problem of a document; `pointer` names the first.
+    pub fn problems(code: &str, message: impl Into<String>, problems: Vec<Problem>) -> Self {
+        let mut body = ErrorBody::new(code, message);
+        body.pointer = problems.first().map(|problem| problem.pointer.clone());
+        body.problems = problems;
+        Self::Unprocessable(Json(body))
     }
 
     /// 429, retry after `seconds`.

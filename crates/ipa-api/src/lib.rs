@@ -11,15 +11,17 @@ pub mod error;
 pub mod health;
 pub mod state;
 pub mod users;
+pub mod workflows;
 
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
 pub use auth::{AuthApi, BearerAuth, client_info};
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, Problem};
 pub use health::HealthApi;
-pub use state::{AppState, Identity};
+pub use state::{AppState, Identity, Workflows};
 pub use users::UsersApi;
+pub use workflows::WorkflowsApi;
 
 /// The API's tags, grouping operations in the document and in Swagger UI.
 #[derive(poem_openapi::Tags)]
@@ -30,15 +32,17 @@ pub enum ApiTags {
     Auth,
     /// Administration of user accounts (superusers only).
     Users,
+    /// Workflows, their numbered versions, diffs and rollback.
+    Workflows,
 }
 
 /// Every API of the platform, composed.
-pub type PlatformApi = (HealthApi, AuthApi, UsersApi);
+pub type PlatformApi = (HealthApi, AuthApi, UsersApi, WorkflowsApi);
 
 /// The documented service over every API.
 pub fn service() -> OpenApiService<PlatformApi, ()> {
     OpenApiService::new(
-        (HealthApi, AuthApi, UsersApi),
+        (HealthApi, AuthApi, UsersApi, WorkflowsApi),
         "IPA Platform API",
         env!("CARGO_PKG_VERSION"),
     )

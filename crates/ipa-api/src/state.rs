@@ -3,12 +3,17 @@
 
 use std::sync::Arc;
 
+use ipa_engine::Templates;
 use ipa_identity::{CryptoError, IdentityPolicy, IdentityService};
 use ipa_security::{Argon2Hasher, RandomTokens};
-use ipa_store::{PgSessions, PgUsers, Store};
+use ipa_store::{PgSessions, PgUsers, PgWorkflows, Store};
+use ipa_workflow::WorkflowService;
 
 /// The identity service as the platform runs it.
 pub type Identity = IdentityService<PgUsers, PgSessions, Argon2Hasher, RandomTokens>;
+
+/// The workflow service as the platform runs it.
+pub type Workflows = WorkflowService<PgWorkflows, Templates>;
 
 /// The services behind the API.
 #[derive(Clone)]
@@ -17,6 +22,8 @@ pub struct AppState {
     pub store: Store,
     /// Users, sign-in and sessions.
     pub identity: Arc<Identity>,
+    /// Workflows and their versions.
+    pub workflows: Arc<Workflows>,
 }
 
 impl AppState {
@@ -30,9 +37,11 @@ impl AppState {
             RandomTokens,
             policy,
         );
+        let workflows = WorkflowService::new(PgWorkflows::new(store.clone()), Templates::new());
         Ok(Self {
             store,
             identity: Arc::new(identity),
+            workflows: Arc::new(workflows),
         })
     }
 }
