@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+mod paging;
 pub mod state;
 pub mod users;
 pub mod workflows;

@@ -1,13 +1,11 @@
 //! User administration (superusers only): create, list, read, change and deactivate accounts,
 //! and the account representation every endpoint returns.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ipa_identity::{
     CreateUserError, Email, FullName, NewUser, Password, SearchPrefix, UpdateUserError, User,
     UserChanges, UserFilter, Username, ValueError,
 };
-use ipa_kernel::{Keyset, PageLimit, PageRequest, UserId};
+use ipa_kernel::UserId;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -19,6 +17,7 @@ use uuid::Uuid;
 use crate::ApiTags;
 use crate::auth::{BearerAuth, query_error};
 use crate::error::ApiError;
+use crate::paging::{keyset_cursor, page_request};
 use crate::state::AppState;
 
 /// An account. Its password hash is never shown.
@@ -85,40 +84,6 @@ pub(crate) fn parse_full_name(
         MaybeUndefined::Null => Ok(Some(None)),
         MaybeUndefined::Value(name) => optional_full_name(Some(name), "/full_name").map(Some),
     }
-}
-
-/// Reads a page request from the `limit` and `cursor` query parameters.
-pub(crate) fn page_request(
-    limit: Option<u32>,
-    cursor: Option<String>,
-) -> Result<PageRequest, ApiError> {
-    let limit = PageLimit::parse(limit).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_limit",
-            format!("`limit` must be between 1 and {}.", PageLimit::MAX),
-        )
-    })?;
-    let after = cursor
-        .map(|cursor| {
-            URL_SAFE_NO_PAD
-                .decode(cursor.as_bytes())
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .and_then(|text| Keyset::from_text(&text))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_cursor",
-                        "`cursor` is not one this API returned; pass `next_cursor` from the previous page as is.",
-                    )
-                })
-        })
-        .transpose()?;
-    Ok(PageRequest { after, limit })
-}
-
-/// The opaque cursor of the page after `keyset`.
-pub(crate) fn encode_cursor(keyset: Keyset) -> String {
-    URL_SAFE_NO_PAD.encode(keyset.to_text())
 }
 
 /// User administration.
@@ -275,7 +240,7 @@ impl UsersApi {
             .list_users(&auth.0.actor(), &filter, page)
             .await
             .map_err(query_error)?;
-        let next_cursor = users.next.map(encode_cursor);
+        let next_cursor = users.next.map(keyset_cursor);
         Ok(UserList::Page(Json(UserPage {
             items: users.items.into_iter().map(UserView::from).collect(),
             next_cursor,

@@ -2,9 +2,7 @@
 //! read and compare versions; roll back. Users see only their own workflows and superusers see
 //! all; another user's workflow is answered exactly like a missing one.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ipa_kernel::{PageRequest, StorageError, UserId, WorkflowId};
+use ipa_kernel::{PageRequest, UserId, WorkflowId};
 use ipa_workflow::{
     ChangeSummary, DefinitionProblem, DeleteWorkflowError, Description, LifecycleError, Metadata,
     NameFragment, NewWorkflow, PublishError, PublishRequest, Tags, UpdateWorkflowError,
@@ -23,8 +21,8 @@ use uuid::Uuid;
 use crate::ApiTags;
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, Problem};
+use crate::paging::{encode_cursor, keyset_cursor, page_request, page_request_with};
 use crate::state::AppState;
-use crate::users::{encode_cursor, page_request};
 
 /// Where a workflow is in its life: `draft` -> `active` | `archived`, `active` -> `archived`,
 /// `archived` -> `active`.
@@ -338,8 +336,8 @@ fn parse_metadata(raw: Value) -> Result<Metadata, ApiError> {
     Metadata::parse(raw).map_err(|error| field_error(&error, "/metadata"))
 }
 
-fn storage_error(error: &StorageError) -> ApiError {
-    ApiError::internal(error)
+fn version_not_found(message: String) -> ApiError {
+    ApiError::NotFound(Json(crate::ErrorBody::new("version_not_found", message)))
 }
 
 fn workflow_not_found() -> ApiError {
@@ -349,18 +347,17 @@ fn workflow_not_found() -> ApiError {
 fn query_error(error: &WorkflowQueryError) -> ApiError {
     match error {
         WorkflowQueryError::NotFound => workflow_not_found(),
-        WorkflowQueryError::Storage(storage) => storage_error(storage),
+        WorkflowQueryError::Storage(storage) => ApiError::internal(storage),
     }
 }
 
 fn version_error(error: &VersionError) -> ApiError {
     match error {
         VersionError::WorkflowNotFound => workflow_not_found(),
-        VersionError::VersionNotFound(_) => ApiError::NotFound(Json(crate::ErrorBody::new(
-            "version_not_found",
-            format!("{error}; list the workflow's versions to see which exist."),
-        ))),
-        VersionError::Storage(storage) => storage_error(storage),
+        VersionError::VersionNotFound(_) => version_not_found(format!(
+            "{error}; list the workflow's versions to see which exist."
+        )),
+        VersionError::Storage(storage) => ApiError::internal(storage),
     }
 }
 
@@ -383,40 +380,24 @@ fn lifecycle_error(error: &LifecycleError) -> ApiError {
 /// A version number from a path: 0 and numbers beyond PostgreSQL's `integer` name no version.
 fn path_version(raw: u32) -> Result<VersionNumber, ApiError> {
     VersionNumber::new(raw).ok_or_else(|| {
-        ApiError::NotFound(Json(crate::ErrorBody::new(
-            "version_not_found",
-            format!("Version numbers start at 1; there is no version {raw}."),
-        )))
+        version_not_found(format!(
+            "Version numbers start at 1; there is no version {raw}."
+        ))
     })
 }
 
 /// The cursor of a versions page: the last number shown.
 fn encode_version_cursor(number: VersionNumber) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v{number}"))
+    encode_cursor(&format!("v{number}"))
 }
 
 fn version_page_request(
     limit: Option<u32>,
     cursor: Option<String>,
 ) -> Result<PageRequest<VersionNumber>, ApiError> {
-    let limit = page_request(limit, None)?.limit;
-    let after = cursor
-        .map(|cursor| {
-            URL_SAFE_NO_PAD
-                .decode(cursor.as_bytes())
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .and_then(|text| text.strip_prefix('v')?.parse::<u32>().ok())
-                .and_then(VersionNumber::new)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_cursor",
-                        "`cursor` is not one this API returned; pass `next_cursor` from the previous page as is.",
-                    )
-                })
-        })
-        .transpose()?;
-    Ok(PageRequest { after, limit })
+    page_request_with(limit, cursor, |text| {
+        VersionNumber::new(text.strip_prefix('v')?.parse().ok()?)
+    })
 }
 
 fn invalid_definition(problems: Vec<DefinitionProblem>) -> ApiError {
@@ -484,7 +465,7 @@ impl WorkflowsApi {
             .workflows
             .create(&auth.0.actor(), &workflow)
             .await
-            .map_err(|error| storage_error(&error))?;
+            .map_err(|error| ApiError::internal(&error))?;
         Ok(CreatedWorkflow::Created(Json(created.into())))
     }
 
@@ -533,8 +514,8 @@ impl WorkflowsApi {
             .workflows
             .list(&auth.0.actor(), &filter, page)
             .await
-            .map_err(|error| storage_error(&error))?;
-        let next_cursor = workflows.next.map(encode_cursor);
+            .map_err(|error| ApiError::internal(&error))?;
+        let next_cursor = workflows.next.map(keyset_cursor);
         Ok(WorkflowList::Page(Json(WorkflowPage {
             items: workflows
                 .items
@@ -596,7 +577,7 @@ impl WorkflowsApi {
             .map_err(|error| match error {
                 UpdateWorkflowError::NotFound => workflow_not_found(),
                 UpdateWorkflowError::Lifecycle(lifecycle) => lifecycle_error(&lifecycle),
-                UpdateWorkflowError::Storage(storage) => storage_error(&storage),
+                UpdateWorkflowError::Storage(storage) => ApiError::internal(&storage),
             })?;
         Ok(OneWorkflow::Found(Json(workflow.into())))
     }
@@ -627,7 +608,7 @@ impl WorkflowsApi {
                      instead (PATCH with {\"status\": \"archived\"}).",
                     None,
                 ),
-                DeleteWorkflowError::Storage(storage) => storage_error(&storage),
+                DeleteWorkflowError::Storage(storage) => ApiError::internal(&storage),
             })?;
         Ok(DeletedWorkflow::Deleted)
     }
@@ -668,7 +649,7 @@ impl WorkflowsApi {
             .map_err(|error| match error {
                 PublishError::NotFound => workflow_not_found(),
                 PublishError::Invalid(invalid) => invalid_definition(invalid.0),
-                PublishError::Storage(storage) => storage_error(&storage),
+                PublishError::Storage(storage) => ApiError::internal(&storage),
             })?;
         Ok(CreatedVersion::Created(Json(version.into())))
     }
@@ -815,7 +796,7 @@ mod tests {
         let page = version_page_request(None, Some(encode_version_cursor(number))).unwrap();
         assert_eq!(page.after, Some(number));
         assert!(version_page_request(None, Some("bm9wZQ".into())).is_err());
-        assert!(version_page_request(None, Some(URL_SAFE_NO_PAD.encode("v0"))).is_err());
+        assert!(version_page_request(None, Some(encode_cursor("v0"))).is_err());
         assert_eq!(ipa_kernel::PageLimit::DEFAULT, page.limit.get());
     }
 }

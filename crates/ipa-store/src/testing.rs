@@ -179,11 +179,7 @@ impl TestDatabase {
     /// When the query fails.
     pub async fn rows(&self, sql: &str) -> Vec<serde_json::Value> {
         use sea_orm::ConnectionTrait;
-        let store = self.store().await;
-        let txn = match store.begin(&ipa_kernel::Actor::system()).await {
-            Ok(txn) => txn,
-            Err(err) => panic!("cannot begin a transaction: {err}"),
-        };
+        let (store, txn) = self.as_system().await;
         let wrapped = format!("SELECT to_jsonb(t) AS row FROM ({sql}) t");
         let rows = match txn
             .connection()
@@ -207,9 +203,7 @@ impl TestDatabase {
         let _ = store.close().await;
         values
     }
-}
 
-impl TestDatabase {
     /// Runs `sql` as the platform itself (through `ipa_app` with the system actor) and commits:
     /// for tests that arrange rows no API writes yet, such as agents or executions.
     ///
@@ -217,11 +211,7 @@ impl TestDatabase {
     /// When the statement fails.
     pub async fn execute(&self, sql: &str) {
         use sea_orm::ConnectionTrait;
-        let store = self.store().await;
-        let txn = match store.begin(&ipa_kernel::Actor::system()).await {
-            Ok(txn) => txn,
-            Err(err) => panic!("cannot begin a transaction: {err}"),
-        };
+        let (store, txn) = self.as_system().await;
         if let Err(err) = txn.connection().execute_unprepared(sql).await {
             panic!("statement failed: {sql}: {err}");
         }
@@ -229,6 +219,15 @@ impl TestDatabase {
             panic!("cannot commit: {sql}: {err}");
         }
         let _ = store.close().await;
+    }
+
+    /// A pool of its own and a transaction in it acting as the platform itself.
+    async fn as_system(&self) -> (Store, crate::ActorTransaction) {
+        let store = self.store().await;
+        match store.begin(&ipa_kernel::Actor::system()).await {
+            Ok(txn) => (store, txn),
+            Err(err) => panic!("cannot begin a transaction: {err}"),
+        }
     }
 }
 

@@ -5,8 +5,6 @@
 //! is visible: another user's workflow is simply absent. Row changes are audited by the schema's
 //! triggers, one row per change, with the actor the transaction carries.
 
-use std::collections::HashMap;
-
 use ipa_kernel::{
     Actor, AgentId, Page, PageRequest, StorageError, UserId, WorkflowId, WorkflowVersionId,
 };
@@ -341,9 +339,11 @@ impl WorkflowRepository for PgWorkflows {
             .iter()
             .map(workflow_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetched(workflows, page.limit, |workflow| {
-            ipa_kernel::Keyset::new(workflow.created_at, workflow.id.as_uuid())
-        }))
+        Ok(Page::from_overfetched(
+            workflows,
+            page.limit,
+            Workflow::keyset,
+        ))
     }
 
     async fn update(
@@ -445,16 +445,14 @@ impl WorkflowRepository for PgWorkflows {
                 ))
                 .await
                 .map_err(storage("checking users"))?;
-            let mut found = HashMap::new();
             for row in rows {
                 let get = storage("reading a user's state");
                 let id: Uuid = row.try_get("", "id").map_err(&get)?;
-                found.insert(
+                states.users.insert(
                     UserId::from_uuid(id),
                     row.try_get::<bool>("", "is_active").map_err(&get)?,
                 );
             }
-            states.users = found;
         }
         commit(txn).await?;
         Ok(states)

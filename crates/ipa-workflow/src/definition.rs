@@ -290,42 +290,7 @@ impl WorkflowDefinition {
     pub fn document(&self) -> &Value {
         &self.document
     }
-
-    /// Every template and condition, each with its pointer and the names of the steps that come
-    /// before it (the only steps it may refer to). A webhook body's strings are templates too.
-    pub fn templates(&self) -> Vec<TemplateCheck<'_>> {
-        let mut uses = Vec::new();
-        for (index, step) in self.steps.iter().enumerate() {
-            let earlier: Vec<&str> = self.steps[..index]
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect();
-            step_templates(index, &step.kind, step.when.as_ref(), &earlier, &mut uses);
-        }
-        uses
-    }
-
-    /// Every agent the definition uses, with its pointer.
-    pub fn agent_ids(&self) -> Vec<(AgentId, String)> {
-        self.references().0
-    }
-
-    /// Every approver the definition names, with its pointer.
-    pub fn approver_ids(&self) -> Vec<(UserId, String)> {
-        self.references().1
-    }
-
-    fn references(&self) -> References {
-        let mut agents = Vec::new();
-        let mut approvers = Vec::new();
-        for (index, step) in self.steps.iter().enumerate() {
-            step_references(index, &step.kind, &mut agents, &mut approvers);
-        }
-        (agents, approvers)
-    }
 }
-
-type References = (Vec<(AgentId, String)>, Vec<(UserId, String)>);
 
 /// What [`WorkflowDefinition::check`] found.
 #[derive(Clone, Debug, PartialEq)]
@@ -1016,6 +981,25 @@ mod tests {
         }
     }
 
+    /// Accepts every template, noting each one's pointer, kind and earlier steps.
+    #[derive(Default)]
+    struct Recorder(std::cell::RefCell<Vec<(String, TemplateKind, Vec<String>)>>);
+
+    impl TemplateChecker for Recorder {
+        fn check(&self, template: &TemplateCheck<'_>) -> Result<(), String> {
+            self.0.borrow_mut().push((
+                template.pointer.clone(),
+                template.kind,
+                template
+                    .earlier_steps
+                    .iter()
+                    .map(|name| (*name).to_owned())
+                    .collect(),
+            ));
+            Ok(())
+        }
+    }
+
     #[test]
     fn the_documented_example_parses() {
         let definition = WorkflowDefinition::parse(&example()).unwrap();
@@ -1029,16 +1013,19 @@ mod tests {
         assert_eq!(webhook.retry.backoff.max_ms, 30_000);
         assert_eq!(steps[1].when.as_ref().unwrap().pointer, "/steps/1/when");
         assert_eq!(steps[2].kind.label(), "agent");
-        assert_eq!(definition.agent_ids()[0].1, "/steps/2/agent_id");
-        assert_eq!(definition.approver_ids()[0].1, "/steps/1/approvers/0");
+        let recorder = Recorder::default();
+        let check = WorkflowDefinition::check(&example(), &recorder);
+        assert_eq!(check.definition.as_ref(), Some(&definition));
+        assert_eq!(check.agents[0].1, "/steps/2/agent_id");
+        assert_eq!(check.approvers[0].1, "/steps/1/approvers/0");
         // The last step's templates may refer to both earlier steps.
-        let templates = definition.templates();
+        let templates = recorder.0.into_inner();
         assert_eq!(
-            templates.last().unwrap().earlier_steps,
+            templates.last().unwrap().2,
             ["fetch_order", "manager_approval"]
         );
-        assert_eq!(templates[2].kind, TemplateKind::Expression);
-        assert_eq!(templates[2].pointer, "/steps/1/when");
+        assert_eq!(templates[2].1, TemplateKind::Expression);
+        assert_eq!(templates[2].0, "/steps/1/when");
         assert_eq!(definition.document(), &example());
     }
 

@@ -6,7 +6,7 @@
 use ipa_kernel::{Actor, Page, PageRequest, StorageError, WorkflowId};
 use serde_json::Value;
 
-use crate::definition::{InvalidDefinition, TemplateChecker, WorkflowDefinition};
+use crate::definition::{DefinitionCheck, InvalidDefinition, TemplateChecker, WorkflowDefinition};
 use crate::error::{
     DeleteWorkflowError, PublishError, UpdateWorkflowError, VersionError, WorkflowQueryError,
 };
@@ -99,9 +99,14 @@ impl<R: WorkflowRepository, T: TemplateChecker + Send + Sync> WorkflowService<R,
         let agents: Vec<_> = check.agents.iter().map(|(id, _)| *id).collect();
         let users: Vec<_> = check.approvers.iter().map(|(id, _)| *id).collect();
         let states = self.repository.references(actor, &agents, &users).await?;
-        let mut problems = check.problems.clone();
-        problems.extend(states.problems(&check));
-        match check.definition {
+        let reference_problems = states.problems(&check);
+        let DefinitionCheck {
+            mut problems,
+            definition,
+            ..
+        } = check;
+        problems.extend(reference_problems);
+        match definition {
             Some(definition) if problems.is_empty() => {
                 let version = NewVersion {
                     definition,

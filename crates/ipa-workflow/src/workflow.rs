@@ -1,7 +1,7 @@
 //! The workflow aggregate: its values (name, description, tags, metadata), its lifecycle's
 //! transitions, and the changes and filters clients express over it.
 
-use ipa_kernel::{UserId, WorkflowId};
+use ipa_kernel::{Keyset, UserId, WorkflowId};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -102,6 +102,11 @@ pub struct Workflow {
 }
 
 impl Workflow {
+    /// Its position in lists, which are ordered newest first.
+    pub fn keyset(&self) -> Keyset {
+        Keyset::new(self.created_at, self.id.as_uuid())
+    }
+
     /// The workflow with `changes` applied, if the lifecycle allows them: the status may only
     /// follow [`WorkflowStatus::can_become`] (staying put is allowed and changes nothing), and a
     /// workflow becomes active only with a current version.
