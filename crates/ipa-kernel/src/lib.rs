@@ -1,7 +1,7 @@
 //! The shared vocabulary of the IPA platform: typed identifiers, the acting user and the request
 //! context they act from, and the macro that defines the closed label sets (statuses, types,
-//! actions) every context stores as PostgreSQL enums, keyset pagination, and the opaque failure of
-//! storage every port may report.
+//! actions) every context stores as PostgreSQL enums, keyset pagination, the opaque failure of
+//! storage every port may report, and the rules of bounded client text.
 //!
 //! Everything here is pure: no I/O, no database, no runtime. Context crates build on it, and other
 //! Rust services may import it directly.
@@ -11,6 +11,7 @@ pub mod ids;
 pub mod labels;
 pub mod page;
 pub mod storage;
+pub mod text;
 
 pub use actor::{Actor, ClientInfo, UserAgent};
 pub use ids::*;

@@ -35,19 +35,6 @@ pub use workflow::{
     WorkflowFilter, WorkflowName, WorkflowValueError,
 };
 
-/// Free text trimmed: `Some(None)` when empty, `Some(Some(text))` within `max_chars`, `None` when
-/// longer.
-fn optional_text(raw: &str, max_chars: usize) -> Option<Option<String>> {
-    let trimmed = raw.trim();
-    if trimmed.chars().count() > max_chars {
-        None
-    } else if trimmed.is_empty() {
-        Some(None)
-    } else {
-        Some(Some(trimmed.to_owned()))
-    }
-}
-
 ipa_kernel::label_enum!(
     /// Where a workflow is in its life. Stored as the `workflow_status` enum.
     WorkflowStatus, "workflow status" {

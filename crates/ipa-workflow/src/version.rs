@@ -47,7 +47,7 @@ impl ChangeSummary {
 
     /// Parses a summary; an empty one is `None`, a longer one than [`Self::MAX_CHARS`] is refused.
     pub fn parse(raw: &str) -> Result<Option<Self>, TooLongSummary> {
-        crate::optional_text(raw, Self::MAX_CHARS)
+        ipa_kernel::text::optional_text(raw, Self::MAX_CHARS)
             .map(|text| text.map(Self))
             .ok_or(TooLongSummary)
     }

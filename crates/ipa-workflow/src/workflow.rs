@@ -44,7 +44,7 @@ impl Description {
 
     /// Parses a description; surrounding whitespace is kept out, an empty one is `None`.
     pub fn parse(raw: &str) -> Result<Option<Self>, WorkflowValueError> {
-        crate::optional_text(raw, Self::MAX_CHARS)
+        ipa_kernel::text::optional_text(raw, Self::MAX_CHARS)
             .map(|text| text.map(Self))
             .ok_or(WorkflowValueError::Description)
     }
@@ -192,13 +192,9 @@ pub struct WorkflowName(String);
 impl WorkflowName {
     /// Parses a name.
     pub fn parse(raw: &str) -> Result<Self, WorkflowValueError> {
-        let trimmed = raw.trim();
-        let length = trimmed.chars().count();
-        if (1..=255).contains(&length) && !trimmed.chars().any(char::is_control) {
-            Ok(Self(trimmed.to_owned()))
-        } else {
-            Err(WorkflowValueError::Name)
-        }
+        ipa_kernel::text::required_text(raw, 255)
+            .map(Self)
+            .ok_or(WorkflowValueError::Name)
     }
 
     /// The name.
