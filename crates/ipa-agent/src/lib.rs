@@ -1,5 +1,42 @@
-//! The agent context: LLM agent configurations and their tools. Later work adds the aggregates and
-//! the per-type configuration value objects; today it holds the vocabulary the schema stores.
+//! The agent context: LLM agent configurations and their tools, the secrets inside them, and the
+//! rules that decide which configurations are acceptable.
+
+pub mod agent;
+pub mod config;
+mod document;
+pub mod error;
+pub mod ports;
+pub mod secret;
+pub mod service;
+pub mod tool;
+pub mod values;
+
+pub use agent::{
+    Agent, AgentFilter, AgentSettings, AgentUsage, ParticipantState, UsingGroup, UsingWorkflow,
+    participant_problems,
+};
+pub use config::{
+    AgentConfiguration, EndpointConfiguration, GroupConfiguration, HeaderValue, Headers, MapSecret,
+    ModelConfiguration, Provider, ProviderKind, ReadSecret,
+};
+pub use error::{
+    AgentQueryError, CreateAgentError, DeleteAgentError, InvalidRequest, ToolError,
+    UpdateAgentError,
+};
+pub use ports::{AgentRepository, DocumentProblem, SchemaChecker, SealError, SecretSealer};
+pub use secret::{
+    EnvVarName, MAX_SECRET_BYTES, PlainSecret, SealedSecret, SecretInput, StoredSecret,
+    shown_secret,
+};
+pub use service::{AgentChanges, AgentService, NewAgent, NewTool, ToolChanges};
+pub use tool::{
+    AgentTool, ApiCall, BuiltinFunction, HttpMethod, OperationParameter, ParameterLocation, Plugin,
+    PluginOperation, ToolConfiguration, ToolSettings, ToolType, UrlTemplate,
+};
+pub use values::{
+    AgentName, AgentValueError, Description, HttpUrl, MaxTokens, ModelName, NameFragment,
+    SystemPrompt, Temperature, ToolName,
+};
 
 ipa_kernel::label_enum!(
     /// The kind of agent, which decides how its configuration reads. Stored as `agent_type`.
