@@ -21,6 +21,7 @@ mod m20251120_000008_workflow_execution_stats;
 mod m20251124_000009_identity_sessions;
 mod m20251124_000010_identity_access;
 mod m20251124_000011_workflow_versions;
+mod m20251124_000012_agent_catalog;
 
 /// The role every request acts as. Created by the first migration; it owns nothing, is not a
 /// superuser and cannot bypass row level security.
@@ -46,6 +47,7 @@ const MIGRATIONS: &[SqlMigration] = &[
     m20251124_000009_identity_sessions::MIGRATION,
     m20251124_000010_identity_access::MIGRATION,
     m20251124_000011_workflow_versions::MIGRATION,
+    m20251124_000012_agent_catalog::MIGRATION,
 ];
 
 impl MigrationName for &'static SqlMigration {

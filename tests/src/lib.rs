@@ -53,7 +53,11 @@ impl TestServer {
     /// When the server cannot be started: the test cannot run without it.
     async fn serve(database: TestDatabase, policy: IdentityPolicy) -> Self {
         let store = database.store().await;
-        let state = match AppState::new(store, policy) {
+        let secrets = match ipa_security::SecretKey::generate() {
+            Ok(key) => ipa_security::SecretBox::new(key),
+            Err(err) => panic!("cannot generate a secret key: {err}"),
+        };
+        let state = match AppState::new(store, policy, secrets) {
             Ok(state) => state,
             Err(err) => panic!("cannot prepare the services: {err}"),
         };

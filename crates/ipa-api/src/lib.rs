@@ -6,6 +6,7 @@
 //! the outcome into a documented response. The services travel with each request as
 //! [`AppState`], so the document can be produced without a database.
 
+pub mod agents;
 pub mod auth;
 pub mod error;
 pub mod health;
@@ -17,10 +18,11 @@ pub mod workflows;
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
+pub use agents::{AgentWebhooks, AgentsApi};
 pub use auth::{AuthApi, BearerAuth, client_info};
 pub use error::{ApiError, ErrorBody, Problem};
 pub use health::HealthApi;
-pub use state::{AppState, Identity, Workflows};
+pub use state::{Agents, AppState, Identity, Workflows};
 pub use users::UsersApi;
 pub use workflows::WorkflowsApi;
 
@@ -35,15 +37,17 @@ pub enum ApiTags {
     Users,
     /// Workflows, their numbered versions, diffs and rollback.
     Workflows,
+    /// The shared catalog of LLM agents and their tools.
+    Agents,
 }
 
 /// Every API of the platform, composed.
-pub type PlatformApi = (HealthApi, AuthApi, UsersApi, WorkflowsApi);
+pub type PlatformApi = (HealthApi, AuthApi, UsersApi, WorkflowsApi, AgentsApi);
 
 /// The documented service over every API.
-pub fn service() -> OpenApiService<PlatformApi, ()> {
+pub fn service() -> OpenApiService<PlatformApi, &'static dyn AgentWebhooks> {
     OpenApiService::new(
-        (HealthApi, AuthApi, UsersApi, WorkflowsApi),
+        (HealthApi, AuthApi, UsersApi, WorkflowsApi, AgentsApi),
         "IPA Platform API",
         env!("CARGO_PKG_VERSION"),
     )
@@ -53,9 +57,12 @@ pub fn service() -> OpenApiService<PlatformApi, ()> {
          Sign in with `POST /auth/login` and send the returned token as \
          `Authorization: Bearer <token>` on every other call. Errors are JSON objects with a \
          stable `code`, a `message` and, for invalid input, the JSON `pointer` of the field. \
-         Lists are paginated with an opaque `cursor`.",
+         Lists are paginated with an opaque `cursor`. Secrets inside agent and tool \
+         configurations are write-only: give `{\"env\": \"NAME\"}` or `{\"value\": \"...\"}`; \
+         responses show `{\"set\": true}`.",
     )
     .license("Apache-2.0")
+    .webhooks::<&'static dyn AgentWebhooks>()
 }
 
 /// The OpenAPI document of the whole API, as JSON.

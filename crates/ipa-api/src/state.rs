@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use ipa_engine::Templates;
+use ipa_agent::AgentService;
+use ipa_engine::{JsonSchemas, Templates};
 use ipa_identity::{CryptoError, IdentityPolicy, IdentityService};
-use ipa_security::{Argon2Hasher, RandomTokens};
-use ipa_store::{PgSessions, PgUsers, PgWorkflows, Store};
+use ipa_security::{Argon2Hasher, RandomTokens, SecretBox};
+use ipa_store::{PgAgents, PgSessions, PgUsers, PgWorkflows, Store};
 use ipa_workflow::WorkflowService;
 
 /// The identity service as the platform runs it.
@@ -14,6 +15,9 @@ pub type Identity = IdentityService<PgUsers, PgSessions, Argon2Hasher, RandomTok
 
 /// The workflow service as the platform runs it.
 pub type Workflows = WorkflowService<PgWorkflows, Templates>;
+
+/// The agent service as the platform runs it.
+pub type Agents = AgentService<PgAgents, SecretBox, JsonSchemas>;
 
 /// The services behind the API.
 #[derive(Clone)]
@@ -24,12 +28,18 @@ pub struct AppState {
     pub identity: Arc<Identity>,
     /// Workflows and their versions.
     pub workflows: Arc<Workflows>,
+    /// Agents and their tools.
+    pub agents: Arc<Agents>,
 }
 
 impl AppState {
-    /// Wires the services over `store`. Computes the password hasher's dummy hash, so call it
-    /// once at startup.
-    pub fn new(store: Store, policy: IdentityPolicy) -> Result<Self, CryptoError> {
+    /// Wires the services over `store`, sealing secrets with `secrets`. Computes the password
+    /// hasher's dummy hash, so call it once at startup.
+    pub fn new(
+        store: Store,
+        policy: IdentityPolicy,
+        secrets: SecretBox,
+    ) -> Result<Self, CryptoError> {
         let identity = IdentityService::new(
             PgUsers::new(store.clone()),
             PgSessions::new(store.clone()),
@@ -38,10 +48,12 @@ impl AppState {
             policy,
         );
         let workflows = WorkflowService::new(PgWorkflows::new(store.clone()), Templates::new());
+        let agents = AgentService::new(PgAgents::new(store.clone()), secrets, JsonSchemas::new());
         Ok(Self {
             store,
             identity: Arc::new(identity),
             workflows: Arc::new(workflows),
+            agents: Arc::new(agents),
         })
     }
 }

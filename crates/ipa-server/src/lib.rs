@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod database;
 pub mod embedded;
+pub mod secrets;
 pub mod serve;
 pub mod telemetry;
 
@@ -34,7 +35,12 @@ async fn users(global: &config::GlobalOptions, command: UsersCommand) -> anyhow:
         schema::migrate_up(&database.store, None)
             .await
             .context("applying migrations")?;
-        let state = ipa_api::AppState::new(database.store.clone(), IdentityPolicy::default())?;
+        let state = ipa_api::AppState::new(
+            database.store.clone(),
+            IdentityPolicy::default(),
+            // Creating users seals nothing.
+            ipa_security::SecretBox::without_key(),
+        )?;
         match command {
             UsersCommand::Create {
                 email,

@@ -56,7 +56,9 @@ async fn serve_with(
     if let Err(err) = maintenance::ensure_partitions(store).await {
         tracing::warn!("cannot create monthly partitions ahead: {err}");
     }
-    let state = AppState::new(store.clone(), policy).context("preparing the password hasher")?;
+    let secrets = crate::secrets::secret_box(database.embedded_data_dir())?;
+    let state =
+        AppState::new(store.clone(), policy, secrets).context("preparing the password hasher")?;
     let account = bootstrap::bootstrap_account(&options.bootstrap)?;
     bootstrap::ensure_superuser(&state, account, database.embedded_data_dir())
         .await

@@ -2,10 +2,12 @@
 //!
 //! This crate owns everything that talks to the database: the connection pool ([`Store`]), the
 //! request-scoped transaction that carries the actor into PostgreSQL ([`ActorTransaction`]), the
-//! contexts' repositories ([`identity`], [`workflows`]), the schema's lifecycle (migrations, readiness, role safety: [`schema`]), scheduled upkeep
+//! contexts' repositories ([`identity`], [`workflows`], [`agents`]), the schema's lifecycle
+//! (migrations, readiness, role safety: [`schema`]), scheduled upkeep
 //! ([`maintenance`]), and local PostgreSQL clusters for the embedded mode and the tests
 //! ([`cluster`]). SeaORM types stay inside it; the contexts see only their ports.
 
+pub mod agents;
 mod audit;
 pub mod cluster;
 pub mod error;
@@ -18,6 +20,7 @@ mod store;
 pub mod testing;
 pub mod workflows;
 
+pub use agents::PgAgents;
 pub use error::{StoreError, sql_state};
 pub use identity::{PgSessions, PgUsers};
 pub use store::{ActorTransaction, PoolOptions, Store};

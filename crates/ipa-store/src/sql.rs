@@ -29,6 +29,17 @@ pub(crate) async fn commit(txn: ActorTransaction) -> Result<(), StorageError> {
         .map_err(|error| StorageError::new("committing", error))
 }
 
+/// A PostgreSQL array literal (`{"a","b"}`) of `items`, for a `$n::text[]` or `$n::uuid[]`
+/// parameter: the driver is built without array support, and a literal with every element quoted
+/// and escaped is exact.
+pub(crate) fn array_literal<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let elements: Vec<String> = items
+        .into_iter()
+        .map(|item| format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{{{}}}", elements.join(","))
+}
+
 /// Escapes `%`, `_` and `\` so a client's text matches literally in `LIKE ... ESCAPE '\'`.
 pub(crate) fn like_literal(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);

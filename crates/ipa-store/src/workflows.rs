@@ -9,15 +9,16 @@ use ipa_kernel::{
     Actor, AgentId, Page, PageRequest, StorageError, UserId, WorkflowId, WorkflowVersionId,
 };
 use ipa_workflow::{
-    AgentAvailability, ChangeSummary, DeleteWorkflowError, Description, Metadata, NewVersion,
-    NewWorkflow, PublishError, ReferenceStates, Tags, UpdateWorkflowError, VersionError,
-    VersionNumber, VersionRef, VersionSummary, Workflow, WorkflowChanges, WorkflowFilter,
-    WorkflowName, WorkflowRepository, WorkflowStatus, WorkflowVersion,
+    AgentAvailability, ChangeSummary, DefinitionProblem, DeleteWorkflowError, Description,
+    InvalidDefinition, Metadata, NewVersion, NewWorkflow, PublishError, ReferenceStates, Tags,
+    UpdateWorkflowError, VersionError, VersionNumber, VersionRef, VersionSummary, Workflow,
+    WorkflowChanges, WorkflowFilter, WorkflowName, WorkflowRepository, WorkflowStatus,
+    WorkflowVersion,
 };
 use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use uuid::Uuid;
 
-use crate::sql::{commit, from_store, like_literal, statement, storage};
+use crate::sql::{array_literal, commit, from_store, like_literal, statement, storage};
 use crate::store::Store;
 
 /// The columns of a [`Workflow`] read from `workflows w` joined to its current version `v`. The
@@ -39,17 +40,6 @@ const WRITTEN_WORKFLOW_FROM: &str =
 /// The columns of a [`VersionSummary`] from `workflow_versions v`.
 const SUMMARY_COLUMNS: &str = "v.id, v.workflow_id, v.version_number, v.change_summary, \
      v.created_by, coalesce(v.created_at, now()) AS created_at";
-
-/// A PostgreSQL array literal (`{"a","b"}`) of `items`, for a `$n::text[]` or `$n::uuid[]`
-/// parameter: the driver is built without array support, and a literal with every element quoted
-/// and escaped is exact.
-fn array_literal<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    let elements: Vec<String> = items
-        .into_iter()
-        .map(|item| format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    format!("{{{}}}", elements.join(","))
-}
 
 fn invalid_row(context: &'static str) -> impl Fn(ipa_workflow::WorkflowValueError) -> StorageError {
     move |error| StorageError::new(context, error)
@@ -498,7 +488,17 @@ impl WorkflowRepository for PgWorkflows {
                 ],
             ))
             .await
-            .map_err(storage("writing a workflow version"))?
+            .map_err(|error| match error.sql_err() {
+                // The schema locks the agents a version names; one was deleted meanwhile.
+                Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                    PublishError::Invalid(InvalidDefinition(vec![DefinitionProblem {
+                        pointer: "/steps".to_owned(),
+                        message: "an agent this definition names was deleted while it was being                                   published; check its agent steps and publish again"
+                            .to_owned(),
+                    }]))
+                }
+                _ => StorageError::new("writing a workflow version", error).into(),
+            })?
             .ok_or_else(|| {
                 StorageError::new("writing a workflow version", "the insert returned no row")
             })?;

@@ -17,6 +17,7 @@ pub fn ipa() -> Command {
         "IPA_BOOTSTRAP_ADMIN_EMAIL",
         "IPA_BOOTSTRAP_ADMIN_USERNAME",
         "IPA_BOOTSTRAP_ADMIN_PASSWORD",
+        "IPA_SECRET_KEY",
     ] {
         command.env_remove(variable);
     }

@@ -4,6 +4,7 @@
 // Test helpers panic on failure by design: the panic is the test's failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agents;
 mod binary;
 mod embedded;
 mod external;

@@ -1,0 +1,204 @@
+//! The agent catalog in the schema itself: row level security shares active agents and keeps
+//! changes to their owners, tools follow their agent, and the lookups behind participants and
+//! usage see past it while restoring the caller's context.
+
+use ipa_kernel::Actor;
+use ipa_store::testing::TestDatabase;
+use uuid::Uuid;
+
+use crate::support::{create_user, exec_as, scalar_as, state, user};
+
+async fn create_agent(store: &ipa_store::Store, owner: Uuid, name: &str, status: &str) -> Uuid {
+    let id = Uuid::new_v4();
+    exec_as(
+        store,
+        &user(owner, false),
+        &format!(
+            "INSERT INTO agents (id, name, type, status, configuration, created_by) VALUES \
+             ('{id}', '{name}', 'custom', '{status}', '{{\"endpoint\": \"https://x\"}}', '{owner}')"
+        ),
+    )
+    .await
+    .unwrap();
+    id
+}
+
+async fn affected(store: &ipa_store::Store, actor: &Actor, sql: &str) -> u64 {
+    use sea_orm::ConnectionTrait;
+    let txn = store.begin(actor).await.unwrap();
+    let result = txn
+        .connection()
+        .execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    txn.commit().await.unwrap();
+    result.rows_affected()
+}
+
+#[tokio::test]
+async fn active_agents_are_shared_and_only_their_owner_or_a_superuser_changes_them() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let alice = create_user(&store, "alice").await;
+    let bob = create_user(&store, "bob").await;
+    let shared = create_agent(&store, alice, "shared", "active").await;
+    let private = create_agent(&store, alice, "private", "inactive").await;
+    exec_as(
+        &store,
+        &user(alice, false),
+        &format!(
+            "INSERT INTO agent_tools (agent_id, tool_name, tool_type, configuration) VALUES \
+             ('{shared}', 'now', 'function', '{{\"function\": \"current_time\"}}'), \
+             ('{private}', 'now', 'function', '{{\"function\": \"current_time\"}}')"
+        ),
+    )
+    .await
+    .unwrap();
+    let as_bob = user(bob, false);
+
+    let agents: i64 = scalar_as(&store, &as_bob, "SELECT count(*) FROM agents").await;
+    let tools: i64 = scalar_as(&store, &as_bob, "SELECT count(*) FROM agent_tools").await;
+    assert_eq!(
+        (agents, tools),
+        (1, 1),
+        "Bob sees the active agent and its tool only"
+    );
+    let nobody: i64 = scalar_as(
+        &store,
+        &Actor::anonymous(Default::default()),
+        "SELECT count(*) FROM agents",
+    )
+    .await;
+    assert_eq!(nobody, 0, "the catalog is for signed-in users");
+
+    for sql in [
+        format!("UPDATE agents SET name = 'mine' WHERE id = '{shared}'"),
+        format!("DELETE FROM agents WHERE id = '{shared}'"),
+        format!("UPDATE agent_tools SET is_enabled = false WHERE agent_id = '{shared}'"),
+        format!("DELETE FROM agent_tools WHERE agent_id = '{shared}'"),
+    ] {
+        assert_eq!(affected(&store, &as_bob, &sql).await, 0, "{sql}");
+    }
+    let forged_tool = exec_as(
+        &store,
+        &as_bob,
+        &format!(
+            "INSERT INTO agent_tools (agent_id, tool_name, tool_type, configuration) VALUES \
+             ('{shared}', 'mine', 'function', '{{}}')"
+        ),
+    )
+    .await;
+    assert_eq!(state(forged_tool), "42501");
+    let forged_agent = exec_as(
+        &store,
+        &as_bob,
+        &format!("INSERT INTO agents (name, type, configuration, created_by) VALUES ('x', 'custom', '{{}}', '{alice}')"),
+    )
+    .await;
+    assert_eq!(state(forged_agent), "42501");
+
+    let admin = user(create_user(&store, "admin").await, true);
+    assert_eq!(
+        affected(
+            &store,
+            &admin,
+            &format!("UPDATE agents SET name = 'renamed' WHERE id = '{private}'")
+        )
+        .await,
+        1
+    );
+
+    // Tool names are function names and tool types one of three, whoever writes.
+    for (name, kind) in [("bad name", "function"), ("ok", "script")] {
+        let refused = exec_as(
+            &store,
+            &user(alice, false),
+            &format!(
+                "INSERT INTO agent_tools (agent_id, tool_name, tool_type, configuration) VALUES \
+                 ('{shared}', '{name}', '{kind}', '{{}}')"
+            ),
+        )
+        .await;
+        assert_eq!(state(refused), "23514", "{name} {kind}");
+    }
+}
+
+#[tokio::test]
+async fn catalog_lookups_see_past_row_level_security_and_restore_the_callers_context() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let alice = create_user(&store, "alice").await;
+    let bob = create_user(&store, "bob").await;
+    let hidden = create_agent(&store, bob, "hidden", "inactive").await;
+    let group = Uuid::new_v4();
+    exec_as(
+        &store,
+        &user(bob, false),
+        &format!(
+            "INSERT INTO agents (id, name, type, status, configuration, created_by) VALUES \
+             ('{group}', 'bobs group', 'autogen', 'inactive', \
+              '{{\"participants\": [\"{hidden}\"]}}', '{bob}')"
+        ),
+    )
+    .await
+    .unwrap();
+    let as_alice = user(alice, false);
+    let graph: String = scalar_as(
+        &store,
+        &as_alice,
+        &format!(
+            "SELECT string_agg(id::text || ':' || visible || ':' || cardinality(participants), ',' ORDER BY type) \
+             FROM ipa_agent_graph(ARRAY['{group}']::uuid[])"
+        ),
+    )
+    .await;
+    assert_eq!(graph, format!("{group}:false:1,{hidden}:false:0"));
+    let usage: String = scalar_as(
+        &store,
+        &as_alice,
+        &format!(
+            "SELECT kind || ':' || coalesce(name, '(hidden)') FROM ipa_agent_usage('{hidden}')"
+        ),
+    )
+    .await;
+    assert_eq!(
+        usage, "group:(hidden)",
+        "Alice learns a group uses it, not its name"
+    );
+    let context: String = scalar_as(
+        &store,
+        &as_alice,
+        &format!(
+            "SELECT (SELECT count(*) FROM ipa_agent_graph(ARRAY['{group}']::uuid[]))::text || ':' \
+             || (SELECT count(*) FROM ipa_agent_usage('{hidden}'))::text || ':' || ipa_is_superuser()::text"
+        ),
+    )
+    .await;
+    assert_eq!(context, "2:1:false");
+}
+
+#[tokio::test]
+async fn a_version_cannot_name_an_agent_that_no_longer_exists() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let alice = create_user(&store, "alice").await;
+    let workflow = crate::support::create_workflow(&store, alice, "w").await;
+    let agent = create_agent(&store, alice, "gone", "active").await;
+    exec_as(
+        &store,
+        &user(alice, false),
+        &format!("DELETE FROM agents WHERE id = '{agent}'"),
+    )
+    .await
+    .unwrap();
+    let refused = exec_as(
+        &store,
+        &user(alice, false),
+        &format!(
+            "INSERT INTO workflow_versions (workflow_id, version_number, definition, created_by) VALUES \
+             ('{workflow}', 1, '{{\"steps\": [{{\"name\": \"a\", \"type\": \"agent\", \"agent_id\": \"{agent}\"}}]}}', '{alice}')"
+        ),
+    )
+    .await;
+    assert_eq!(state(refused), "23503");
+}
