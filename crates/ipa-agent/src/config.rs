@@ -23,6 +23,19 @@ pub type ReadSecret<'r, S> = &'r mut dyn FnMut(&Value) -> Result<S, String>;
 /// value, keeping a stored one): `Err` is the problem's message.
 pub type MapSecret<'r, S, T> = &'r mut dyn FnMut(S, &str) -> Result<T, String>;
 
+/// Every secret of a document with its pointer, found by letting `map_secrets` visit them (each
+/// mapped to itself, which cannot fail).
+pub(crate) fn collect_secrets<S: Clone>(
+    map_secrets: impl FnOnce(MapSecret<'_, S, S>),
+) -> HashMap<String, S> {
+    let mut found = HashMap::new();
+    map_secrets(&mut |secret: S, pointer: &str| {
+        found.insert(pointer.to_owned(), secret.clone());
+        Ok(secret)
+    });
+    found
+}
+
 fn read_secret<S>(
     value: &Value,
     pointer: &str,
@@ -573,13 +586,9 @@ impl<S> AgentConfiguration<S> {
     where
         S: Clone,
     {
-        let mut found = HashMap::new();
-        // Mapping each secret to itself cannot fail; it only visits them.
-        let _ = self.clone().map_secrets(&mut |secret: S, pointer: &str| {
-            found.insert(pointer.to_owned(), secret.clone());
-            Ok::<S, String>(secret)
-        });
-        found
+        collect_secrets(|visit| {
+            let _ = self.clone().map_secrets(visit);
+        })
     }
 
     /// The same configuration with every secret turned into another form by `map`, given each

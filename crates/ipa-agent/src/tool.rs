@@ -10,7 +10,7 @@ use ipa_kernel::{AgentId, AgentToolId};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::config::{Headers, MapSecret, ReadSecret};
+use crate::config::{Headers, MapSecret, ReadSecret, collect_secrets};
 use crate::document::{Object, Problems, child, type_name};
 use crate::ports::{DocumentProblem, SchemaChecker};
 use crate::secret::StoredSecret;
@@ -341,13 +341,9 @@ impl<S> ToolConfiguration<S> {
     where
         S: Clone,
     {
-        let mut found = HashMap::new();
-        // Mapping each secret to itself cannot fail; it only visits them.
-        let _ = self.clone().map_secrets(&mut |secret: S, pointer: &str| {
-            found.insert(pointer.to_owned(), secret.clone());
-            Ok::<S, String>(secret)
-        });
-        found
+        collect_secrets(|visit| {
+            let _ = self.clone().map_secrets(visit);
+        })
     }
 
     /// The same configuration with every secret turned into another form by `map`.
