@@ -1,9 +1,9 @@
-//! The agent aggregate: its settings, its status's transitions, who may change it, the checks a
+//! The agent aggregate: its settings, its status's transitions, the checks a
 //! group conversation's participants must pass, and the list filter.
 
 use std::collections::{HashMap, HashSet};
 
-use ipa_kernel::{Actor, AgentId, Keyset, UserId, WorkflowId};
+use ipa_kernel::{AgentId, Keyset, UserId, WorkflowId};
 use time::OffsetDateTime;
 
 use crate::config::AgentConfiguration;
@@ -63,7 +63,8 @@ impl AgentSettings {
 pub struct Agent {
     /// Its identifier.
     pub id: AgentId,
-    /// The user who created it; with superusers, the only one who may change it.
+    /// The user who created it; with superusers, the only one who may change it (row level
+    /// security enforces this).
     pub owner: UserId,
     /// What its owner set.
     pub settings: AgentSettings,
@@ -77,11 +78,6 @@ impl Agent {
     /// Its position in lists, which are ordered newest first.
     pub fn keyset(&self) -> Keyset {
         Keyset::new(self.created_at, self.id.as_uuid())
-    }
-
-    /// Whether `actor` may change or delete it (and its tools): its owner or a superuser.
-    pub fn may_be_changed_by(&self, actor: &Actor) -> bool {
-        actor.is_superuser() || actor.user_id() == Some(self.owner)
     }
 }
 
@@ -231,7 +227,7 @@ impl std::fmt::Display for AgentUsage {
         if let Some(groups) = groups {
             parts.push(format!("the group conversations {groups}"));
         }
-        write!(f, "the agent is used by {}", parts.join(" and by "))
+        write!(f, "The agent is used by {}", parts.join(" and by "))
     }
 }
 

@@ -15,7 +15,7 @@ use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Webhook};
+use poem_openapi::{ApiResponse, Object, OpenApi, Webhook};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -25,30 +25,6 @@ use crate::auth::BearerAuth;
 use crate::error::{ApiError, Problem};
 use crate::paging::{keyset_cursor, page_request};
 use crate::state::AppState;
-
-/// Declares an API enum mirroring a domain label enum, with conversions both ways.
-macro_rules! mirror_enum {
-    ($(#[$meta:meta])* $dto:ident as $name:literal <=> $domain:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-        #[oai(rename = $name, rename_all = "snake_case")]
-        pub enum $dto {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl From<$dto> for $domain {
-            fn from(value: $dto) -> Self {
-                match value { $($dto::$variant => Self::$variant),+ }
-            }
-        }
-
-        impl From<$domain> for $dto {
-            fn from(value: $domain) -> Self {
-                match value { $($domain::$variant => Self::$variant),+ }
-            }
-        }
-    };
-}
 
 mirror_enum!(
     /// The kind of agent, which decides its configuration's shape.
@@ -618,11 +594,9 @@ impl AgentsApi {
             .map_err(|error| match error {
                 DeleteAgentError::NotFound => agent_not_found(),
                 DeleteAgentError::Forbidden => ApiError::forbidden(format!("{error}.")),
-                DeleteAgentError::InUse(_) => ApiError::conflict(
-                    "agent_in_use",
-                    format!("{}.", capitalised(&error.to_string())),
-                    None,
-                ),
+                DeleteAgentError::InUse(_) => {
+                    ApiError::conflict("agent_in_use", format!("{error}."), None)
+                }
                 DeleteAgentError::Storage(storage) => ApiError::internal(&storage),
             })?;
         Ok(Deleted::Deleted)
@@ -838,14 +812,6 @@ async fn set_enabled(
         .await
         .map_err(tool_error)?;
     Ok(OneTool::Found(Json(updated.into())))
-}
-
-fn capitalised(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// One message of the conversation sent to a custom agent.

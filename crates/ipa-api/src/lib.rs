@@ -6,6 +6,30 @@
 //! the outcome into a documented response. The services travel with each request as
 //! [`AppState`], so the document can be produced without a database.
 
+/// Declares an API enum mirroring a domain label enum, with conversions both ways.
+macro_rules! mirror_enum {
+    ($(#[$meta:meta])* $dto:ident as $name:literal <=> $domain:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(poem_openapi::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+        #[oai(rename = $name, rename_all = "snake_case")]
+        pub enum $dto {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl From<$dto> for $domain {
+            fn from(value: $dto) -> Self {
+                match value { $($dto::$variant => Self::$variant),+ }
+            }
+        }
+
+        impl From<$domain> for $dto {
+            fn from(value: $domain) -> Self {
+                match value { $($domain::$variant => Self::$variant),+ }
+            }
+        }
+    };
+}
+
 pub mod agents;
 pub mod auth;
 pub mod error;

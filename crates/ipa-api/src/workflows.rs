@@ -13,7 +13,7 @@ use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -24,38 +24,18 @@ use crate::error::{ApiError, Problem};
 use crate::paging::{encode_cursor, keyset_cursor, page_request, page_request_with};
 use crate::state::AppState;
 
-/// Where a workflow is in its life: `draft` -> `active` | `archived`, `active` -> `archived`,
-/// `archived` -> `active`.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[oai(rename = "WorkflowStatus", rename_all = "lowercase")]
-pub enum StatusDto {
-    /// Being written; cannot be run.
-    Draft,
-    /// Runnable; needs a current version.
-    Active,
-    /// Retired; kept for history.
-    Archived,
-}
-
-impl From<StatusDto> for WorkflowStatus {
-    fn from(status: StatusDto) -> Self {
-        match status {
-            StatusDto::Draft => Self::Draft,
-            StatusDto::Active => Self::Active,
-            StatusDto::Archived => Self::Archived,
-        }
+mirror_enum!(
+    /// Where a workflow is in its life: `draft` -> `active` | `archived`, `active` -> `archived`,
+    /// `archived` -> `active`.
+    StatusDto as "WorkflowStatus" <=> WorkflowStatus {
+        /// Being written; cannot be run.
+        Draft,
+        /// Runnable; needs a current version.
+        Active,
+        /// Retired; kept for history.
+        Archived,
     }
-}
-
-impl From<WorkflowStatus> for StatusDto {
-    fn from(status: WorkflowStatus) -> Self {
-        match status {
-            WorkflowStatus::Draft => Self::Draft,
-            WorkflowStatus::Active => Self::Active,
-            WorkflowStatus::Archived => Self::Archived,
-        }
-    }
-}
+);
 
 /// A workflow.
 #[derive(Object)]

@@ -2,10 +2,10 @@
 //! checks that need other rows (a group's participants, what uses an agent, how many tools it
 //! has), each in the same transaction as the write it guards.
 //!
-//! Row level security decides what is visible: every signed-in user reads active agents, their
-//! creator and superusers read and change them all, and tools follow their agent. Writes first
-//! find the agent as visible to the actor, so a user who may see but not change an agent is told
-//! so (403) instead of meeting a missing row.
+//! Row level security decides what is visible and what may change: every signed-in user reads
+//! active agents, their creator and superusers read and change them all, and tools follow their
+//! agent. Writes lock the agent first; when the lock finds nothing, whether the agent is visible
+//! tells someone else's agent (403) from a missing one (404).
 
 use std::collections::HashMap;
 
@@ -22,7 +22,7 @@ use ipa_kernel::{
 use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use uuid::Uuid;
 
-use crate::sql::{array_literal, commit, from_store, like_literal, statement, storage};
+use crate::sql::{ListQuery, array_literal, commit, from_store, like_literal, statement, storage};
 use crate::store::Store;
 
 /// The columns of an [`Agent`] from `agents a`; the seed's nullable columns read as their
@@ -222,20 +222,33 @@ enum Refusal {
     Forbidden,
 }
 
-/// The agent locked for a change by `actor`: missing (or invisible) and visible-but-not-theirs
-/// are told apart.
+/// Whether the actor may see the agent.
+async fn agent_visible(conn: &impl ConnectionTrait, id: AgentId) -> Result<bool, StorageError> {
+    Ok(conn
+        .query_one_raw(statement(
+            "SELECT 1 AS found FROM agents WHERE id = $1",
+            [id.as_uuid().into()],
+        ))
+        .await
+        .map_err(storage("looking for an agent"))?
+        .is_some())
+}
+
+/// The agent locked for a change by the transaction's actor. Row level security lets only its
+/// owner or a superuser lock it; when the lock finds nothing, a visible agent is someone else's
+/// (403) and an invisible one is missing (404).
 async fn lock_for_change(
     conn: &impl ConnectionTrait,
-    actor: &Actor,
     id: AgentId,
 ) -> Result<Result<Agent, Refusal>, StorageError> {
-    let Some(visible) = find_agent(conn, id, false).await? else {
-        return Ok(Err(Refusal::NotFound));
-    };
-    if !visible.may_be_changed_by(actor) {
-        return Ok(Err(Refusal::Forbidden));
+    if let Some(agent) = find_agent(conn, id, true).await? {
+        return Ok(Ok(agent));
     }
-    Ok(find_agent(conn, id, true).await?.ok_or(Refusal::NotFound))
+    Ok(Err(if agent_visible(conn, id).await? {
+        Refusal::Forbidden
+    } else {
+        Refusal::NotFound
+    }))
 }
 
 /// The problems of a group conversation's participants, read under the group lock.
@@ -345,41 +358,20 @@ impl PgAgents {
 
 /// The SQL and parameters of an agent list, with only the conditions given.
 fn list_query(filter: &AgentFilter, page: PageRequest) -> (String, Vec<Value>) {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
+    let mut query = ListQuery::default();
     if let Some(agent_type) = filter.agent_type {
-        values.push(agent_type.as_str().into());
-        conditions.push(format!("a.type = ${}::agent_type", values.len()));
+        let agent_type = query.bind(agent_type.as_str());
+        query.condition(format!("a.type = ${agent_type}::agent_type"));
     }
     if let Some(status) = filter.status {
-        values.push(status.as_str().into());
-        conditions.push(format!("a.status = ${}::agent_status", values.len()));
+        let status = query.bind(status.as_str());
+        query.condition(format!("a.status = ${status}::agent_status"));
     }
     if let Some(name) = &filter.name {
-        values.push(format!("%{}%", like_literal(name.as_str())).into());
-        conditions.push(format!("a.name ILIKE ${} ESCAPE '\\'", values.len()));
+        let name = query.bind(format!("%{}%", like_literal(name.as_str())));
+        query.condition(format!("a.name ILIKE ${name} ESCAPE '\\'"));
     }
-    if let Some(after) = page.after {
-        values.push(after.created_at().into());
-        let created_at = values.len();
-        values.push(after.id().into());
-        let id = values.len();
-        conditions.push(format!("(a.created_at, a.id) < (${created_at}, ${id})"));
-    }
-    values.push(i64::from(page.limit.get() + 1).into());
-    let limit = values.len();
-    let filter_sql = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    (
-        format!(
-            "SELECT {AGENT_COLUMNS} FROM agents a {filter_sql} \
-             ORDER BY a.created_at DESC, a.id DESC LIMIT ${limit}"
-        ),
-        values,
-    )
+    query.newest_first(AGENT_COLUMNS, "agents a", "a.", page)
 }
 
 impl AgentRepository for PgAgents {
@@ -461,7 +453,7 @@ impl AgentRepository for PgAgents {
     {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
-        let current = lock_for_change(conn, actor, id)
+        let current = lock_for_change(conn, id)
             .await?
             .map_err(|refusal| match refusal {
                 Refusal::NotFound => UpdateAgentError::NotFound,
@@ -497,7 +489,7 @@ impl AgentRepository for PgAgents {
         let conn = txn.connection();
         // The lock waits for any version being published with this agent (it holds a key-share
         // lock on it), so the usage read below sees that version.
-        lock_for_change(conn, actor, id)
+        lock_for_change(conn, id)
             .await?
             .map_err(|refusal| match refusal {
                 Refusal::NotFound => DeleteAgentError::NotFound,
@@ -524,7 +516,7 @@ impl AgentRepository for PgAgents {
     ) -> Result<Option<Vec<AgentTool>>, StorageError> {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
-        if find_agent(conn, agent, false).await?.is_none() {
+        if !agent_visible(conn, agent).await? {
             return Ok(None);
         }
         let rows = conn
@@ -549,7 +541,7 @@ impl AgentRepository for PgAgents {
     ) -> Result<AgentTool, ToolError> {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
-        if find_agent(conn, agent, false).await?.is_none() {
+        if !agent_visible(conn, agent).await? {
             return Err(ToolError::AgentNotFound);
         }
         let found = find_tool(conn, agent, tool, false).await?;
@@ -567,9 +559,7 @@ impl AgentRepository for PgAgents {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
         // The agent's lock serialises its tool writes, so the count below is exact.
-        lock_for_change(conn, actor, agent)
-            .await?
-            .map_err(tool_refusal)?;
+        lock_for_change(conn, agent).await?.map_err(tool_refusal)?;
         let count: i64 = conn
             .query_one_raw(statement(
                 "SELECT count(*) AS tools FROM agent_tools WHERE agent_id = $1",
@@ -615,9 +605,7 @@ impl AgentRepository for PgAgents {
     {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
-        lock_for_change(conn, actor, agent)
-            .await?
-            .map_err(tool_refusal)?;
+        lock_for_change(conn, agent).await?.map_err(tool_refusal)?;
         let current = find_tool(conn, agent, tool, true)
             .await?
             .ok_or(ToolError::ToolNotFound)?;
@@ -649,9 +637,7 @@ impl AgentRepository for PgAgents {
     ) -> Result<(), ToolError> {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
-        lock_for_change(conn, actor, agent)
-            .await?
-            .map_err(tool_refusal)?;
+        lock_for_change(conn, agent).await?.map_err(tool_refusal)?;
         let deleted = conn
             .execute_raw(statement(
                 "DELETE FROM agent_tools WHERE id = $1 AND agent_id = $2",

@@ -13,12 +13,12 @@ use ipa_identity::{
     UserChanges, UserFilter, UserRepository, Username,
 };
 use ipa_kernel::{Actor, ClientInfo, Page, PageRequest, SessionId, StorageError, UserId};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, SqlErr, Value};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, SqlErr};
 use time::Duration;
 use uuid::Uuid;
 
 use crate::audit;
-use crate::sql::{commit, from_store, like_literal, statement, storage};
+use crate::sql::{ListQuery, commit, from_store, like_literal, statement, storage};
 use crate::store::{Store, TransactionScope};
 
 /// The columns of a [`User`], NULLs of the seed's nullable columns read as their defaults.
@@ -208,40 +208,19 @@ impl UserRepository for PgUsers {
         filter: &UserFilter,
         page: PageRequest,
     ) -> Result<Page<User>, StorageError> {
-        let mut conditions: Vec<String> = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
+        let mut query = ListQuery::default();
         if let Some(active) = filter.is_active {
-            values.push(active.into());
-            conditions.push(format!("(is_active IS TRUE) = ${}", values.len()));
+            let active = query.bind(active);
+            query.condition(format!("(is_active IS TRUE) = ${active}"));
         }
         if let Some(prefix) = &filter.search_prefix {
-            values.push(like_prefix(&prefix.as_str().to_lowercase()).into());
-            let email = values.len();
-            values.push(like_prefix(prefix.as_str()).into());
-            let username = values.len();
-            conditions.push(format!(
+            let email = query.bind(like_prefix(&prefix.as_str().to_lowercase()));
+            let username = query.bind(like_prefix(prefix.as_str()));
+            query.condition(format!(
                 "(email LIKE ${email} ESCAPE '\\' OR username LIKE ${username} ESCAPE '\\')"
             ));
         }
-        if let Some(after) = page.after {
-            values.push(after.created_at().into());
-            let created_at = values.len();
-            values.push(after.id().into());
-            let id = values.len();
-            conditions.push(format!("(created_at, id) < (${created_at}, ${id})"));
-        }
-        let limit = page.limit;
-        values.push(i64::from(limit.get() + 1).into());
-        let limit_param = values.len();
-        let filter_sql = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users {filter_sql} \
-             ORDER BY created_at DESC, id DESC LIMIT ${limit_param}"
-        );
+        let (sql, values) = query.newest_first(USER_COLUMNS, "users", "", page);
 
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let rows = txn
@@ -254,7 +233,7 @@ impl UserRepository for PgUsers {
             .iter()
             .map(user_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetched(users, limit, User::keyset))
+        Ok(Page::from_overfetched(users, page.limit, User::keyset))
     }
 
     async fn update(

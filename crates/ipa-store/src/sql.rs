@@ -1,7 +1,7 @@
 //! Small helpers every repository shares: building raw statements, turning driver failures into
 //! the ports' opaque [`StorageError`], committing, and escaping client text for `LIKE`.
 
-use ipa_kernel::StorageError;
+use ipa_kernel::{PageRequest, StorageError};
 use sea_orm::{DbBackend, DbErr, Statement, Value};
 
 use crate::StoreError;
@@ -38,6 +38,57 @@ pub(crate) fn array_literal<'a>(items: impl IntoIterator<Item = &'a str>) -> Str
         .map(|item| format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\"")))
         .collect();
     format!("{{{}}}", elements.join(","))
+}
+
+/// A list query built from only the filters a client gave, so each is planned for the indexes it
+/// can use, and paged newest first by `(created_at, id)` (keyset, never OFFSET).
+#[derive(Debug, Default)]
+pub(crate) struct ListQuery {
+    conditions: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl ListQuery {
+    /// Binds `value` as the next parameter and returns its number (for `$n`).
+    pub(crate) fn bind(&mut self, value: impl Into<Value>) -> usize {
+        self.values.push(value.into());
+        self.values.len()
+    }
+
+    /// Adds a condition every row must meet.
+    pub(crate) fn condition(&mut self, sql: String) {
+        self.conditions.push(sql);
+    }
+
+    /// The statement `SELECT {columns} FROM {from}` with the conditions, continued after
+    /// `page.after`, newest first, one row over the page (so the caller knows whether another
+    /// follows). `alias` prefixes the ordering columns (`"w."`, or `""`).
+    pub(crate) fn newest_first(
+        mut self,
+        columns: &str,
+        from: &str,
+        alias: &str,
+        page: PageRequest,
+    ) -> (String, Vec<Value>) {
+        if let Some(after) = page.after {
+            let created_at = self.bind(after.created_at());
+            let id = self.bind(after.id());
+            self.condition(format!(
+                "({alias}created_at, {alias}id) < (${created_at}, ${id})"
+            ));
+        }
+        let limit = self.bind(i64::from(page.limit.get() + 1));
+        let filter = if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {columns} FROM {from} {filter} \
+             ORDER BY {alias}created_at DESC, {alias}id DESC LIMIT ${limit}"
+        );
+        (sql, self.values)
+    }
 }
 
 /// Escapes `%`, `_` and `\` so a client's text matches literally in `LIKE ... ESCAPE '\'`.

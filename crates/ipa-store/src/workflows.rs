@@ -18,7 +18,7 @@ use ipa_workflow::{
 use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use uuid::Uuid;
 
-use crate::sql::{array_literal, commit, from_store, like_literal, statement, storage};
+use crate::sql::{ListQuery, array_literal, commit, from_store, like_literal, statement, storage};
 use crate::store::Store;
 
 /// The columns of a [`Workflow`] read from `workflows w` joined to its current version `v`. The
@@ -230,47 +230,30 @@ impl PgWorkflows {
 /// for the indexes it can use (GIN for tags and metadata, the `(created_at, id)` index for the
 /// order).
 fn list_query(filter: &WorkflowFilter, page: PageRequest) -> (String, Vec<Value>) {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
+    let mut query = ListQuery::default();
     if let Some(status) = filter.status {
-        values.push(status.as_str().into());
-        conditions.push(format!("w.status = ${}::workflow_status", values.len()));
+        let status = query.bind(status.as_str());
+        query.condition(format!("w.status = ${status}::workflow_status"));
     }
     if !filter.tags.is_empty() {
-        values.push(array_literal(filter.tags.as_slice().iter().map(String::as_str)).into());
-        conditions.push(format!("w.tags @> ${}::text[]", values.len()));
+        let tags = query.bind(array_literal(
+            filter.tags.as_slice().iter().map(String::as_str),
+        ));
+        query.condition(format!("w.tags @> ${tags}::text[]"));
     }
     if let Some(metadata) = &filter.metadata {
-        values.push(metadata.as_value().clone().into());
-        conditions.push(format!("w.metadata @> ${}::jsonb", values.len()));
+        let metadata = query.bind(metadata.as_value().clone());
+        query.condition(format!("w.metadata @> ${metadata}::jsonb"));
     }
     if let Some(name) = &filter.name {
-        values.push(format!("%{}%", like_literal(name.as_str())).into());
-        conditions.push(format!("w.name ILIKE ${} ESCAPE '\\'", values.len()));
+        let name = query.bind(format!("%{}%", like_literal(name.as_str())));
+        query.condition(format!("w.name ILIKE ${name} ESCAPE '\\'"));
     }
     if let Some(owner) = filter.owner {
-        values.push(owner.as_uuid().into());
-        conditions.push(format!("w.created_by = ${}", values.len()));
+        let owner = query.bind(owner.as_uuid());
+        query.condition(format!("w.created_by = ${owner}"));
     }
-    if let Some(after) = page.after {
-        values.push(after.created_at().into());
-        let created_at = values.len();
-        values.push(after.id().into());
-        let id = values.len();
-        conditions.push(format!("(w.created_at, w.id) < (${created_at}, ${id})"));
-    }
-    values.push(i64::from(page.limit.get() + 1).into());
-    let limit = values.len();
-    let filter_sql = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT {WORKFLOW_COLUMNS} FROM {WORKFLOW_FROM} {filter_sql} \
-         ORDER BY w.created_at DESC, w.id DESC LIMIT ${limit}"
-    );
-    (sql, values)
+    query.newest_first(WORKFLOW_COLUMNS, WORKFLOW_FROM, "w.", page)
 }
 
 impl WorkflowRepository for PgWorkflows {
