@@ -1,5 +1,23 @@
-//! The execution context: runs of workflow versions, their steps and their log lines. Later work
-//! adds the execution state machine and its ports; today it holds the vocabulary the schema stores.
+//! The execution context: runs of workflow versions, their steps and their log lines; the state
+//! machines that say how runs and steps may move ([`state`]); and the ports through which people
+//! steer runs and the engine's workers record them ([`ports`]).
+
+pub mod error;
+pub mod model;
+pub mod ports;
+pub mod state;
+
+pub use error::{ControlError, DecisionError, ExecutionQueryError, StartError};
+pub use model::{
+    Decision, DecisionRequest, Execution, ExecutionFilter, ExecutionStep, IdempotencyKey, LogEntry,
+    LogFilter, NewLogLine, RUN_EVENT, STEP_EVENT, StartRun, Started, WorkflowStats, may_decide,
+    run_event, step_event,
+};
+pub use ports::{
+    ClaimedRun, Committed, ExecutionRepository, Lease, LogPage, RunChange, RunJournal, RunOutcome,
+    StepChange, WorkerId,
+};
+pub use state::{IllegalTransition, RunAction, RunState, StepAction};
 
 ipa_kernel::label_enum!(
     /// Where a run is. Stored as the `execution_status` enum.

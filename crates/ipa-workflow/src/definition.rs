@@ -129,6 +129,24 @@ pub struct RetryPolicy {
     pub backoff: Backoff,
 }
 
+impl Backoff {
+    /// The wait after failed attempt number `attempt` (1 for the first): `initial_ms` times
+    /// `factor` to the power `attempt - 1`, at most `max_ms`.
+    pub fn delay_ms(&self, attempt: u32) -> u64 {
+        let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+        // Float arithmetic saturates at infinity, which `min` turns back into `max_ms`; the cast
+        // of a finite value no greater than `max_ms` is exact enough for milliseconds.
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let delay =
+            (self.initial_ms as f64 * self.factor.powi(exponent)).min(self.max_ms as f64) as u64;
+        delay
+    }
+}
+
 impl Default for RetryPolicy {
     /// One attempt.
     fn default() -> Self {
@@ -216,6 +234,7 @@ pub struct Step {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkflowDefinition {
     steps: Vec<Step>,
+    timeout_ms: Option<u64>,
     document: Value,
 }
 
@@ -277,6 +296,7 @@ impl WorkflowDefinition {
                 .into_iter()
                 .filter_map(|(_, parts)| parts.into_step())
                 .collect(),
+            timeout_ms: partial.timeout_ms,
             document: document.clone(),
         }
     }
@@ -284,6 +304,12 @@ impl WorkflowDefinition {
     /// The steps, in order.
     pub fn steps(&self) -> &[Step] {
         &self.steps
+    }
+
+    /// The whole run's time limit, in milliseconds (`timeout_ms` at the top of the document):
+    /// counted from the run's start, time spent paused or waiting for a decision included.
+    pub fn timeout_ms(&self) -> Option<u64> {
+        self.timeout_ms
     }
 
     /// The document as published.
@@ -445,6 +471,7 @@ fn escape(member: &str) -> String {
 struct Partial {
     steps: Vec<(usize, StepParts)>,
     names: Vec<Option<StepName>>,
+    timeout_ms: Option<u64>,
 }
 
 fn parse_document(document: &Value, problems: &mut Problems) -> Partial {
@@ -452,7 +479,8 @@ fn parse_document(document: &Value, problems: &mut Problems) -> Partial {
         problems.add("", "a definition is a JSON object with a `steps` array");
         return Partial::default();
     };
-    reject_unknown(object, "", &["steps"], problems);
+    reject_unknown(object, "", &["steps", "timeout_ms"], problems);
+    let timeout_ms = optional_duration(object, "", "timeout_ms", problems);
     let Some(steps) = object.get("steps") else {
         problems.add("/steps", "`steps` is required");
         return Partial::default();
@@ -474,7 +502,10 @@ fn parse_document(document: &Value, problems: &mut Problems) -> Partial {
         );
     }
     let mut seen = HashSet::new();
-    let mut parsed = Partial::default();
+    let mut parsed = Partial {
+        timeout_ms,
+        ..Partial::default()
+    };
     for (index, step) in steps.iter().enumerate() {
         let pointer = format!("/steps/{index}");
         // Duplicates are reported even among steps with other problems.
@@ -954,6 +985,29 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn backoff_grows_by_its_factor_up_to_its_ceiling() {
+        let backoff = Backoff {
+            initial_ms: 100,
+            factor: 2.0,
+            max_ms: 1000,
+        };
+        let delays: Vec<u64> = (1..=6).map(|attempt| backoff.delay_ms(attempt)).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff.delay_ms(u32::MAX), 1000);
+    }
+
+    #[test]
+    fn a_run_may_have_a_time_limit() {
+        let mut document = example();
+        document["timeout_ms"] = json!(60000);
+        let definition = WorkflowDefinition::parse(&document).unwrap();
+        assert_eq!(definition.timeout_ms(), Some(60000));
+        document["timeout_ms"] = json!(0);
+        let problems = WorkflowDefinition::parse(&document).unwrap_err().0;
+        assert_eq!(problems[0].pointer, "/timeout_ms");
+    }
 
     fn example() -> Value {
         json!({

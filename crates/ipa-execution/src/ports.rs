@@ -1,0 +1,235 @@
+//! What the execution context needs from storage: the runs people start, read and steer
+//! ([`ExecutionRepository`]), and the journal the engine's workers claim runs from and record
+//! every step in ([`RunJournal`]). `ipa-store` implements both.
+
+use std::future::Future;
+use std::time::Duration;
+
+use ipa_kernel::{
+    Actor, ExecutionId, ExecutionStepId, Page, PageRequest, StorageError, UserId, WorkflowId,
+};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::ExecutionStatus;
+use crate::error::{ControlError, DecisionError, ExecutionQueryError, StartError};
+use crate::model::{
+    DecisionRequest, Execution, ExecutionFilter, ExecutionStep, LogEntry, LogFilter, NewLogLine,
+    StartRun, Started, WorkflowStats,
+};
+use crate::state::{RunAction, StepAction};
+
+/// A page of log lines, in the order they were written, continued after the last id shown.
+pub type LogPage = Page<LogEntry, i64>;
+
+/// Runs as people see them. Every method acts for an [`Actor`]; storage enforces visibility
+/// (a run is visible to who started it, to its workflow's owner and to superusers), so a run the
+/// actor may not see is indistinguishable from a missing one.
+pub trait ExecutionRepository: Send + Sync + 'static {
+    /// Starts a run of `workflow` (it must be active) with its steps pending, and records an
+    /// `execute` audit row. With an idempotency key already used by the actor, returns that run
+    /// when the request is the same and refuses it when it differs.
+    fn start(
+        &self,
+        actor: &Actor,
+        workflow: WorkflowId,
+        request: &StartRun,
+    ) -> impl Future<Output = Result<Started, StartError>> + Send;
+
+    /// Runs matching `filter`, newest first.
+    fn list(
+        &self,
+        actor: &Actor,
+        filter: &ExecutionFilter,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Execution>, StorageError>> + Send;
+
+    /// A run with its steps in order.
+    fn get(
+        &self,
+        actor: &Actor,
+        id: ExecutionId,
+    ) -> impl Future<Output = Result<(Execution, Vec<ExecutionStep>), ExecutionQueryError>> + Send;
+
+    /// A run's log lines after `page.after` (a line id), oldest first.
+    fn logs(
+        &self,
+        actor: &Actor,
+        id: ExecutionId,
+        filter: LogFilter,
+        page: PageRequest<i64>,
+    ) -> impl Future<Output = Result<LogPage, ExecutionQueryError>> + Send;
+
+    /// Cancels, pauses, resumes or retries a run (the four [`RunAction`]s people take), as the
+    /// state machine allows. Cancelling records a `cancel` audit row and interrupts the step in
+    /// flight; retrying puts the failed step back in line and counts the retry.
+    fn control(
+        &self,
+        actor: &Actor,
+        id: ExecutionId,
+        action: RunAction,
+    ) -> impl Future<Output = Result<Execution, ControlError>> + Send;
+
+    /// Decides the approval step `step` the run waits on, and records the decision in an audit
+    /// row.
+    fn decide(
+        &self,
+        actor: &Actor,
+        id: ExecutionId,
+        step: ExecutionStepId,
+        decision: &DecisionRequest,
+    ) -> impl Future<Output = Result<Execution, DecisionError>> + Send;
+
+    /// Run figures of the workflows the actor sees, from the statistics view.
+    fn stats(
+        &self,
+        actor: &Actor,
+    ) -> impl Future<Output = Result<Vec<WorkflowStats>, StorageError>> + Send;
+}
+
+/// Who holds a run: one engine worker, by a name unique among live workers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorkerId(String);
+
+impl WorkerId {
+    /// A worker named `name` (for example `host:pid:3`).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A worker's hold on a run: writes succeed only while it still holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The run.
+    pub execution_id: ExecutionId,
+    /// The worker holding it.
+    pub worker: WorkerId,
+}
+
+/// A run a worker has just claimed, with everything needed to go on with it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimedRun {
+    /// The hold on it.
+    pub lease: Lease,
+    /// The status it had before the claim: `pending` (new, resumed, retried or approved),
+    /// `running` (its worker was lost) or `paused` (an approval whose time ran out).
+    pub previous_status: ExecutionStatus,
+    /// The approval step a paused run waits on.
+    pub awaiting: Option<ExecutionStepId>,
+    /// The workflow.
+    pub workflow_id: WorkflowId,
+    /// The workflow's owner (who decides approvals that list no approvers).
+    pub workflow_owner: UserId,
+    /// The version's number.
+    pub version_number: i32,
+    /// The version's definition document.
+    pub definition: Value,
+    /// The run's input.
+    pub input: Value,
+    /// Its steps, in order.
+    pub steps: Vec<ExecutionStep>,
+    /// Times it was picked up again after losing its worker (this claim included).
+    pub recoveries: i32,
+    /// When it first started.
+    pub started_at: OffsetDateTime,
+    /// When a waiting approval step times out.
+    pub wake_at: Option<OffsetDateTime>,
+}
+
+/// A change to one step, made in the same transaction as the rest of a [`RunChange`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepChange {
+    /// The step.
+    pub step_id: ExecutionStepId,
+    /// What happens to it.
+    pub action: StepAction,
+    /// What it was given, when that is known now.
+    pub input: Option<Value>,
+    /// What it produced.
+    pub output: Option<Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Attempts made so far (1 for the first); stored as attempts beyond the first.
+    pub attempts: u32,
+}
+
+/// What the engine does to a run when it commits.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunOutcome {
+    /// Every step is settled: the run completed with `output`.
+    Complete(Value),
+    /// The run failed with `error`.
+    Fail(String),
+    /// The run waits for a decision on `step`, until `deadline` when there is one.
+    AwaitApproval {
+        /// The approval step.
+        step: ExecutionStepId,
+        /// When it times out.
+        deadline: Option<OffsetDateTime>,
+    },
+}
+
+/// One atomic write of the engine: a step change, a run outcome and log lines, all or nothing.
+/// A step's output is thus committed with its completion, so a completed step never runs twice.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunChange {
+    /// The step change.
+    pub step: Option<StepChange>,
+    /// The run's outcome.
+    pub outcome: Option<RunOutcome>,
+    /// Log lines, written in one statement.
+    pub logs: Vec<NewLogLine>,
+}
+
+/// Where a run is after a commit, which tells the worker what to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Committed {
+    /// Written; go on with the run.
+    Continue,
+    /// Written; the run reached its outcome and the worker no longer holds it.
+    Released,
+    /// A person paused the run: the step change and logs were written, and the worker no longer
+    /// holds it (pause takes effect between steps).
+    Paused,
+    /// A person cancelled the run: only the log lines were written.
+    Cancelled,
+    /// Another worker holds the run now (this one's lease expired): nothing was written.
+    LeaseLost,
+}
+
+/// The engine's side of storage.
+pub trait RunJournal: Send + Sync + 'static {
+    /// Claims up to `limit` runs ready for a worker (skipping rows other workers are claiming),
+    /// holding each for `lease`.
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        lease: Duration,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ClaimedRun>, StorageError>> + Send;
+
+    /// Extends the hold on a run by `lease`; returns the run's status, or `None` when the worker
+    /// no longer holds it.
+    fn renew(
+        &self,
+        lease: &Lease,
+        duration: Duration,
+    ) -> impl Future<Output = Result<Option<ExecutionStatus>, StorageError>> + Send;
+
+    /// Writes `change` if the worker still holds the run.
+    fn commit(
+        &self,
+        lease: &Lease,
+        change: RunChange,
+    ) -> impl Future<Output = Result<Committed, StorageError>> + Send;
+
+    /// Lets go of a run without changing it (a worker shutting down): another worker may take
+    /// it at once.
+    fn release(&self, lease: &Lease) -> impl Future<Output = Result<(), StorageError>> + Send;
+}
