@@ -22,6 +22,7 @@ mod m20251124_000009_identity_sessions;
 mod m20251124_000010_identity_access;
 mod m20251124_000011_workflow_versions;
 mod m20251124_000012_agent_catalog;
+mod m20251124_000013_execution_engine;
 
 /// The role every request acts as. Created by the first migration; it owns nothing, is not a
 /// superuser and cannot bypass row level security.
@@ -48,6 +49,7 @@ const MIGRATIONS: &[SqlMigration] = &[
     m20251124_000010_identity_access::MIGRATION,
     m20251124_000011_workflow_versions::MIGRATION,
     m20251124_000012_agent_catalog::MIGRATION,
+    m20251124_000013_execution_engine::MIGRATION,
 ];
 
 impl MigrationName for &'static SqlMigration {

@@ -3,7 +3,7 @@
 //! The actor, client address and user agent come from the transaction's settings, like the
 //! triggers', so both kinds of row name the same actor.
 
-use ipa_kernel::{StorageError, UserId};
+use ipa_kernel::StorageError;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 /// Appends an audit row for `action` on `resource_type`/`resource_id`, with `changes` as given
@@ -12,7 +12,7 @@ pub(crate) async fn record(
     conn: &impl ConnectionTrait,
     action: &str,
     resource_type: &str,
-    resource_id: Option<UserId>,
+    resource_id: Option<uuid::Uuid>,
     changes: serde_json::Value,
 ) -> Result<(), StorageError> {
     conn.execute_raw(Statement::from_sql_and_values(
@@ -22,7 +22,7 @@ pub(crate) async fn record(
         [
             action.into(),
             resource_type.into(),
-            resource_id.map(|id| id.as_uuid()).into(),
+            resource_id.into(),
             changes.into(),
         ],
     ))

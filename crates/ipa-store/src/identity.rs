@@ -472,7 +472,7 @@ impl SessionRepository for PgSessions {
             txn.connection(),
             "login",
             "user",
-            account,
+            account.map(|id| id.as_uuid()),
             serde_json::json!({
                 "outcome": "failure",
                 "reason": reason.label(),
@@ -542,7 +542,7 @@ impl SessionRepository for PgSessions {
             conn,
             "login",
             "user",
-            Some(user.id),
+            Some(user.id.as_uuid()),
             serde_json::json!({"outcome": "success", "session_id": session.id}),
         )
         .await?;
@@ -623,7 +623,7 @@ impl SessionRepository for PgSessions {
             conn,
             "logout",
             "user",
-            Some(principal.user_id),
+            Some(principal.user_id.as_uuid()),
             serde_json::json!({"session_id": principal.session_id}),
         )
         .await?;

@@ -1,0 +1,102 @@
+//! PostgreSQL notifications as a broadcast channel: one connection per process listens (with
+//! `LISTEN`), and engine workers and event streams subscribe. Notifications only make things
+//! faster: whoever relies on them also polls, because a dropped connection loses the ones sent
+//! meanwhile (the listener reconnects by itself).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sqlx::postgres::PgListener;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::store::Store;
+
+/// The channel run status changes are announced on, as `<status>:<execution id>`.
+pub const EXECUTIONS_CHANNEL: &str = "ipa_executions";
+/// The channel new log lines are announced on, as `<execution id>`.
+pub const EXECUTION_LOGS_CHANNEL: &str = "ipa_execution_logs";
+
+/// One notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// Its channel.
+    pub channel: String,
+    /// Its payload.
+    pub payload: String,
+}
+
+/// A running listener. Dropping the last clone stops it.
+#[derive(Clone, Debug)]
+pub struct Notifications {
+    sender: broadcast::Sender<Notification>,
+    /// Held only so the task stops with the last clone.
+    _task: Arc<AbortOnDrop>,
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Notifications {
+    /// Starts listening on `channels` with a connection of `store`'s pool.
+    pub fn listen(store: &Store, channels: &[&'static str]) -> Self {
+        let (sender, _) = broadcast::channel(1024);
+        let pool = store
+            .owner_connection()
+            .get_postgres_connection_pool()
+            .clone();
+        let channels = channels.to_vec();
+        let forward = sender.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let listener = async {
+                    let mut listener = PgListener::connect_with(&pool).await?;
+                    listener.listen_all(channels.iter().copied()).await?;
+                    Ok::<_, sea_orm::sqlx::Error>(listener)
+                };
+                match listener.await {
+                    Ok(mut listener) => loop {
+                        match listener.try_recv().await {
+                            Ok(Some(notification)) => {
+                                // No subscriber yet is not an error.
+                                let _ = forward.send(Notification {
+                                    channel: notification.channel().to_owned(),
+                                    payload: notification.payload().to_owned(),
+                                });
+                            }
+                            Ok(None) => {
+                                tracing::warn!(
+                                    "the notification connection was lost; reconnecting"
+                                );
+                                break;
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "listening for notifications failed; reconnecting");
+                                break;
+                            }
+                        }
+                    },
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot listen for notifications; retrying");
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Self {
+            sender,
+            _task: Arc::new(AbortOnDrop(task)),
+        }
+    }
+
+    /// A receiver of every notification from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Notification> {
+        self.sender.subscribe()
+    }
+}

@@ -1,0 +1,462 @@
+//! The engine's journal on PostgreSQL ([`PgRunJournal`]): workers claim runs with
+//! `FOR UPDATE SKIP LOCKED`, hold them with a lease they renew, and write each step's change, the
+//! run's outcome and log lines in one transaction that first checks the lease is still theirs.
+//!
+//! Workers act as the system actor (through `ipa_app`, like requests), which row level security
+//! lets see every run.
+
+use std::time::Duration;
+
+use ipa_execution::{
+    ClaimedRun, Committed, ExecutionStatus, Lease, NewLogLine, RunAction, RunChange, RunJournal,
+    RunOutcome, RunState, StepAction, StepChange, StepStatus, WorkerId, run_event,
+};
+use ipa_kernel::{Actor, ExecutionId, ExecutionStepId, StorageError, UserId, WorkflowId};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::executions::{STEP_COLUMNS, insert_logs, state_from_row, step_from_row};
+use crate::sql::{array_literal, commit, from_store, statement, storage};
+use crate::store::Store;
+
+/// The engine's journal.
+#[derive(Clone, Debug)]
+pub struct PgRunJournal {
+    store: Store,
+}
+
+impl PgRunJournal {
+    /// A journal over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+fn seconds(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+/// The transaction-local lock a worker's write takes: the run's row, only while the worker still
+/// holds it.
+const LOCK_HELD_RUN: &str = "SELECT coalesce(status, 'pending')::text AS status, \
+     waiting_step_id FROM executions WHERE id = $1 AND lease_owner = $2 FOR NO KEY UPDATE";
+
+impl RunJournal for PgRunJournal {
+    async fn claim(
+        &self,
+        worker: &WorkerId,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedRun>, StorageError> {
+        let txn = self
+            .store
+            .begin(&Actor::system())
+            .await
+            .map_err(from_store)?;
+        let conn = txn.connection();
+        // Ready: waiting runs, runs whose worker let go or was lost (its lease ran out), and
+        // approvals whose time is up. A pending run still leased is one resumed while its worker
+        // finishes a step: that worker goes on with it.
+        let claimed = conn
+            .query_all_raw(statement(
+                "WITH ready AS ( \
+                     SELECT id, status, lease_owner FROM executions \
+                     WHERE (status IN ('pending', 'running') \
+                            OR (waiting_step_id IS NOT NULL AND wake_at <= now())) \
+                       AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
+                     ORDER BY created_at \
+                     LIMIT $3 \
+                     FOR UPDATE SKIP LOCKED) \
+                 UPDATE executions e SET \
+                     lease_owner = $1, \
+                     lease_expires_at = now() + make_interval(secs => $2), \
+                     status = CASE WHEN r.status = 'pending' THEN 'running'::execution_status \
+                                   ELSE e.status END, \
+                     started_at = coalesce(e.started_at, now()), \
+                     recoveries = e.recoveries + CASE WHEN r.status = 'running' \
+                                                      AND r.lease_owner IS NOT NULL \
+                                                      THEN 1 ELSE 0 END \
+                 FROM ready r WHERE e.id = r.id \
+                 RETURNING e.id, r.status::text AS previous_status",
+                [
+                    worker.as_str().into(),
+                    seconds(lease).into(),
+                    i64::from(limit).into(),
+                ],
+            ))
+            .await
+            .map_err(storage("claiming runs"))?;
+        if claimed.is_empty() {
+            commit(txn).await?;
+            return Ok(Vec::new());
+        }
+        let get = storage("reading claimed runs");
+        let mut previous = Vec::with_capacity(claimed.len());
+        for row in &claimed {
+            let id: Uuid = row.try_get("", "id").map_err(&get)?;
+            let status: String = row.try_get("", "previous_status").map_err(&get)?;
+            let status: ExecutionStatus = status
+                .parse()
+                .map_err(|error| StorageError::new("reading claimed runs", error))?;
+            if status == ExecutionStatus::Pending {
+                insert_logs(
+                    conn,
+                    ExecutionId::from_uuid(id),
+                    &[run_event(
+                        ExecutionStatus::Running,
+                        "Execution running",
+                        json!({"worker": worker.as_str()}),
+                    )],
+                )
+                .await?;
+            }
+            previous.push((id, status));
+        }
+        let ids = array_literal(
+            previous
+                .iter()
+                .map(|(id, _)| id.to_string())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        );
+        let runs = conn
+            .query_all_raw(statement(
+                "SELECT e.id, e.workflow_id, w.created_by AS owner, v.version_number, \
+                        v.definition, coalesce(e.input_data, '{}') AS input_data, e.recoveries, \
+                        e.started_at, e.waiting_step_id, e.wake_at \
+                 FROM executions e \
+                 JOIN workflows w ON w.id = e.workflow_id \
+                 JOIN workflow_versions v ON v.id = e.workflow_version_id \
+                 WHERE e.id = ANY($1::uuid[])",
+                [ids.clone().into()],
+            ))
+            .await
+            .map_err(storage("reading claimed runs"))?;
+        let steps = conn
+            .query_all_raw(statement(
+                &format!(
+                    "SELECT {STEP_COLUMNS} FROM execution_steps s \
+                     WHERE s.execution_id = ANY($1::uuid[]) ORDER BY s.execution_id, s.step_index"
+                ),
+                [ids.into()],
+            ))
+            .await
+            .map_err(storage("reading claimed runs' steps"))?
+            .iter()
+            .map(step_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        commit(txn).await?;
+        let mut result = Vec::with_capacity(runs.len());
+        for row in &runs {
+            let id = ExecutionId::from_uuid(row.try_get("", "id").map_err(&get)?);
+            let previous_status = previous
+                .iter()
+                .find(|(claimed, _)| *claimed == id.as_uuid())
+                .map_or(ExecutionStatus::Pending, |(_, status)| *status);
+            let waiting: Option<Uuid> = row.try_get("", "waiting_step_id").map_err(&get)?;
+            result.push(ClaimedRun {
+                lease: Lease {
+                    execution_id: id,
+                    worker: worker.clone(),
+                },
+                previous_status,
+                awaiting: waiting.map(ExecutionStepId::from_uuid),
+                workflow_id: WorkflowId::from_uuid(row.try_get("", "workflow_id").map_err(&get)?),
+                workflow_owner: UserId::from_uuid(row.try_get("", "owner").map_err(&get)?),
+                version_number: row.try_get("", "version_number").map_err(&get)?,
+                definition: row.try_get("", "definition").map_err(&get)?,
+                input: row.try_get("", "input_data").map_err(&get)?,
+                steps: steps
+                    .iter()
+                    .filter(|step| step.execution_id == id)
+                    .cloned()
+                    .collect(),
+                recoveries: row.try_get("", "recoveries").map_err(&get)?,
+                started_at: row.try_get("", "started_at").map_err(&get)?,
+                wake_at: row.try_get("", "wake_at").map_err(&get)?,
+            });
+        }
+        Ok(result)
+    }
+
+    async fn renew(
+        &self,
+        lease: &Lease,
+        duration: Duration,
+    ) -> Result<Option<ExecutionStatus>, StorageError> {
+        let txn = self
+            .store
+            .begin(&Actor::system())
+            .await
+            .map_err(from_store)?;
+        let row = txn
+            .connection()
+            .query_one_raw(statement(
+                "UPDATE executions SET lease_expires_at = now() + make_interval(secs => $3) \
+                 WHERE id = $1 AND lease_owner = $2 \
+                 RETURNING coalesce(status, 'pending')::text AS status, waiting_step_id",
+                [
+                    lease.execution_id.as_uuid().into(),
+                    lease.worker.as_str().into(),
+                    seconds(duration).into(),
+                ],
+            ))
+            .await
+            .map_err(storage("renewing a lease"))?;
+        commit(txn).await?;
+        row.as_ref()
+            .map(|row| state_from_row(row).map(|state| state.status))
+            .transpose()
+    }
+
+    async fn commit(&self, lease: &Lease, change: RunChange) -> Result<Committed, StorageError> {
+        let txn = self
+            .store
+            .begin(&Actor::system())
+            .await
+            .map_err(from_store)?;
+        let conn = txn.connection();
+        let id = lease.execution_id;
+        let Some(row) = conn
+            .query_one_raw(statement(
+                LOCK_HELD_RUN,
+                [id.as_uuid().into(), lease.worker.as_str().into()],
+            ))
+            .await
+            .map_err(storage("locking a held run"))?
+        else {
+            txn.rollback()
+                .await
+                .map_err(|error| StorageError::new("rolling back", error))?;
+            return Ok(Committed::LeaseLost);
+        };
+        let mut state = state_from_row(&row)?;
+        let mut lines = Vec::new();
+        let committed = match state.status {
+            ExecutionStatus::Cancelled | ExecutionStatus::Completed | ExecutionStatus::Failed => {
+                // Finished by someone else (a cancel): only what the worker has to say is kept.
+                release(conn, id).await?;
+                Committed::Cancelled
+            }
+            ExecutionStatus::Paused if state.awaiting.is_none() => {
+                if let Some(step) = &change.step {
+                    apply_step(conn, id, step).await?;
+                }
+                release(conn, id).await?;
+                Committed::Paused
+            }
+            _ => {
+                if state.status == ExecutionStatus::Pending {
+                    // Resumed while this worker finished a step: it simply goes on.
+                    set_status(conn, id, ExecutionStatus::Running).await?;
+                    lines.push(run_event(
+                        ExecutionStatus::Running,
+                        "Execution running",
+                        json!({}),
+                    ));
+                    state = RunState::new(ExecutionStatus::Running);
+                }
+                if let Some(step) = &change.step {
+                    apply_step(conn, id, step).await?;
+                }
+                match &change.outcome {
+                    Some(outcome) => {
+                        apply_outcome(conn, id, state, outcome, &mut lines).await?;
+                        Committed::Released
+                    }
+                    None => Committed::Continue,
+                }
+            }
+        };
+        let mut all = change.logs;
+        all.append(&mut lines);
+        insert_logs(conn, id, &all).await?;
+        commit(txn).await?;
+        Ok(committed)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StorageError> {
+        let txn = self
+            .store
+            .begin(&Actor::system())
+            .await
+            .map_err(from_store)?;
+        let conn = txn.connection();
+        let held = conn
+            .query_one_raw(statement(
+                LOCK_HELD_RUN,
+                [
+                    lease.execution_id.as_uuid().into(),
+                    lease.worker.as_str().into(),
+                ],
+            ))
+            .await
+            .map_err(storage("locking a held run"))?;
+        if held.is_some() {
+            release(conn, lease.execution_id).await?;
+            // Wake another worker now rather than at its next poll.
+            conn.execute_raw(statement(
+                "SELECT pg_notify('ipa_executions', 'pending:' || $1::text)",
+                [lease.execution_id.as_uuid().into()],
+            ))
+            .await
+            .map_err(storage("announcing a released run"))?;
+        }
+        commit(txn).await
+    }
+}
+
+async fn release(conn: &DatabaseTransaction, id: ExecutionId) -> Result<(), StorageError> {
+    conn.execute_raw(statement(
+        "UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+        [id.as_uuid().into()],
+    ))
+    .await
+    .map_err(storage("releasing a run"))?;
+    Ok(())
+}
+
+async fn set_status(
+    conn: &DatabaseTransaction,
+    id: ExecutionId,
+    status: ExecutionStatus,
+) -> Result<(), StorageError> {
+    conn.execute_raw(statement(
+        "UPDATE executions SET status = $2::execution_status WHERE id = $1",
+        [id.as_uuid().into(), status.as_str().into()],
+    ))
+    .await
+    .map_err(storage("changing a run's status"))?;
+    Ok(())
+}
+
+/// Applies `change` to its step, as the step's state machine allows.
+async fn apply_step(
+    conn: &DatabaseTransaction,
+    execution: ExecutionId,
+    change: &StepChange,
+) -> Result<(), StorageError> {
+    const CONTEXT: &str = "changing a step";
+    let row = conn
+        .query_one_raw(statement(
+            "SELECT coalesce(status, 'pending')::text AS status FROM execution_steps \
+             WHERE id = $1 AND execution_id = $2",
+            [change.step_id.as_uuid().into(), execution.as_uuid().into()],
+        ))
+        .await
+        .map_err(storage(CONTEXT))?
+        .ok_or_else(|| StorageError::new(CONTEXT, "the step is not part of the run"))?;
+    let current: String = row.try_get("", "status").map_err(storage(CONTEXT))?;
+    let current: StepStatus = current
+        .parse()
+        .map_err(|error| StorageError::new(CONTEXT, error))?;
+    let next = current.apply(change.action).ok_or_else(|| {
+        StorageError::new(
+            CONTEXT,
+            format!("a {current} step cannot {:?}", change.action),
+        )
+    })?;
+    let starting = change.action == StepAction::Start;
+    let finishing = matches!(
+        next,
+        StepStatus::Completed | StepStatus::Failed | StepStatus::Skipped
+    );
+    let retries = i32::try_from(change.attempts.saturating_sub(1)).unwrap_or(i32::MAX);
+    conn.execute_raw(statement(
+        "UPDATE execution_steps SET status = $2::step_status, \
+             input_data = coalesce($3, input_data), \
+             output_data = CASE WHEN $4::boolean THEN $5 ELSE output_data END, \
+             error_message = $6, \
+             started_at = CASE WHEN $7::boolean THEN now() ELSE coalesce(started_at, now()) END, \
+             completed_at = CASE WHEN $8::boolean THEN now() ELSE NULL END, \
+             duration_ms = CASE WHEN $8::boolean THEN duration_ms ELSE NULL END, \
+             retry_count = $9 \
+         WHERE id = $1",
+        [
+            change.step_id.as_uuid().into(),
+            next.as_str().into(),
+            change.input.clone().into(),
+            finishing.into(),
+            change.output.clone().into(),
+            change.error.clone().into(),
+            starting.into(),
+            finishing.into(),
+            retries.into(),
+        ],
+    ))
+    .await
+    .map_err(storage(CONTEXT))?;
+    Ok(())
+}
+
+/// Applies the run's `outcome`, as the run's state machine allows.
+async fn apply_outcome(
+    conn: &DatabaseTransaction,
+    id: ExecutionId,
+    state: RunState,
+    outcome: &RunOutcome,
+    lines: &mut Vec<NewLogLine>,
+) -> Result<(), StorageError> {
+    const CONTEXT: &str = "recording a run's outcome";
+    let illegal = |error: ipa_execution::IllegalTransition| StorageError::new(CONTEXT, error);
+    match outcome {
+        RunOutcome::Complete(output) => {
+            state.apply(RunAction::Complete).map_err(illegal)?;
+            conn.execute_raw(statement(
+                "UPDATE executions SET status = 'completed', output_data = $2, \
+                     completed_at = now(), lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE id = $1",
+                [id.as_uuid().into(), output.clone().into()],
+            ))
+            .await
+            .map_err(storage(CONTEXT))?;
+            lines.push(run_event(
+                ExecutionStatus::Completed,
+                "Execution completed",
+                json!({}),
+            ));
+        }
+        RunOutcome::Fail(error) => {
+            state.apply(RunAction::Fail).map_err(illegal)?;
+            conn.execute_raw(statement(
+                "UPDATE executions SET status = 'failed', error_message = $2, \
+                     completed_at = now(), waiting_step_id = NULL, wake_at = NULL, \
+                     lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE id = $1",
+                [id.as_uuid().into(), error.clone().into()],
+            ))
+            .await
+            .map_err(storage(CONTEXT))?;
+            lines.push(run_event(
+                ExecutionStatus::Failed,
+                format!("Execution failed: {error}"),
+                json!({"error": error}),
+            ));
+        }
+        RunOutcome::AwaitApproval { step, deadline } => {
+            state
+                .apply(RunAction::AwaitApproval(*step))
+                .map_err(illegal)?;
+            conn.execute_raw(statement(
+                "UPDATE executions SET status = 'paused', waiting_step_id = $2, wake_at = $3, \
+                     lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE id = $1",
+                [
+                    id.as_uuid().into(),
+                    step.as_uuid().into(),
+                    (*deadline).into(),
+                ],
+            ))
+            .await
+            .map_err(storage(CONTEXT))?;
+            lines.push(run_event(
+                ExecutionStatus::Paused,
+                "Execution waits for an approval decision",
+                json!({"step_id": step.as_uuid()}),
+            ));
+        }
+    }
+    Ok(())
+}
