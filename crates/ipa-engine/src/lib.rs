@@ -1,6 +1,6 @@
-//! The execution engine: workers that claim pending runs, execute their steps (webhook, approval,
-//! agent) and record every result. The engine arrives with the executions work; this crate fixes
-//! its place in the dependency graph (it depends on the execution context, never the reverse).
+//! The execution engine ([`engine`]): workers that claim ready runs, execute their steps (webhook
+//! calls through [`webhook`], approvals; agent steps come next) and record every result through
+//! the execution context's journal port, which `ipa-store` implements.
 //!
 //! It also owns the template language of workflow definitions ([`templates`]): the checker the
 //! workflow context uses to compile a version's templates and conditions at publish, and the
@@ -12,8 +12,15 @@
 //! here because the engine is where schemas and templates are used at run time; the contexts only
 //! need the checks, through their ports.
 
+pub mod engine;
 pub mod schemas;
 pub mod templates;
+pub mod webhook;
 
+pub use engine::{Engine, EngineOptions, Signal};
 pub use schemas::{JsonSchemas, MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH};
 pub use templates::{RenderError, Templates};
+pub use webhook::{
+    MAX_RESPONSE_BYTES, WebhookClient, WebhookFailure, WebhookRequest, WebhookResponse,
+    render_request,
+};

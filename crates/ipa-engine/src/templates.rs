@@ -13,6 +13,11 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 /// the source, so bounding it bounds the work a definition can ask of a publish or of a worker.
 pub const MAX_SOURCE_BYTES: usize = 64 * 1024;
 
+/// The work one render or evaluation may do, in minijinja's fuel (about one unit per instruction).
+/// Bounding the source bounds compiling; this bounds running, which loops can make arbitrarily
+/// long (`{% for i in range(100000) %}{% for j in range(100000) %}`). Generous for real templates.
+pub const FUEL: u64 = 2_000_000;
+
 /// The root every run's input is available under.
 const INPUT: &str = "input";
 /// The root the outputs of earlier steps are available under, as `steps.<name>`.
@@ -32,6 +37,7 @@ impl Templates {
     pub fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
         Self { env }
     }
 
@@ -263,6 +269,17 @@ fn plural(kind: TemplateKind) -> &'static str {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use serde_json::json;
+
+    #[test]
+    fn runaway_templates_run_out_of_fuel() {
+        let templates = super::Templates::new();
+        let source =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let error = templates.render(source, &json!({})).unwrap_err();
+        assert!(error.message().contains("fuel"), "{}", error.message());
+        let fine = templates.render("{% for i in range(1000) %}{{ i }}{% endfor %}", &json!({}));
+        assert!(fine.is_ok());
+    }
 
     use super::*;
 
