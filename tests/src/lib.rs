@@ -20,6 +20,20 @@ pub struct TestServer {
     database: TestDatabase,
 }
 
+/// Engine workers started by [`TestServer::start_engine`]; stopped when dropped.
+pub struct TestEngine {
+    stop: tokio::sync::watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl TestEngine {
+    /// Stops the workers and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.handle.await;
+    }
+}
+
 /// An account created for a test, with its password.
 #[derive(Clone, Debug)]
 pub struct TestUser {
@@ -84,6 +98,33 @@ impl TestServer {
     }
 
     /// The database behind the server.
+    /// Starts an engine of `workers` workers named `name` over this server's database, woken by
+    /// its notifications, holding runs for `lease`.
+    pub fn start_engine(
+        &self,
+        name: &str,
+        workers: usize,
+        lease: std::time::Duration,
+    ) -> TestEngine {
+        let options = ipa_engine::EngineOptions {
+            workers,
+            lease,
+            poll_interval: std::time::Duration::from_millis(500),
+            name: name.to_owned(),
+            ..ipa_engine::EngineOptions::default()
+        };
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let handle = ipa_server::engine::spawn(
+            &self.state.store,
+            &self.state.notifications,
+            options,
+            shutdown,
+        )
+        .unwrap_or_else(|err| panic!("cannot start the engine: {err}"));
+        TestEngine { stop, handle }
+    }
+
+    /// The test's database.
     pub fn database(&self) -> &TestDatabase {
         &self.database
     }
@@ -210,5 +251,215 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// One request a [`WebhookTarget`] received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// The path asked for.
+    pub path: String,
+    /// Its `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+    /// Every header.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body (null when there was none).
+    pub body: Value,
+}
+
+/// A local HTTP server webhook steps call:
+/// - `/echo`: answers `{"path", "body", "n"}` (n: the request's number at this path);
+/// - `/flaky/<name>?failures=N`: answers 500 to the first N requests at its path, then 200;
+/// - `/slow?ms=N`: answers after N milliseconds;
+/// - `/status/<code>`: answers that status with a JSON body.
+///
+/// Every request is recorded.
+#[derive(Clone)]
+pub struct WebhookTarget {
+    address: SocketAddr,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl WebhookTarget {
+    /// Starts the target on a loopback port.
+    pub async fn start() -> Self {
+        use poem::{
+            EndpointExt, IntoResponse, Request, Response, handler, http::StatusCode, web::Data,
+        };
+        type Log = std::sync::Arc<std::sync::Mutex<Vec<Received>>>;
+
+        #[handler]
+        async fn any(request: &Request, body: poem::Body, log: Data<&Log>) -> Response {
+            let path = request.uri().path().to_owned();
+            let query = request.uri().query().unwrap_or_default().to_owned();
+            let bytes = body.into_vec().await.unwrap_or_default();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let headers = request
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.to_string(),
+                        value.to_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            let n = {
+                let mut log = log
+                    .0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                log.push(Received {
+                    path: path.clone(),
+                    idempotency_key: request
+                        .headers()
+                        .get("idempotency-key")
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_owned),
+                    headers,
+                    body: body.clone(),
+                });
+                log.iter().filter(|r| r.path == path).count()
+            };
+            let param = |name: &str| -> Option<u64> {
+                query
+                    .split('&')
+                    .filter_map(|pair| pair.split_once('='))
+                    .find(|(key, _)| *key == name)
+                    .and_then(|(_, value)| value.parse().ok())
+            };
+            if path.starts_with("/flaky/") {
+                let failures = usize::try_from(param("failures").unwrap_or(2)).unwrap_or(2);
+                if n <= failures {
+                    return poem::web::Json(json!({"error": "try again", "n": n}))
+                        .with_status(StatusCode::INTERNAL_SERVER_ERROR)
+                        .into_response();
+                }
+            }
+            if path == "/slow" {
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    param("ms").unwrap_or(1000),
+                ))
+                .await;
+            }
+            if let Some(code) = path.strip_prefix("/status/") {
+                let status = code
+                    .parse()
+                    .ok()
+                    .and_then(|code| StatusCode::from_u16(code).ok())
+                    .unwrap_or(StatusCode::IM_A_TEAPOT);
+                return poem::web::Json(json!({"status": status.as_u16()}))
+                    .with_status(status)
+                    .into_response();
+            }
+            poem::web::Json(json!({"path": path, "body": body, "n": n})).into_response()
+        }
+
+        let received: Log = std::sync::Arc::default();
+        let acceptor = match TcpListener::bind("127.0.0.1:0").into_acceptor().await {
+            Ok(acceptor) => acceptor,
+            Err(err) => panic!("cannot listen on loopback: {err}"),
+        };
+        let address = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().copied())
+            .unwrap_or_else(|| panic!("the listener has no address"));
+        let app = poem::Route::new().at("/*path", any).data(received.clone());
+        tokio::spawn(async move {
+            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+        });
+        Self { address, received }
+    }
+
+    /// The URL of `path` on the target.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Every request received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl TestServer {
+    /// Creates an active workflow owned by `token`'s user with `definition` as its current
+    /// version; returns its id.
+    pub async fn active_workflow(&self, token: &str, name: &str, definition: Value) -> String {
+        let (status, workflow) = self
+            .json(
+                Method::POST,
+                "/workflows",
+                Some(token),
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, 201, "{workflow}");
+        let id = workflow["id"].as_str().unwrap_or_default().to_owned();
+        let (status, version) = self
+            .json(
+                Method::POST,
+                &format!("/workflows/{id}/versions"),
+                Some(token),
+                Some(json!({"definition": definition})),
+            )
+            .await;
+        assert_eq!(status, 201, "{version}");
+        let (status, body) = self
+            .json(
+                Method::PATCH,
+                &format!("/workflows/{id}"),
+                Some(token),
+                Some(json!({"status": "active"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        id
+    }
+
+    /// Starts a run of `workflow` with `input`; returns the run.
+    pub async fn start_run(&self, token: &str, workflow: &str, input: Value) -> Value {
+        let (status, run) = self
+            .json(
+                Method::POST,
+                &format!("/workflows/{workflow}/executions"),
+                Some(token),
+                Some(json!({"input": input})),
+            )
+            .await;
+        assert_eq!(status, 201, "{run}");
+        run
+    }
+
+    /// Waits (up to `within`) until the run's status is one of `statuses`; returns the run with
+    /// its steps.
+    pub async fn wait_for_run(
+        &self,
+        token: &str,
+        id: &str,
+        statuses: &[&str],
+        within: std::time::Duration,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let (status, run) = self
+                .json(Method::GET, &format!("/executions/{id}"), Some(token), None)
+                .await;
+            assert_eq!(status, 200, "{run}");
+            if statuses.iter().any(|wanted| run["status"] == *wanted) {
+                return run;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "run {id} is still {} after {within:?}: {run:#}",
+                    run["status"]
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }

@@ -24,6 +24,10 @@ pub struct ErrorBody {
     #[oai(skip_serializing_if_is_empty)]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Problem>,
+    /// For `invalid_transition`: the state the resource is really in.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_status: Option<String>,
 }
 
 /// One problem of a document, and where it is.
@@ -43,6 +47,7 @@ impl ErrorBody {
             message: message.into(),
             pointer: None,
             problems: Vec::new(),
+            current_status: None,
         }
     }
 

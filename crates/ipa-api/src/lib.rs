@@ -6,6 +6,10 @@
 //! the outcome into a documented response. The services travel with each request as
 //! [`AppState`], so the document can be produced without a database.
 
+// Handlers and their helpers return `ApiError`, the documented error responses themselves; its
+// size is that of a response body, and boxing it would buy nothing on the request path.
+#![allow(clippy::result_large_err)]
+
 /// Declares an API enum mirroring a domain label enum, with conversions both ways.
 macro_rules! mirror_enum {
     ($(#[$meta:meta])* $dto:ident as $name:literal <=> $domain:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
@@ -33,6 +37,7 @@ macro_rules! mirror_enum {
 pub mod agents;
 pub mod auth;
 pub mod error;
+pub mod executions;
 pub mod health;
 mod paging;
 pub mod state;
@@ -45,6 +50,7 @@ use poem_openapi::OpenApiService;
 pub use agents::{AgentWebhooks, AgentsApi};
 pub use auth::{AuthApi, BearerAuth, client_info};
 pub use error::{ApiError, ErrorBody, Problem};
+pub use executions::ExecutionsApi;
 pub use health::HealthApi;
 pub use state::{Agents, AppState, Identity, Workflows};
 pub use users::UsersApi;
@@ -63,15 +69,31 @@ pub enum ApiTags {
     Workflows,
     /// The shared catalog of LLM agents and their tools.
     Agents,
+    /// Runs of workflows: start, follow, steer, approve; run figures.
+    Executions,
 }
 
 /// Every API of the platform, composed.
-pub type PlatformApi = (HealthApi, AuthApi, UsersApi, WorkflowsApi, AgentsApi);
+pub type PlatformApi = (
+    HealthApi,
+    AuthApi,
+    UsersApi,
+    WorkflowsApi,
+    AgentsApi,
+    ExecutionsApi,
+);
 
 /// The documented service over every API.
 pub fn service() -> OpenApiService<PlatformApi, &'static dyn AgentWebhooks> {
     OpenApiService::new(
-        (HealthApi, AuthApi, UsersApi, WorkflowsApi, AgentsApi),
+        (
+            HealthApi,
+            AuthApi,
+            UsersApi,
+            WorkflowsApi,
+            AgentsApi,
+            ExecutionsApi,
+        ),
         "IPA Platform API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -7,7 +7,10 @@ use ipa_agent::AgentService;
 use ipa_engine::{JsonSchemas, Templates};
 use ipa_identity::{CryptoError, IdentityPolicy, IdentityService};
 use ipa_security::{Argon2Hasher, RandomTokens, SecretBox};
-use ipa_store::{PgAgents, PgSessions, PgUsers, PgWorkflows, Store};
+use ipa_store::{
+    EXECUTION_LOGS_CHANNEL, EXECUTIONS_CHANNEL, Notifications, PgAgents, PgExecutions, PgSessions,
+    PgUsers, PgWorkflows, Store,
+};
 use ipa_workflow::WorkflowService;
 
 /// The identity service as the platform runs it.
@@ -30,11 +33,17 @@ pub struct AppState {
     pub workflows: Arc<Workflows>,
     /// Agents and their tools.
     pub agents: Arc<Agents>,
+    /// Runs, their steps and log lines.
+    pub executions: Arc<PgExecutions>,
+    /// The process's database notifications (run status changes and new log lines), for event
+    /// streams and the engine's workers.
+    pub notifications: Notifications,
 }
 
 impl AppState {
-    /// Wires the services over `store`, sealing secrets with `secrets`. Computes the password
-    /// hasher's dummy hash, so call it once at startup.
+    /// Wires the services over `store`, sealing secrets with `secrets`, and starts listening for
+    /// the database's notifications. Computes the password hasher's dummy hash, so call it once
+    /// at startup (within the async runtime).
     pub fn new(
         store: Store,
         policy: IdentityPolicy,
@@ -50,10 +59,15 @@ impl AppState {
         let workflows = WorkflowService::new(PgWorkflows::new(store.clone()), Templates::new());
         let agents = AgentService::new(PgAgents::new(store.clone()), secrets, JsonSchemas::new());
         Ok(Self {
-            store,
             identity: Arc::new(identity),
             workflows: Arc::new(workflows),
             agents: Arc::new(agents),
+            executions: Arc::new(PgExecutions::new(store.clone())),
+            notifications: Notifications::listen(
+                &store,
+                &[EXECUTIONS_CHANNEL, EXECUTION_LOGS_CHANNEL],
+            ),
+            store,
         })
     }
 }

@@ -30,6 +30,9 @@ pub enum Command {
         #[command(subcommand)]
         command: MigrateCommand,
     },
+    /// Run engine workers only (no API), against the same database as the servers: workers
+    /// scale out on other machines this way. Expects the schema migrated (`ipa migrate up`).
+    Worker(WorkerOptions),
     /// Print the OpenAPI document of the API.
     Openapi,
     /// Administer user accounts from the command line (acting as the platform itself).
@@ -160,6 +163,40 @@ pub struct ServeOptions {
     /// The first superuser.
     #[command(flatten)]
     pub bootstrap: BootstrapOptions,
+
+    /// The engine workers inside the server.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Options of `ipa worker`.
+#[derive(Clone, Debug, Args)]
+pub struct WorkerOptions {
+    /// The workers.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// How the engine's workers run.
+#[derive(Clone, Debug, Args)]
+pub struct EngineArgs {
+    /// Engine workers in this process, each running one run at a time (0: none, so this server
+    /// only serves the API).
+    #[arg(long, env = "IPA_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=256))]
+    pub workers: u32,
+
+    /// Seconds a worker holds a run without renewing its lease; a run whose worker died is
+    /// picked up again after this long.
+    #[arg(long, env = "IPA_WORKER_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub worker_lease_secs: u64,
+
+    /// Milliseconds between an idle worker's looks for work when no notification wakes it.
+    #[arg(long, env = "IPA_WORKER_POLL_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(50..=600_000))]
+    pub worker_poll_ms: u64,
+
+    /// Times a run is picked up again after losing its worker before it fails.
+    #[arg(long, env = "IPA_WORKER_MAX_RECOVERIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub worker_max_recoveries: u32,
 }
 
 /// How long sessions last and when failed sign-ins lock attempts out.
@@ -250,6 +287,8 @@ mod tests {
         assert_eq!(options.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(options.stats_refresh_secs, 60);
         assert!(!options.no_migrate);
+        assert_eq!(options.engine.workers, 4);
+        assert_eq!(options.engine.worker_lease_secs, 30);
         assert_eq!(
             options.identity.policy().unwrap(),
             IdentityPolicy::default()

@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod database;
 pub mod embedded;
+pub mod engine;
 pub mod secrets;
 pub mod serve;
 pub mod telemetry;
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(options) => serve::serve(&cli.global, &options).await,
         Command::Migrate { command } => migrate(&cli.global, command).await,
+        Command::Worker(options) => engine::worker(&cli.global, &options).await,
         Command::Openapi => {
             print_stdout(&ipa_api::openapi_json());
             Ok(())

@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use ipa_store::{Store, maintenance, schema};
 use poem::Server;
 use poem::listener::TcpListener;
+use tokio::sync::watch;
 
 use ipa_api::AppState;
 
@@ -67,13 +68,33 @@ async fn serve_with(
         store.clone(),
         Duration::from_secs(options.stats_refresh_secs),
     ));
+    let (stop, shutdown) = watch::channel(false);
+    let engine = crate::engine::spawn(
+        store,
+        &state.notifications,
+        crate::engine::options(&options.engine),
+        shutdown.clone(),
+    )?;
 
     let listener = TcpListener::bind(options.bind);
     tracing::info!(bind = %options.bind, "serving the API; Swagger UI at http://{}/docs", options.bind);
+    let stopping = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
     let served = Server::new(listener)
-        .run_with_graceful_shutdown(ipa_api::app(state), shutdown_signal(), Some(GRACE))
+        .run_with_graceful_shutdown(ipa_api::app(state), stopping, Some(GRACE))
         .await
         .with_context(|| format!("serving on {}", options.bind));
+    // A failed bind returns before any signal: stop the workers too.
+    drop(shutdown);
+    if !engine.is_finished() {
+        let _ = tokio::time::timeout(GRACE, async {
+            // The sender went with the shutdown future; once it is dropped the workers see it.
+            let _ = engine.await;
+        })
+        .await;
+    }
     upkeep.abort();
     tracing::info!("shut down");
     served
@@ -123,7 +144,7 @@ async fn upkeep(store: Store, stats_every: Duration) {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -5,6 +5,7 @@
 
 mod agents;
 mod auth;
+mod executions;
 mod health;
 mod users;
 mod workflows;
