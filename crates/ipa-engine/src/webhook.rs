@@ -181,12 +181,26 @@ pub struct WebhookClient {
 impl WebhookClient {
     /// A client keeping at most `max_response_bytes` of each response body (see
     /// [`MAX_RESPONSE_BYTES`] for the usual cap). It speaks TLS with rustls, follows at most 5
-    /// redirects, identifies itself as `ipa-platform/<version>` and gives up connecting after
+    /// redirects and only within the first URL's origin (a step's headers may carry credentials
+    /// meant for that host alone; a redirect elsewhere is answered as the 3xx it is, failing the
+    /// attempt), identifies itself as `ipa-platform/<version>` and gives up connecting after
     /// 10 s.
     pub fn new(max_response_bytes: usize) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .use_rustls_tls()
-            .redirect(redirect::Policy::limited(MAX_REDIRECTS))
+            .redirect(redirect::Policy::custom(|attempt| {
+                let same_origin = attempt
+                    .previous()
+                    .first()
+                    .is_some_and(|first| first.origin() == attempt.url().origin());
+                if !same_origin {
+                    attempt.stop()
+                } else if attempt.previous().len() > MAX_REDIRECTS {
+                    attempt.error("too many redirects")
+                } else {
+                    attempt.follow()
+                }
+            }))
             .user_agent(concat!("ipa-platform/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
@@ -611,6 +625,26 @@ mod tests {
             "input": {"base": base, "token": "s3cret", "customer": {"name": "Ada"}, "qty": 3},
             "steps": {"lookup": {"output": {"id": 42}}}
         })
+    }
+
+    #[tokio::test]
+    async fn redirects_leave_only_for_the_same_origin() {
+        let (elsewhere, mut reached) = serve(http("200 OK", "text/plain", b"x"), Duration::ZERO).await;
+        // 127.0.0.1 and localhost are different origins, though the same machine.
+        let location = format!("http://localhost:{}/stolen", elsewhere.port());
+        let redirect = format!(
+            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let (address, _) = serve(redirect.into_bytes(), Duration::ZERO).await;
+        let failure = client()
+            .call(&request(format!("http://{address}/start")), TIMEOUT)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&failure, WebhookFailure::Status(response) if response.status == 302),
+            "{failure:?}"
+        );
+        assert!(reached.try_recv().is_err(), "the other origin was called");
     }
 
     #[tokio::test]
