@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::executions::{STEP_COLUMNS, insert_logs, state_from_row, step_from_row};
 use crate::sql::{array_literal, commit, from_store, statement, storage};
-use crate::store::Store;
+use crate::store::{ActorTransaction, Store};
 
 /// The engine's journal.
 #[derive(Clone, Debug)]
@@ -30,6 +30,11 @@ impl PgRunJournal {
     /// A journal over `store`.
     pub fn new(store: Store) -> Self {
         Self { store }
+    }
+
+    /// A transaction acting as the system (workers act for no one user).
+    async fn begin(&self) -> Result<ActorTransaction, StorageError> {
+        self.store.begin(&Actor::system()).await.map_err(from_store)
     }
 }
 
@@ -49,11 +54,7 @@ impl RunJournal for PgRunJournal {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedRun>, StorageError> {
-        let txn = self
-            .store
-            .begin(&Actor::system())
-            .await
-            .map_err(from_store)?;
+        let txn = self.begin().await?;
         let conn = txn.connection();
         // Ready: waiting runs, runs whose worker let go or was lost (its lease ran out), and
         // approvals whose time is up. A pending run still leased is one resumed while its worker
@@ -186,11 +187,7 @@ impl RunJournal for PgRunJournal {
         lease: &Lease,
         duration: Duration,
     ) -> Result<Option<ExecutionStatus>, StorageError> {
-        let txn = self
-            .store
-            .begin(&Actor::system())
-            .await
-            .map_err(from_store)?;
+        let txn = self.begin().await?;
         let row = txn
             .connection()
             .query_one_raw(statement(
@@ -212,11 +209,7 @@ impl RunJournal for PgRunJournal {
     }
 
     async fn commit(&self, lease: &Lease, change: RunChange) -> Result<Committed, StorageError> {
-        let txn = self
-            .store
-            .begin(&Actor::system())
-            .await
-            .map_err(from_store)?;
+        let txn = self.begin().await?;
         let conn = txn.connection();
         let id = lease.execution_id;
         let Some(row) = conn
@@ -278,11 +271,7 @@ impl RunJournal for PgRunJournal {
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StorageError> {
-        let txn = self
-            .store
-            .begin(&Actor::system())
-            .await
-            .map_err(from_store)?;
+        let txn = self.begin().await?;
         let conn = txn.connection();
         let held = conn
             .query_one_raw(statement(
