@@ -629,7 +629,8 @@ mod tests {
 
     #[tokio::test]
     async fn redirects_leave_only_for_the_same_origin() {
-        let (elsewhere, mut reached) = serve(http("200 OK", "text/plain", b"x"), Duration::ZERO).await;
+        let (elsewhere, mut reached) =
+            serve(http("200 OK", "text/plain", b"x"), Duration::ZERO).await;
         // 127.0.0.1 and localhost are different origins, though the same machine.
         let location = format!("http://localhost:{}/stolen", elsewhere.port());
         let redirect = format!(
