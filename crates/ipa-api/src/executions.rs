@@ -20,6 +20,7 @@ use poem::web::Data;
 use poem::web::sse::Event;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{EventStream, Json};
+use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -656,19 +657,8 @@ impl ExecutionsApi {
                         .and_then(Value::as_str)
                         .unwrap_or("log")
                         .to_owned();
-                    let data = serde_json::to_string(&serde_json::json!({
-                        "id": line.id,
-                        "execution_id": line.execution_id,
-                        "step_id": line.step_id,
-                        "level": LogLevel::from(line.level).as_str(),
-                        "message": line.message,
-                        "context": line.context,
-                        "created_at": line.created_at
-                            .format(&time::format_description::well_known::Rfc3339)
-                            .unwrap_or_default(),
-                    }))
-                    .unwrap_or_default();
-                    Event::message(data)
+                    // The data is the log line exactly as `GET /executions/{id}/logs` shows it.
+                    Event::message(line.to_json_string())
                         .id(line.id.to_string())
                         .event_type(kind)
                 }),

@@ -102,14 +102,6 @@ impl<J> Clone for Engine<J> {
     }
 }
 
-/// What happened to a run after a step.
-enum Flow {
-    /// Go on with the next step.
-    Next,
-    /// The worker is done with the run (finished, waiting, paused, cancelled or lost).
-    Done,
-}
-
 /// A failure to reach storage: the worker lets go of the run and another attempt picks it up.
 #[derive(Debug)]
 struct Lost(String);
@@ -258,15 +250,10 @@ impl<J: RunJournal> Engine<J> {
         }
     }
 
-    async fn commit(&self, run: &ClaimedRun, change: RunChange) -> Result<Flow, Lost> {
-        let committed = self.journal.commit(&run.lease, change).await?;
-        Ok(match committed {
-            Committed::Continue => Flow::Next,
-            Committed::Released
-            | Committed::Paused
-            | Committed::Cancelled
-            | Committed::LeaseLost => Flow::Done,
-        })
+    /// Commits `change`; says whether the worker goes on with the run (it is done with it once
+    /// the run finished, waits, was paused or cancelled, or the lease was lost).
+    async fn commit(&self, run: &ClaimedRun, change: RunChange) -> Result<bool, Lost> {
+        Ok(self.journal.commit(&run.lease, change).await? == Committed::Continue)
     }
 
     async fn fail_run(
@@ -275,7 +262,7 @@ impl<J: RunJournal> Engine<J> {
         step: Option<StepChange>,
         error: String,
         mut logs: Vec<NewLogLine>,
-    ) -> Result<Flow, Lost> {
+    ) -> Result<(), Lost> {
         if let Some(change) = &step
             && let Some(row) = run.steps.iter().find(|row| row.id == change.step_id)
         {
@@ -298,7 +285,8 @@ impl<J: RunJournal> Engine<J> {
                 logs,
             },
         )
-        .await
+        .await?;
+        Ok(())
     }
 
     /// Goes through the run's steps from its first unfinished one.
@@ -347,12 +335,8 @@ impl<J: RunJournal> Engine<J> {
         if let Some(waiting) = run.awaiting {
             // Claimed because the approval's time ran out.
             let change = StepChange {
-                step_id: waiting,
-                action: StepAction::Fail,
-                input: None,
-                output: None,
                 error: Some("no decision was made before the approval's timeout".to_owned()),
-                attempts: 1,
+                ..StepChange::new(waiting, StepAction::Fail, 1)
             };
             let name = run
                 .steps
@@ -455,27 +439,12 @@ impl<J: RunJournal> Engine<J> {
                         format!("Step '{}' skipped: its condition is false", row.name),
                         json!({"when": condition.source}),
                     ));
-                    let change = StepChange {
-                        step_id: row.id,
-                        action: StepAction::Skip,
-                        input: None,
-                        output: None,
-                        error: None,
-                        attempts: 0,
-                    };
-                    let flow = self
-                        .commit(
-                            run,
-                            RunChange {
-                                step: Some(change),
-                                outcome: None,
-                                logs,
-                            },
-                        )
-                        .await?;
-                    return Ok(match flow {
-                        Flow::Next => StepEnd::Skipped,
-                        Flow::Done => StepEnd::Stop,
+                    let change = StepChange::new(row.id, StepAction::Skip, 0);
+                    let goes_on = self.commit(run, RunChange::step(change, logs)).await?;
+                    return Ok(if goes_on {
+                        StepEnd::Skipped
+                    } else {
+                        StepEnd::Stop
                     });
                 }
                 Err(error) => {
@@ -520,33 +489,15 @@ impl<J: RunJournal> Engine<J> {
             json!({}),
         ));
         let started = StepChange {
-            step_id: row.id,
-            action: StepAction::Start,
             input,
-            output: None,
-            error: None,
-            attempts: 1,
+            ..StepChange::new(row.id, StepAction::Start, 1)
         };
-        if let Flow::Done = self
-            .commit(
-                run,
-                RunChange {
-                    step: Some(started),
-                    outcome: None,
-                    logs,
-                },
-            )
-            .await?
-        {
+        if !self.commit(run, RunChange::step(started, logs)).await? {
             return Ok(());
         }
         let failed = StepChange {
-            step_id: row.id,
-            action: StepAction::Fail,
-            input: None,
-            output: None,
             error: Some(message.clone()),
-            attempts: 1,
+            ..StepChange::new(row.id, StepAction::Fail, 1)
         };
         let error = format!("step '{}' failed: {message}", row.name);
         self.fail_run(run, Some(failed), error, Vec::new()).await?;
@@ -587,14 +538,8 @@ impl<J: RunJournal> Engine<J> {
             json!({"message": message, "approvers": approvers}),
         ));
         let change = StepChange {
-            step_id: row.id,
-            action: StepAction::Start,
-            input: Some(
-                json!({"message": message, "approvers": approvers, "owner": run.workflow_owner.as_uuid()}),
-            ),
-            output: None,
-            error: None,
-            attempts: 1,
+            input: Some(json!({"message": message, "approvers": approvers})),
+            ..StepChange::new(row.id, StepAction::Start, 1)
         };
         self.commit(
             run,
@@ -657,22 +602,11 @@ impl<J: RunJournal> Engine<J> {
             json!({"method": request.method.as_str(), "url": request.url, "max_attempts": max_attempts}),
         ));
         let started = StepChange {
-            step_id: row.id,
-            action: StepAction::Start,
             input: Some(input),
-            output: None,
-            error: None,
-            attempts: first_attempt,
+            ..StepChange::new(row.id, StepAction::Start, first_attempt)
         };
-        if let Flow::Done = self
-            .commit(
-                run,
-                RunChange {
-                    step: Some(started),
-                    outcome: None,
-                    logs: std::mem::take(&mut logs),
-                },
-            )
+        if !self
+            .commit(run, RunChange::step(started, std::mem::take(&mut logs)))
             .await?
         {
             return Ok(StepEnd::Stop);
@@ -719,26 +653,14 @@ impl<J: RunJournal> Engine<J> {
                         json!({"attempts": attempt}),
                     ));
                     let completed = StepChange {
-                        step_id: row.id,
-                        action: StepAction::Complete,
-                        input: None,
                         output: Some(response.body.clone()),
-                        error: None,
-                        attempts: first_attempt + attempt - 1,
+                        ..StepChange::new(row.id, StepAction::Complete, first_attempt + attempt - 1)
                     };
-                    let flow = self
-                        .commit(
-                            run,
-                            RunChange {
-                                step: Some(completed),
-                                outcome: None,
-                                logs,
-                            },
-                        )
-                        .await?;
-                    return Ok(match flow {
-                        Flow::Next => StepEnd::Completed(response.body),
-                        Flow::Done => StepEnd::Stop,
+                    let goes_on = self.commit(run, RunChange::step(completed, logs)).await?;
+                    return Ok(if goes_on {
+                        StepEnd::Completed(response.body)
+                    } else {
+                        StepEnd::Stop
                     });
                 }
                 Err(failure) => {
@@ -759,15 +681,8 @@ impl<J: RunJournal> Engine<J> {
                             format!("Attempt {attempt} of {max_attempts} failed: {failure}; retrying in {delay} ms"),
                             detail,
                         ));
-                        if let Flow::Done = self
-                            .commit(
-                                run,
-                                RunChange {
-                                    step: None,
-                                    outcome: None,
-                                    logs: std::mem::take(&mut logs),
-                                },
-                            )
+                        if !self
+                            .commit(run, RunChange::logs(std::mem::take(&mut logs)))
                             .await?
                         {
                             return Ok(StepEnd::Stop);
@@ -798,15 +713,12 @@ impl<J: RunJournal> Engine<J> {
                         failure.to_string()
                     };
                     let failed = StepChange {
-                        step_id: row.id,
-                        action: StepAction::Fail,
-                        input: None,
                         output: match &failure {
                             WebhookFailure::Status(response) => Some(response.body.clone()),
                             _ => None,
                         },
                         error: Some(message.clone()),
-                        attempts: first_attempt + attempt - 1,
+                        ..StepChange::new(row.id, StepAction::Fail, first_attempt + attempt - 1)
                     };
                     let error = format!("step '{}' failed: {message}", step.name.as_str());
                     self.fail_run(run, Some(failed), error, logs).await?;
@@ -841,15 +753,7 @@ impl<J: RunJournal> Engine<J> {
             message,
             json!({"attempt": attempt, "duration_ms": elapsed}),
         );
-        self.commit(
-            run,
-            RunChange {
-                step: None,
-                outcome: None,
-                logs: vec![line],
-            },
-        )
-        .await?;
+        self.commit(run, RunChange::logs(vec![line])).await?;
         Ok(())
     }
 }

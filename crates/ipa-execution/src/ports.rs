@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use ipa_kernel::{
-    Actor, ExecutionId, ExecutionStepId, Page, PageRequest, StorageError, UserId, WorkflowId,
+    Actor, ExecutionId, ExecutionStepId, Page, PageRequest, StorageError, WorkflowId,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -122,12 +122,6 @@ pub struct ClaimedRun {
     pub previous_status: ExecutionStatus,
     /// The approval step a paused run waits on.
     pub awaiting: Option<ExecutionStepId>,
-    /// The workflow.
-    pub workflow_id: WorkflowId,
-    /// The workflow's owner (who decides approvals that list no approvers).
-    pub workflow_owner: UserId,
-    /// The version's number.
-    pub version_number: i32,
     /// The version's definition document.
     pub definition: Value,
     /// The run's input.
@@ -138,8 +132,6 @@ pub struct ClaimedRun {
     pub recoveries: i32,
     /// When it first started.
     pub started_at: OffsetDateTime,
-    /// When a waiting approval step times out.
-    pub wake_at: Option<OffsetDateTime>,
 }
 
 /// A change to one step, made in the same transaction as the rest of a [`RunChange`].
@@ -157,6 +149,21 @@ pub struct StepChange {
     pub error: Option<String>,
     /// Attempts made so far (1 for the first); stored as attempts beyond the first.
     pub attempts: u32,
+}
+
+impl StepChange {
+    /// `action` on the step `step_id` after `attempts` attempts (0 when none were made),
+    /// carrying no input, output or error.
+    pub fn new(step_id: ExecutionStepId, action: StepAction, attempts: u32) -> Self {
+        Self {
+            step_id,
+            action,
+            input: None,
+            output: None,
+            error: None,
+            attempts,
+        }
+    }
 }
 
 /// What the engine does to a run when it commits.
@@ -185,6 +192,26 @@ pub struct RunChange {
     pub outcome: Option<RunOutcome>,
     /// Log lines, written in one statement.
     pub logs: Vec<NewLogLine>,
+}
+
+impl RunChange {
+    /// A step change with its log lines.
+    pub fn step(change: StepChange, logs: Vec<NewLogLine>) -> Self {
+        Self {
+            step: Some(change),
+            outcome: None,
+            logs,
+        }
+    }
+
+    /// Log lines alone.
+    pub fn logs(logs: Vec<NewLogLine>) -> Self {
+        Self {
+            step: None,
+            outcome: None,
+            logs,
+        }
+    }
 }
 
 /// Where a run is after a commit, which tells the worker what to do next.

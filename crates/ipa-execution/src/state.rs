@@ -33,11 +33,6 @@ impl RunState {
         }
     }
 
-    /// Whether nothing more will happen to the run unless a person retries it.
-    pub fn is_finished(&self) -> bool {
-        self.status.is_finished()
-    }
-
     /// The state after `action`, or why it cannot happen now.
     pub fn apply(self, action: RunAction) -> Result<Self, IllegalTransition> {
         use ExecutionStatus::{Cancelled, Completed, Failed, Paused, Pending, Running};

@@ -73,7 +73,7 @@ async fn serve_with(
         store,
         &state.notifications,
         crate::engine::options(&options.engine),
-        shutdown.clone(),
+        shutdown,
     )?;
 
     let listener = TcpListener::bind(options.bind);
@@ -86,14 +86,12 @@ async fn serve_with(
         .run_with_graceful_shutdown(ipa_api::app(state), stopping, Some(GRACE))
         .await
         .with_context(|| format!("serving on {}", options.bind));
-    // A failed bind returns before any signal: stop the workers too.
-    drop(shutdown);
-    if !engine.is_finished() {
-        let _ = tokio::time::timeout(GRACE, async {
-            // The sender went with the shutdown future; once it is dropped the workers see it.
-            let _ = engine.await;
-        })
-        .await;
+    // The shutdown future held the workers' stop signal: it has been sent, or (a failed bind)
+    // dropped, which stops them too. They interrupt and release their runs within the grace.
+    if tokio::time::timeout(GRACE, engine).await.is_err() {
+        tracing::warn!(
+            "engine workers did not stop in time; their runs are picked up again when their leases run out"
+        );
     }
     upkeep.abort();
     tracing::info!("shut down");

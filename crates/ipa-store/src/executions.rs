@@ -45,11 +45,19 @@ pub(crate) const STEP_COLUMNS: &str = "s.id, s.execution_id, s.step_name, s.step
      s.error_message, s.started_at, s.completed_at, s.duration_ms::bigint AS duration_ms, \
      coalesce(s.retry_count, 0) AS retry_count";
 
+/// The columns of a [`LogEntry`] from `execution_logs`.
+const LOG_COLUMNS: &str = "id, execution_id, execution_step_id, level::text AS level, message, \
+     coalesce(context, '{}') AS context, created_at";
+
 /// Locks a run's row for a change (see the module's comment on ordering) and reads its state.
 pub(crate) const LOCK_RUN: &str = "SELECT coalesce(status, 'pending')::text AS status, \
      waiting_step_id FROM executions WHERE id = $1 FOR NO KEY UPDATE";
 
-fn parse_label<T: std::str::FromStr>(text: &str, context: &'static str) -> Result<T, StorageError>
+/// Parses a stored label (a status, a level), reporting a stranger as storage's fault.
+pub(crate) fn parse_label<T: std::str::FromStr>(
+    text: &str,
+    context: &'static str,
+) -> Result<T, StorageError>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
@@ -238,9 +246,10 @@ impl PgExecutions {
         let status = state_from_row(&row)?.status;
         let lines = conn
             .query_all_raw(statement(
-                "SELECT id, execution_id, execution_step_id, level::text AS level, message, \
-                        coalesce(context, '{}') AS context, created_at \
-                 FROM execution_logs WHERE execution_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                &format!(
+                    "SELECT {LOG_COLUMNS} FROM execution_logs \
+                     WHERE execution_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                ),
                 [id.as_uuid().into(), after.into(), i64::from(limit).into()],
             ))
             .await
@@ -548,9 +557,7 @@ impl ExecutionRepository for PgExecutions {
         }
         values.push(i64::from(page.limit.get() + 1).into());
         let sql = format!(
-            "SELECT id, execution_id, execution_step_id, level::text AS level, message, \
-                    coalesce(context, '{{}}') AS context, created_at \
-             FROM execution_logs WHERE {} ORDER BY id LIMIT ${}",
+            "SELECT {LOG_COLUMNS} FROM execution_logs WHERE {} ORDER BY id LIMIT ${}",
             conditions.join(" AND "),
             values.len()
         );
@@ -738,11 +745,11 @@ impl ExecutionRepository for PgExecutions {
             ))
             .await
             .map_err(storage("reading an approval step"))?;
+        let step = step.as_ref().map(step_from_row).transpose()?;
+        // The approvers the engine recorded when the step began waiting.
         let approvers: Vec<UserId> = step
             .as_ref()
-            .map(step_from_row)
-            .transpose()?
-            .and_then(|step| step.input)
+            .and_then(|step| step.input.as_ref())
             .and_then(|input| serde_json::from_value(input["approvers"].clone()).ok())
             .unwrap_or_default();
         let sees_run = user == triggered_by
@@ -752,7 +759,7 @@ impl ExecutionRepository for PgExecutions {
         if !sees_run {
             return Err(DecisionError::NotFound);
         }
-        let step = step_from_row(&step.ok_or(DecisionError::StepNotFound)?)?;
+        let step = step.ok_or(DecisionError::StepNotFound)?;
         if step.step_type != "approval" {
             return Err(DecisionError::NotAnApproval(step.name));
         }

@@ -11,12 +11,12 @@ use ipa_execution::{
     ClaimedRun, Committed, ExecutionStatus, Lease, NewLogLine, RunAction, RunChange, RunJournal,
     RunOutcome, RunState, StepAction, StepChange, StepStatus, WorkerId, run_event,
 };
-use ipa_kernel::{Actor, ExecutionId, ExecutionStepId, StorageError, UserId, WorkflowId};
+use ipa_kernel::{Actor, ExecutionId, ExecutionStepId, StorageError};
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::executions::{STEP_COLUMNS, insert_logs, state_from_row, step_from_row};
+use crate::executions::{STEP_COLUMNS, insert_logs, parse_label, state_from_row, step_from_row};
 use crate::sql::{array_literal, commit, from_store, statement, storage};
 use crate::store::{ActorTransaction, Store};
 
@@ -97,9 +97,7 @@ impl RunJournal for PgRunJournal {
         for row in &claimed {
             let id: Uuid = row.try_get("", "id").map_err(&get)?;
             let status: String = row.try_get("", "previous_status").map_err(&get)?;
-            let status: ExecutionStatus = status
-                .parse()
-                .map_err(|error| StorageError::new("reading claimed runs", error))?;
+            let status: ExecutionStatus = parse_label(&status, "reading claimed runs")?;
             if status == ExecutionStatus::Pending {
                 insert_logs(
                     conn,
@@ -114,21 +112,14 @@ impl RunJournal for PgRunJournal {
             }
             previous.push((id, status));
         }
-        let ids = array_literal(
-            previous
-                .iter()
-                .map(|(id, _)| id.to_string())
-                .collect::<Vec<_>>()
-                .iter()
-                .map(String::as_str),
-        );
+        let ids: Vec<String> = previous.iter().map(|(id, _)| id.to_string()).collect();
+        let ids = array_literal(ids.iter().map(String::as_str));
         let runs = conn
             .query_all_raw(statement(
-                "SELECT e.id, e.workflow_id, w.created_by AS owner, v.version_number, \
-                        v.definition, coalesce(e.input_data, '{}') AS input_data, e.recoveries, \
-                        e.started_at, e.waiting_step_id, e.wake_at \
+                "SELECT e.id, v.definition, \
+                        coalesce(e.input_data, '{}') AS input_data, e.recoveries, e.started_at, \
+                        e.waiting_step_id \
                  FROM executions e \
-                 JOIN workflows w ON w.id = e.workflow_id \
                  JOIN workflow_versions v ON v.id = e.workflow_version_id \
                  WHERE e.id = ANY($1::uuid[])",
                 [ids.clone().into()],
@@ -164,9 +155,6 @@ impl RunJournal for PgRunJournal {
                 },
                 previous_status,
                 awaiting: waiting.map(ExecutionStepId::from_uuid),
-                workflow_id: WorkflowId::from_uuid(row.try_get("", "workflow_id").map_err(&get)?),
-                workflow_owner: UserId::from_uuid(row.try_get("", "owner").map_err(&get)?),
-                version_number: row.try_get("", "version_number").map_err(&get)?,
                 definition: row.try_get("", "definition").map_err(&get)?,
                 input: row.try_get("", "input_data").map_err(&get)?,
                 steps: steps
@@ -176,7 +164,6 @@ impl RunJournal for PgRunJournal {
                     .collect(),
                 recoveries: row.try_get("", "recoveries").map_err(&get)?,
                 started_at: row.try_get("", "started_at").map_err(&get)?,
-                wake_at: row.try_get("", "wake_at").map_err(&get)?,
             });
         }
         Ok(result)
@@ -272,27 +259,21 @@ impl RunJournal for PgRunJournal {
 
     async fn release(&self, lease: &Lease) -> Result<(), StorageError> {
         let txn = self.begin().await?;
-        let conn = txn.connection();
-        let held = conn
-            .query_one_raw(statement(
-                LOCK_HELD_RUN,
+        // One statement: let go of the run if still held, and wake another worker now rather
+        // than at its next poll.
+        txn.connection()
+            .execute_raw(statement(
+                "WITH released AS ( \
+                     UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE id = $1 AND lease_owner = $2 RETURNING id) \
+                 SELECT pg_notify('ipa_executions', 'pending:' || id::text) FROM released",
                 [
                     lease.execution_id.as_uuid().into(),
                     lease.worker.as_str().into(),
                 ],
             ))
             .await
-            .map_err(storage("locking a held run"))?;
-        if held.is_some() {
-            release(conn, lease.execution_id).await?;
-            // Wake another worker now rather than at its next poll.
-            conn.execute_raw(statement(
-                "SELECT pg_notify('ipa_executions', 'pending:' || $1::text)",
-                [lease.execution_id.as_uuid().into()],
-            ))
-            .await
-            .map_err(storage("announcing a released run"))?;
-        }
+            .map_err(storage("releasing a run"))?;
         commit(txn).await
     }
 }
@@ -338,9 +319,7 @@ async fn apply_step(
         .map_err(storage(CONTEXT))?
         .ok_or_else(|| StorageError::new(CONTEXT, "the step is not part of the run"))?;
     let current: String = row.try_get("", "status").map_err(storage(CONTEXT))?;
-    let current: StepStatus = current
-        .parse()
-        .map_err(|error| StorageError::new(CONTEXT, error))?;
+    let current: StepStatus = parse_label(&current, CONTEXT)?;
     let next = current.apply(change.action).ok_or_else(|| {
         StorageError::new(
             CONTEXT,
