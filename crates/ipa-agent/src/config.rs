@@ -92,6 +92,12 @@ const MANAGED_HEADERS: &[&str] = &[
 ];
 
 impl<S> Headers<S> {
+    /// Headers from pairs, unchecked (for tests).
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: Vec<(String, HeaderValue<S>)>) -> Self {
+        Self(pairs)
+    }
+
     /// The most headers a configuration may set.
     pub const MAX: usize = 32;
 

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod config;
 mod document;
 pub mod error;
+pub mod functions;
 pub mod ports;
 pub mod secret;
 pub mod service;
@@ -23,7 +24,13 @@ pub use error::{
     AgentQueryError, CreateAgentError, DeleteAgentError, InvalidRequest, ToolError,
     UpdateAgentError,
 };
-pub use ports::{AgentRepository, DocumentProblem, SchemaChecker, SealError, SecretSealer};
+pub use functions::{
+    BODY_ARGUMENT, FunctionTarget, OfferedFunction, agent_binding, reveal_agent, reveal_tool,
+    tool_binding,
+};
+pub use ports::{
+    AgentRepository, DocumentProblem, SchemaChecker, SealError, SecretOpener, SecretSealer,
+};
 pub use secret::{
     EnvVarName, MAX_SECRET_BYTES, PlainSecret, SealedSecret, SecretInput, StoredSecret,
     shown_secret,
@@ -31,7 +38,7 @@ pub use secret::{
 pub use service::{AgentChanges, AgentService, NewAgent, NewTool, ToolChanges};
 pub use tool::{
     AgentTool, ApiCall, BuiltinFunction, HttpMethod, OperationParameter, ParameterLocation, Plugin,
-    PluginOperation, ToolConfiguration, ToolSettings, ToolType, UrlTemplate,
+    PluginOperation, ToolConfiguration, ToolSettings, ToolType, UrlTemplate, fill_placeholders,
 };
 pub use values::{
     AgentName, AgentValueError, Description, HttpUrl, MaxTokens, ModelName, NameFragment,

@@ -1,5 +1,5 @@
 //! What the agent context needs from the outside world: a JSON Schema compiler (tool parameters),
-//! a sealer for secret values, and somewhere to keep agents and tools. Infrastructure implements
+//! a sealer for secret values and an opener for them, and somewhere to keep agents and tools. Infrastructure implements
 //! them (`ipa-engine`, `ipa-security`, `ipa-store`).
 
 use std::future::Future;
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::agent::{Agent, AgentFilter, AgentSettings};
 use crate::error::{CreateAgentError, DeleteAgentError, ToolError, UpdateAgentError};
-use crate::secret::{PlainSecret, SealedSecret};
+use crate::secret::{PlainSecret, SealedSecret, StoredSecret};
 use crate::tool::{AgentTool, ToolSettings};
 
 /// A problem inside a document, at a JSON pointer relative to that document's root (`""` for the
@@ -48,6 +48,14 @@ pub trait SecretSealer: Send + Sync {
     /// Seals `secret`, bound to `binding` (the resource and place it belongs to): it opens only
     /// with the same binding, so a sealed value copied elsewhere is useless.
     fn seal(&self, secret: &PlainSecret, binding: &str) -> Result<SealedSecret, SealError>;
+}
+
+/// Reads stored secrets back when an agent runs: opens sealed values, reads `{"env"}` references
+/// from the worker's environment.
+pub trait SecretOpener: Send + Sync {
+    /// The plain secret `stored` holds, given the `binding` it was sealed with; the error says
+    /// what an operator must fix and never contains the secret.
+    fn reveal(&self, stored: &StoredSecret, binding: &str) -> Result<PlainSecret, String>;
 }
 
 /// Where agents and their tools are kept. Every method acts for an [`Actor`] and storage

@@ -14,6 +14,7 @@ use crate::error::{
     AgentQueryError, CreateAgentError, DeleteAgentError, InvalidRequest, ToolError,
     UpdateAgentError,
 };
+use crate::functions::{agent_binding, tool_binding};
 use crate::ports::{AgentRepository, DocumentProblem, SchemaChecker, SecretSealer};
 use crate::secret::{SecretInput, StoredSecret};
 use crate::tool::{AgentTool, ToolConfiguration, ToolSettings, ToolType};
@@ -134,16 +135,6 @@ fn secret_writer<'a>(
                 .to_owned()
         }),
     }
-}
-
-/// The binding of an agent's sealed secrets.
-fn agent_binding(id: AgentId) -> String {
-    format!("agent/{id}")
-}
-
-/// The binding of a tool's sealed secrets.
-fn tool_binding(id: AgentToolId) -> String {
-    format!("tool/{id}")
 }
 
 /// The rule across an agent's fields: agents that call a model name it.

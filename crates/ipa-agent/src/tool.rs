@@ -139,6 +139,16 @@ impl UrlTemplate {
 
 /// The `{name}` placeholders of `text`, and `text` with each replaced by `x`.
 fn placeholders(text: &str) -> Result<(Vec<String>, String), String> {
+    fill_placeholders(text, &mut |_| Ok("x".to_owned())).map(|(filled, names)| (names, filled))
+}
+
+/// `text` (a URL template or an OpenAPI path) with each `{name}` placeholder replaced by
+/// `value(name)`, and the names in order. Placeholders are balanced braces around letters,
+/// digits and `_`; the first problem, or the first refusal of `value`, is the error.
+pub fn fill_placeholders(
+    text: &str,
+    value: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<(String, Vec<String>), String> {
     let mut names = Vec::new();
     let mut filled = String::with_capacity(text.len());
     let mut rest = text;
@@ -157,12 +167,12 @@ fn placeholders(text: &str) -> Result<(Vec<String>, String), String> {
                 "`{{{name}}}` is not a placeholder: write {{name}} with letters, digits and `_`"
             ));
         }
+        filled.push_str(&value(name)?);
         names.push(name.to_owned());
-        filled.push('x');
         rest = &after[close + 1..];
     }
     filled.push_str(rest);
-    Ok((names, filled))
+    Ok((filled, names))
 }
 
 /// An `api` tool: one HTTP call.

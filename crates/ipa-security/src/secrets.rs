@@ -20,7 +20,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use chacha20poly1305::aead::{Aead as _, Payload};
 use chacha20poly1305::{Key, KeyInit as _, XChaCha20Poly1305, XNonce};
-use ipa_agent::{PlainSecret, SealError, SealedSecret, SecretSealer};
+use ipa_agent::{PlainSecret, SealError, SealedSecret, SecretOpener, SecretSealer, StoredSecret};
 use sha2::{Digest as _, Sha256};
 
 /// Bytes of a key.
@@ -314,6 +314,29 @@ impl SecretSealer for SecretBox {
     }
 }
 
+impl SecretOpener for SecretBox {
+    /// Sealed values open with this box's key; `{"env"}` references are read from this
+    /// process's environment, so every worker needs the variable, not only the API server.
+    fn reveal(&self, stored: &StoredSecret, binding: &str) -> Result<PlainSecret, String> {
+        match stored {
+            StoredSecret::Sealed(sealed) => self.open(sealed, binding).map_err(|e| e.to_string()),
+            StoredSecret::Env(name) => match std::env::var(name.as_str()) {
+                Ok(value) if !value.is_empty() => Ok(PlainSecret::new(value)),
+                Ok(_) => Err(format!(
+                    "the environment variable {} is empty on this worker; set it where the \
+                     workers run",
+                    name.as_str()
+                )),
+                Err(_) => Err(format!(
+                    "the environment variable {} is not set (or not valid UTF-8) on this \
+                     worker; set it where the workers run",
+                    name.as_str()
+                )),
+            },
+        }
+    }
+}
+
 fn associated_data(binding: &str) -> Vec<u8> {
     [AAD_PREFIX, binding.as_bytes()].concat()
 }
@@ -324,6 +347,29 @@ mod tests {
 
     fn secret(text: &str) -> PlainSecret {
         PlainSecret::new(text.to_owned())
+    }
+
+    #[test]
+    fn reveal_opens_sealed_values_and_reads_the_environment() {
+        let sealer = key_box();
+        let sealed = sealer
+            .seal(&secret("sk-1"), "agent/a/provider/api_key")
+            .unwrap();
+        let stored = StoredSecret::Sealed(sealed);
+        let plain = sealer.reveal(&stored, "agent/a/provider/api_key").unwrap();
+        assert_eq!(plain.expose(), "sk-1");
+        assert!(sealer.reveal(&stored, "agent/b/provider/api_key").is_err());
+        let path = std::env::var("PATH").unwrap();
+        let env = StoredSecret::Env(ipa_agent::EnvVarName::parse("PATH").unwrap());
+        assert_eq!(sealer.reveal(&env, "x").unwrap().expose(), path);
+        let missing = StoredSecret::Env(
+            ipa_agent::EnvVarName::parse("IPA_TEST_SURELY_UNSET_VARIABLE").unwrap(),
+        );
+        let error = sealer.reveal(&missing, "x").unwrap_err();
+        assert!(
+            error.contains("IPA_TEST_SURELY_UNSET_VARIABLE is not set"),
+            "{error}"
+        );
     }
 
     fn key_box() -> SecretBox {
