@@ -11,18 +11,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use ipa_agent::{AgentRepository, SecretOpener};
 use ipa_execution::{
     ClaimedRun, Committed, ExecutionStatus, ExecutionStep, LogLevel, NewLogLine, RunChange,
     RunJournal, RunOutcome, StepAction, StepChange, StepStatus, WorkerId, step_event,
 };
 use ipa_kernel::ExecutionId;
 use ipa_workflow::WorkflowDefinition;
-use ipa_workflow::definition::{ApprovalStep, Step, StepKind, WebhookStep};
+use ipa_workflow::definition::{AgentStep, ApprovalStep, Step, StepKind, WebhookStep};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::agent::{AgentRunner, OPENAI_BASE_URL, Recorder, StepCall};
 use crate::templates::Templates;
 use crate::webhook::{WebhookClient, WebhookFailure, render_request};
 
@@ -42,6 +44,8 @@ pub struct EngineOptions {
     pub default_step_timeout: Duration,
     /// Prefix of this process's worker names (host and process id, say).
     pub name: String,
+    /// OpenAI's API root, where agents with the `openai` provider are called (a proxy's, say).
+    pub openai_base_url: String,
 }
 
 impl Default for EngineOptions {
@@ -53,6 +57,7 @@ impl Default for EngineOptions {
             max_recoveries: 3,
             default_step_timeout: Duration::from_secs(30),
             name: format!("worker-{}", std::process::id()),
+            openai_base_url: OPENAI_BASE_URL.to_owned(),
         }
     }
 }
@@ -80,21 +85,23 @@ enum Interrupt {
 type Interrupts = Arc<Mutex<HashMap<ExecutionId, watch::Sender<Option<Interrupt>>>>>;
 
 /// The execution engine of one process.
-pub struct Engine<J> {
+pub struct Engine<J, A> {
     journal: Arc<J>,
     templates: Templates,
     webhooks: WebhookClient,
+    agents: AgentRunner<A>,
     options: EngineOptions,
     ready: Arc<Notify>,
     in_flight: Interrupts,
 }
 
-impl<J> Clone for Engine<J> {
+impl<J, A> Clone for Engine<J, A> {
     fn clone(&self) -> Self {
         Self {
             journal: Arc::clone(&self.journal),
             templates: self.templates.clone(),
             webhooks: self.webhooks.clone(),
+            agents: self.agents.clone(),
             options: self.options.clone(),
             ready: Arc::clone(&self.ready),
             in_flight: Arc::clone(&self.in_flight),
@@ -112,13 +119,29 @@ impl From<ipa_kernel::StorageError> for Lost {
     }
 }
 
-impl<J: RunJournal> Engine<J> {
-    /// An engine over `journal`.
-    pub fn new(journal: J, options: EngineOptions) -> Result<Self, String> {
+impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
+    /// An engine over `journal`, reading the agents of agent steps from `agents` and opening
+    /// their secrets with `secrets`.
+    pub fn new(
+        journal: J,
+        agents: A,
+        secrets: Arc<dyn SecretOpener>,
+        options: EngineOptions,
+    ) -> Result<Self, String> {
+        let templates = Templates::new();
+        let webhooks = WebhookClient::new(crate::webhook::MAX_RESPONSE_BYTES)?;
+        let agents = AgentRunner::new(
+            Arc::new(agents),
+            secrets,
+            webhooks.clone(),
+            templates.clone(),
+            options.openai_base_url.clone(),
+        );
         Ok(Self {
             journal: Arc::new(journal),
-            templates: Templates::new(),
-            webhooks: WebhookClient::new(crate::webhook::MAX_RESPONSE_BYTES)?,
+            templates,
+            webhooks,
+            agents,
             options,
             ready: Arc::new(Notify::new()),
             in_flight: Arc::default(),
@@ -463,12 +486,9 @@ impl<J: RunJournal> Engine<J> {
                 self.await_approval(run, step, approval, row, context, logs)
                     .await
             }
-            StepKind::Agent(_) => {
-                let message = "agent steps are not yet supported by this version of the engine; \
-                               remove the step or run the workflow on a version that supports them"
-                    .to_owned();
-                self.start_and_fail(run, row, None, message, logs).await?;
-                Ok(StepEnd::Stop)
+            StepKind::Agent(agent) => {
+                self.run_agent(run, step, agent, row, context, deadline, logs, interrupts)
+                    .await
             }
         }
     }
@@ -724,6 +744,143 @@ impl<J: RunJournal> Engine<J> {
                     self.fail_run(run, Some(failed), error, logs).await?;
                     return Ok(StepEnd::Stop);
                 }
+            }
+        }
+    }
+
+    /// Runs an agent step: the agent answers the rendered prompt while its calls' log lines are
+    /// committed as they come; the step's `timeout_ms` bounds the whole conversation.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_agent(
+        &self,
+        run: &ClaimedRun,
+        step: &Step,
+        agent: &AgentStep,
+        row: &ExecutionStep,
+        context: &Value,
+        deadline: Option<(OffsetDateTime, u64)>,
+        mut logs: Vec<NewLogLine>,
+        interrupts: &watch::Receiver<Option<Interrupt>>,
+    ) -> Result<StepEnd, Lost> {
+        let prompt = match self.templates.render(&agent.prompt.source, context) {
+            Ok(prompt) => prompt,
+            Err(error) => {
+                let message = format!("its prompt could not be rendered: {}", error.message());
+                self.start_and_fail(run, row, None, message, logs).await?;
+                return Ok(StepEnd::Stop);
+            }
+        };
+        let attempt = u32::try_from(row.retry_count).unwrap_or(0) + 1;
+        let agent_id = agent.agent_id.as_uuid();
+        logs.push(step_event(
+            row,
+            StepStatus::Running,
+            format!("Step '{}' started", row.name),
+            json!({"agent_id": agent_id}),
+        ));
+        let started = StepChange {
+            input: Some(json!({"agent_id": agent_id, "prompt": prompt})),
+            ..StepChange::new(row.id, StepAction::Start, attempt)
+        };
+        if !self.commit(run, RunChange::step(started, logs)).await? {
+            return Ok(StepEnd::Stop);
+        }
+        // The step's own limit and the run's, whichever comes first.
+        let now = Instant::now();
+        let step_limit = step.timeout_ms.map(|ms| {
+            (
+                now + Duration::from_millis(ms),
+                format!("the step exceeded its time limit of {ms} ms"),
+            )
+        });
+        let run_limit = deadline.map(|(at, ms)| {
+            let left = Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO);
+            (
+                now + left,
+                format!("the run exceeded its time limit of {ms} ms"),
+            )
+        });
+        let limit = match (step_limit, run_limit) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        };
+        let (sender, mut lines) = mpsc::unbounded_channel();
+        let recorder = Recorder::new(row.id, sender);
+        let call = StepCall {
+            execution_id: run.lease.execution_id,
+            step_name: &row.name,
+            context,
+            limit: limit.as_ref().map(|(at, _)| *at),
+            recorder: &recorder,
+        };
+        let conversation = self.agents.run(agent.agent_id, prompt, &call);
+        tokio::pin!(conversation);
+        let expired = async {
+            match &limit {
+                Some((at, _)) => tokio::time::sleep_until((*at).into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expired);
+        let began = Instant::now();
+        let result = loop {
+            tokio::select! {
+                // A call cut short by the limit ends at or after it (timers never fire early),
+                // so the step fails for the limit whichever of the two timers woke first.
+                result = &mut conversation => break match (result, &limit) {
+                    (Err(_), Some((at, why))) if Instant::now() >= *at => Err(why.clone()),
+                    (result, _) => result,
+                },
+                Some(line) = lines.recv() => {
+                    let mut batch = vec![line];
+                    while let Ok(line) = lines.try_recv() {
+                        batch.push(line);
+                    }
+                    if !self.commit(run, RunChange::logs(batch)).await? {
+                        return Ok(StepEnd::Stop);
+                    }
+                }
+                () = &mut expired => {
+                    break Err(limit.as_ref().map_or_else(String::new, |(_, why)| why.clone()));
+                }
+                why = wait_interrupt(interrupts.clone()) => {
+                    let elapsed = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    self.interrupted(run, row, why, 1, elapsed).await?;
+                    return Ok(StepEnd::Stop);
+                }
+            }
+        };
+        let mut logs = Vec::new();
+        while let Ok(line) = lines.try_recv() {
+            logs.push(line);
+        }
+        match result {
+            Ok(output) => {
+                logs.push(step_event(
+                    row,
+                    StepStatus::Completed,
+                    format!("Step '{}' completed", row.name),
+                    json!({"usage": output.get("usage")}),
+                ));
+                let completed = StepChange {
+                    output: Some(output.clone()),
+                    ..StepChange::new(row.id, StepAction::Complete, attempt)
+                };
+                let goes_on = self.commit(run, RunChange::step(completed, logs)).await?;
+                Ok(if goes_on {
+                    StepEnd::Completed(output)
+                } else {
+                    StepEnd::Stop
+                })
+            }
+            Err(message) => {
+                let failed = StepChange {
+                    error: Some(message.clone()),
+                    ..StepChange::new(row.id, StepAction::Fail, attempt)
+                };
+                let error = format!("step '{}' failed: {message}", step.name.as_str());
+                self.fail_run(run, Some(failed), error, logs).await?;
+                Ok(StepEnd::Stop)
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The execution engine ([`engine`]): workers that claim ready runs, execute their steps (webhook
-//! calls through [`webhook`], approvals; agent steps come next) and record every result through
+//! calls through [`webhook`], approvals, LLM agents through [`agent`]) and record every result through
 //! the execution context's journal port, which `ipa-store` implements.
 //!
 //! It also owns the template language of workflow definitions ([`templates`]): the checker the
@@ -12,11 +12,13 @@
 //! here because the engine is where schemas and templates are used at run time; the contexts only
 //! need the checks, through their ports.
 
+pub mod agent;
 pub mod engine;
 pub mod schemas;
 pub mod templates;
 pub mod webhook;
 
+pub use agent::{AgentRunner, MAX_TOOL_ROUNDS, OPENAI_BASE_URL};
 pub use engine::{Engine, EngineOptions, Signal};
 pub use schemas::{JsonSchemas, MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH};
 pub use templates::{RenderError, Templates};

@@ -16,6 +16,7 @@ use ipa_workflow::definition::{HttpMethod, WebhookStep};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url, redirect};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::Templates;
 
@@ -44,8 +45,8 @@ pub struct WebhookRequest {
     /// The JSON body, its strings rendered.
     pub body: Option<Value>,
     /// Sent as the `Idempotency-Key` header; the same for every attempt of one step of one run,
-    /// so an endpoint can tell a retry from a new request.
-    pub idempotency_key: String,
+    /// so an endpoint can tell a retry from a new request. Model providers get none.
+    pub idempotency_key: Option<String>,
 }
 
 impl fmt::Debug for WebhookRequest {
@@ -98,7 +99,7 @@ pub fn render_request(
         url,
         headers,
         body,
-        idempotency_key: idempotency_key.to_owned(),
+        idempotency_key: Some(idempotency_key.to_owned()),
     })
 }
 
@@ -148,6 +149,9 @@ pub struct WebhookResponse {
     pub truncated: bool,
     /// How many bytes of the body were kept (at most the cap).
     pub bytes: usize,
+    /// How long the endpoint asked callers to wait before trying again (`retry-after-ms`, or
+    /// `Retry-After` in seconds or as an HTTP date), when it said.
+    pub retry_after: Option<Duration>,
 }
 
 /// Why an attempt did not succeed.
@@ -299,14 +303,16 @@ impl WebhookClient {
             header_value.set_sensitive(true);
             headers.append(header_name, header_value);
         }
-        let key = HeaderValue::from_str(&request.idempotency_key).map_err(|_| {
-            invalid(
-                "the idempotency key is not a valid header value; it may contain only visible \
-                 ASCII characters"
-                    .to_owned(),
-            )
-        })?;
-        headers.insert(HeaderName::from_static(IDEMPOTENCY_KEY), key);
+        if let Some(key) = &request.idempotency_key {
+            let key = HeaderValue::from_str(key).map_err(|_| {
+                invalid(
+                    "the idempotency key is not a valid header value; it may contain only \
+                     visible ASCII characters"
+                        .to_owned(),
+                )
+            })?;
+            headers.insert(HeaderName::from_static(IDEMPOTENCY_KEY), key);
+        }
 
         let mut builder = self.client.request(method(request.method), url);
         if let Some(body) = &request.body {
@@ -337,6 +343,7 @@ impl WebhookClient {
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(is_json);
+        let retry_after = retry_after(response.headers(), OffsetDateTime::now_utc());
 
         // Grown as chunks arrive (not preallocated to the cap: most answers are small), and
         // never past the cap. Once it is reached the response is dropped, closing the
@@ -379,8 +386,27 @@ impl WebhookClient {
             bytes: body.len(),
             body: body_value(&body, json, truncated),
             truncated,
+            retry_after,
         })
     }
+}
+
+/// The wait a response asks for: `retry-after-ms` (OpenAI and Azure send it) or `Retry-After`,
+/// as seconds or as an HTTP date (RFC 9110), measured from `now`.
+fn retry_after(headers: &HeaderMap, now: OffsetDateTime) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    if let Some(millis) = text("retry-after-ms").and_then(|ms| ms.trim().parse::<f64>().ok())
+        && millis.is_finite()
+        && millis >= 0.0
+    {
+        return Some(Duration::from_secs_f64(millis / 1000.0));
+    }
+    let value = text("retry-after")?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
 }
 
 /// reqwest's method for a step's.
@@ -587,7 +613,7 @@ mod tests {
             url,
             headers: Vec::new(),
             body: None,
-            idempotency_key: "run-1-step-0".to_owned(),
+            idempotency_key: Some("run-1-step-0".to_owned()),
         }
     }
 
@@ -666,6 +692,7 @@ mod tests {
                 status: 200,
                 body: json!({"id": 7, "tags": ["a"]}),
                 truncated: false,
+                retry_after: None,
                 bytes: body.len(),
             }
         );
@@ -1006,5 +1033,49 @@ mod tests {
         assert_eq!(body_value(&text[..2], false, true), json!("h"));
         // Not truncated: invalid bytes are replaced, not dropped.
         assert_eq!(body_value(&text[..2], false, false), json!("h\u{FFFD}"));
+    }
+
+    #[test]
+    fn retry_after_reads_milliseconds_seconds_and_dates() {
+        let now = OffsetDateTime::parse(
+            "Tue, 24 Nov 2026 10:00:00 GMT",
+            &time::format_description::well_known::Rfc2822,
+        )
+        .unwrap();
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert_eq!(retry_after(&headers(&[]), now), None);
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "3")]), now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after", "Tue, 24 Nov 2026 10:00:07 GMT")]),
+                now
+            ),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after", "Tue, 24 Nov 2026 09:00:00 GMT")]),
+                now
+            ),
+            Some(Duration::ZERO)
+        );
+        // The finer header wins.
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after", "3"), ("retry-after-ms", "250")]),
+                now
+            ),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
     }
 }

@@ -197,6 +197,20 @@ pub struct EngineArgs {
     /// Times a run is picked up again after losing its worker before it fails.
     #[arg(long, env = "IPA_WORKER_MAX_RECOVERIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub worker_max_recoveries: u32,
+
+    /// OpenAI's API root, where agents with the `openai` provider are called (set it to route
+    /// them through a proxy or gateway speaking the same API).
+    #[arg(long, env = "IPA_OPENAI_BASE_URL", default_value = ipa_engine::OPENAI_BASE_URL, value_parser = parse_http_url)]
+    pub openai_base_url: String,
+}
+
+/// An absolute http(s) URL.
+fn parse_http_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|error| format!("not an absolute URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("an http or https URL with a host is needed".to_owned());
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// How long sessions last and when failed sign-ins lock attempts out.

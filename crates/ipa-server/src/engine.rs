@@ -1,14 +1,16 @@
 //! The engine's wiring: workers over the store's journal, woken by the process's database
 //! notifications, inside `ipa serve` or alone as `ipa worker`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ipa_engine::{Engine, EngineOptions, Signal};
 use ipa_kernel::ExecutionId;
+use ipa_security::SecretBox;
 use ipa_store::{
-    EXECUTION_LOGS_CHANNEL, EXECUTIONS_CHANNEL, Notification, Notifications, PgRunJournal, Store,
-    schema,
+    EXECUTION_LOGS_CHANNEL, EXECUTIONS_CHANNEL, Notification, Notifications, PgAgents,
+    PgRunJournal, Store, schema,
 };
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -32,24 +34,31 @@ pub fn options(args: &EngineArgs) -> EngineOptions {
         lease: Duration::from_secs(args.worker_lease_secs),
         poll_interval: Duration::from_millis(args.worker_poll_ms),
         max_recoveries: i32::try_from(args.worker_max_recoveries).unwrap_or(i32::MAX),
+        openai_base_url: args.openai_base_url.clone(),
         name: format!("{host}:{}:{}", std::process::id(), &nonce[..8]),
         ..EngineOptions::default()
     }
 }
 
-/// Starts the engine's workers (none when `options.workers` is 0), woken by `notifications`;
-/// they stop when `shutdown` turns true (or its sender is dropped), after interrupting and
-/// releasing their runs.
+/// Starts the engine's workers (none when `options.workers` is 0), woken by `notifications`,
+/// opening agents' secrets with `secrets`; they stop when `shutdown` turns true (or its sender
+/// is dropped), after interrupting and releasing their runs.
 pub fn spawn(
     store: &Store,
     notifications: &Notifications,
+    secrets: SecretBox,
     options: EngineOptions,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     tracing::info!(workers = options.workers, name = %options.name, "starting the engine");
-    let engine = Engine::new(PgRunJournal::new(store.clone()), options)
-        .map_err(anyhow::Error::msg)
-        .context("preparing the webhook HTTP client")?;
+    let engine = Engine::new(
+        PgRunJournal::new(store.clone()),
+        PgAgents::new(store.clone()),
+        Arc::new(secrets),
+        options,
+    )
+    .map_err(anyhow::Error::msg)
+    .context("preparing the webhook HTTP client")?;
     let (signals, receiver) = broadcast::channel(1024);
     let mut notifications = notifications.subscribe();
     let forward = tokio::spawn(async move {
@@ -113,9 +122,11 @@ pub async fn worker(global: &GlobalOptions, options: &WorkerOptions) -> anyhow::
             &[EXECUTIONS_CHANNEL, EXECUTION_LOGS_CHANNEL],
         );
         let (stop, shutdown) = watch::channel(false);
+        let secrets = crate::secrets::secret_box(database.embedded_data_dir())?;
         let engine = spawn(
             &database.store,
             &notifications,
+            secrets,
             self::options(&options.engine),
             shutdown,
         )?;

@@ -58,8 +58,8 @@ async fn serve_with(
         tracing::warn!("cannot create monthly partitions ahead: {err}");
     }
     let secrets = crate::secrets::secret_box(database.embedded_data_dir())?;
-    let state =
-        AppState::new(store.clone(), policy, secrets).context("preparing the password hasher")?;
+    let state = AppState::new(store.clone(), policy, secrets.clone())
+        .context("preparing the password hasher")?;
     let account = bootstrap::bootstrap_account(&options.bootstrap)?;
     bootstrap::ensure_superuser(&state, account, database.embedded_data_dir())
         .await
@@ -72,6 +72,7 @@ async fn serve_with(
     let engine = crate::engine::spawn(
         store,
         &state.notifications,
+        secrets,
         crate::engine::options(&options.engine),
         shutdown,
     )?;
