@@ -17,6 +17,7 @@ pub struct TestServer {
     client: reqwest::Client,
     task: tokio::task::JoinHandle<()>,
     state: AppState,
+    secrets: ipa_security::SecretBox,
     database: TestDatabase,
 }
 
@@ -71,7 +72,7 @@ impl TestServer {
             Ok(key) => ipa_security::SecretBox::new(key),
             Err(err) => panic!("cannot generate a secret key: {err}"),
         };
-        let state = match AppState::new(store, policy, secrets) {
+        let state = match AppState::new(store, policy, secrets.clone()) {
             Ok(state) => state,
             Err(err) => panic!("cannot prepare the services: {err}"),
         };
@@ -93,6 +94,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             task,
             state,
+            secrets,
             database,
         }
     }
@@ -106,17 +108,23 @@ impl TestServer {
         workers: usize,
         lease: std::time::Duration,
     ) -> TestEngine {
-        let options = ipa_engine::EngineOptions {
+        self.start_engine_with(ipa_engine::EngineOptions {
             workers,
             lease,
             poll_interval: std::time::Duration::from_millis(500),
             name: name.to_owned(),
             ..ipa_engine::EngineOptions::default()
-        };
+        })
+    }
+
+    /// Starts an engine with `options` over this server's database, opening secrets with the
+    /// server's key.
+    pub fn start_engine_with(&self, options: ipa_engine::EngineOptions) -> TestEngine {
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let handle = ipa_server::engine::spawn(
             &self.state.store,
             &self.state.notifications,
+            self.secrets.clone(),
             options,
             shutdown,
         )
@@ -461,5 +469,272 @@ impl TestServer {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// One request a [`FakeModel`] received.
+#[derive(Clone, Debug)]
+pub struct ModelRequest {
+    /// The method.
+    pub method: String,
+    /// The path asked for.
+    pub path: String,
+    /// The raw query string.
+    pub query: String,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body (null when there was none).
+    pub body: Value,
+    /// When it arrived.
+    pub at: std::time::Instant,
+}
+
+impl ModelRequest {
+    /// The value of header `name` (lower case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(header, _)| header == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The names of the functions offered in a chat-completions request.
+    pub fn offered_functions(&self) -> Vec<String> {
+        self.body["tools"]
+            .as_array()
+            .map(|tools| {
+                tools
+                    .iter()
+                    .map(|tool| {
+                        tool["function"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// An answer a [`FakeModel`] gives, in the order scripted.
+#[derive(Clone, Debug)]
+pub struct Scripted {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+    delay: std::time::Duration,
+}
+
+impl Scripted {
+    /// A chat completion answering `text`, with this usage.
+    pub fn answer(text: &str, prompt_tokens: u32, completion_tokens: u32) -> Self {
+        Self::completion(
+            &json!({"role": "assistant", "content": text}),
+            "stop",
+            prompt_tokens,
+            completion_tokens,
+        )
+    }
+
+    /// A chat completion calling functions: `(call id, function name, arguments as JSON text)`.
+    pub fn tool_calls(
+        calls: &[(&str, &str, &str)],
+        prompt_tokens: u32,
+        completion_tokens: u32,
+    ) -> Self {
+        let calls: Vec<Value> = calls
+            .iter()
+            .map(|(id, name, arguments)| {
+                json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+            })
+            .collect();
+        Self::completion(
+            &json!({"role": "assistant", "content": null, "tool_calls": calls}),
+            "tool_calls",
+            prompt_tokens,
+            completion_tokens,
+        )
+    }
+
+    fn completion(
+        message: &Value,
+        finish: &str,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+    ) -> Self {
+        Self {
+            status: 200,
+            headers: Vec::new(),
+            delay: std::time::Duration::ZERO,
+            body: json!({
+                "id": "chatcmpl-test", "object": "chat.completion", "created": 1_764_000_000,
+                "model": "fake-model",
+                "choices": [{"index": 0, "message": message.clone(), "finish_reason": finish}],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                          "total_tokens": prompt_tokens + completion_tokens}
+            }),
+        }
+    }
+
+    /// An error status with an OpenAI-style error body and these headers.
+    pub fn error(status: u16, message: &str, headers: &[(&str, &str)]) -> Self {
+        Self {
+            status,
+            headers: headers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+            body: json!({"error": {"message": message, "type": "test_error"}}),
+            delay: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Any JSON answer with status 200 (a custom agent's reply, say).
+    pub fn json(body: Value) -> Self {
+        Self {
+            status: 200,
+            headers: Vec::new(),
+            body,
+            delay: std::time::Duration::ZERO,
+        }
+    }
+
+    /// The same answer, given only after `delay`.
+    pub fn after(self, delay: std::time::Duration) -> Self {
+        Self { delay, ..self }
+    }
+}
+
+#[derive(Default)]
+struct FakeModelState {
+    script: std::collections::VecDeque<Scripted>,
+    received: Vec<ModelRequest>,
+}
+
+/// A local OpenAI-compatible server that answers from a script, over real HTTP:
+/// - `/tools/...`: echoes `{"method", "path", "query", "body"}` (for `api` tools and plugin
+///   operations);
+/// - any other path: the next scripted answer (500 once the script is used up).
+///
+/// Every request is recorded.
+#[derive(Clone)]
+pub struct FakeModel {
+    address: SocketAddr,
+    state: std::sync::Arc<std::sync::Mutex<FakeModelState>>,
+}
+
+impl FakeModel {
+    /// Starts the server on a loopback port.
+    pub async fn start() -> Self {
+        use poem::{
+            EndpointExt, IntoResponse, Request, Response, handler, http::StatusCode, web::Data,
+        };
+        type Shared = std::sync::Arc<std::sync::Mutex<FakeModelState>>;
+
+        #[handler]
+        async fn any(request: &Request, body: poem::Body, state: Data<&Shared>) -> Response {
+            let bytes = body.into_vec().await.unwrap_or_default();
+            let received = ModelRequest {
+                method: request.method().to_string(),
+                path: request.uri().path().to_owned(),
+                query: request.uri().query().unwrap_or_default().to_owned(),
+                headers: request
+                    .headers()
+                    .iter()
+                    .map(|(name, value)| {
+                        (
+                            name.as_str().to_ascii_lowercase(),
+                            value.to_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect(),
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                at: std::time::Instant::now(),
+            };
+            let scripted = {
+                let mut state = state
+                    .0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                state.received.push(received.clone());
+                if received.path.starts_with("/tools/") {
+                    None
+                } else {
+                    Some(state.script.pop_front().unwrap_or_else(|| {
+                        Scripted::error(500, "the script has no answer left", &[])
+                    }))
+                }
+            };
+            let Some(scripted) = scripted else {
+                return poem::web::Json(json!({
+                    "method": received.method, "path": received.path,
+                    "query": received.query, "body": received.body,
+                }))
+                .into_response();
+            };
+            tokio::time::sleep(scripted.delay).await;
+            let mut response = poem::web::Json(scripted.body)
+                .with_status(
+                    StatusCode::from_u16(scripted.status).unwrap_or(StatusCode::IM_A_TEAPOT),
+                )
+                .into_response();
+            for (name, value) in scripted.headers {
+                if let (Ok(name), Ok(value)) = (
+                    poem::http::HeaderName::from_bytes(name.as_bytes()),
+                    poem::http::HeaderValue::from_str(&value),
+                ) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            response
+        }
+
+        let state: Shared = std::sync::Arc::default();
+        let acceptor = match TcpListener::bind("127.0.0.1:0").into_acceptor().await {
+            Ok(acceptor) => acceptor,
+            Err(err) => panic!("cannot listen on loopback: {err}"),
+        };
+        let address = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().copied())
+            .unwrap_or_else(|| panic!("the listener has no address"));
+        let app = poem::Route::new().at("/*path", any).data(state.clone());
+        tokio::spawn(async move {
+            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+        });
+        Self { address, state }
+    }
+
+    /// The URL of `path` on the server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Adds answers to the end of the script.
+    pub fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .script
+            .extend(answers);
+    }
+
+    /// Every request received so far.
+    pub fn received(&self) -> Vec<ModelRequest> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .received
+            .clone()
+    }
+
+    /// The requests received at paths not under `/tools/` (model and endpoint calls).
+    pub fn model_calls(&self) -> Vec<ModelRequest> {
+        self.received()
+            .into_iter()
+            .filter(|request| !request.path.starts_with("/tools/"))
+            .collect()
     }
 }

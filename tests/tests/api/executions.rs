@@ -868,15 +868,16 @@ async fn read_events(url: &str, token: &str, last: Option<i64>) -> Vec<(i64, Str
 }
 
 #[tokio::test]
-async fn agent_steps_fail_clearly_and_stats_follow_workflow_visibility() {
+async fn a_refused_agent_call_fails_the_run_and_stats_follow_workflow_visibility() {
     let server = TestServer::start().await;
+    let target = WebhookTarget::start().await;
     let (_, token) = server.signed_in("alice", false).await;
     let (status, agent) = server
         .json(
             Method::POST,
             "/agents",
             Some(&token),
-            Some(json!({"name": "helper", "type": "custom", "configuration": {"endpoint": "http://127.0.0.1:9/agent"}})),
+            Some(json!({"name": "helper", "type": "custom", "configuration": {"endpoint": target.url("/status/400")}})),
         )
         .await;
     assert_eq!(status, 201, "{agent}");
@@ -893,7 +894,10 @@ async fn agent_steps_fail_clearly_and_stats_follow_workflow_visibility() {
         .wait_for_run(&token, run["id"].as_str().unwrap(), &["failed"], WAIT)
         .await;
     assert!(
-        run["error"].as_str().unwrap().contains("not yet supported"),
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("the endpoint of agent 'helper' answered HTTP 400"),
         "{run:#}"
     );
     engine.stop().await;
