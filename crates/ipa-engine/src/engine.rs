@@ -403,17 +403,15 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                 return Ok(());
             }
             let context = json!({"input": run.input, "steps": steps_context});
-            let outcome = self
-                .run_step(
-                    &run,
-                    step,
-                    row,
-                    &context,
-                    deadline,
-                    std::mem::take(&mut logs),
-                    &interrupts,
-                )
-                .await?;
+            let turn = StepTurn {
+                run: &run,
+                step,
+                row,
+                context: &context,
+                deadline,
+                interrupts: &interrupts,
+            };
+            let outcome = self.run_step(turn, std::mem::take(&mut logs)).await?;
             match outcome {
                 StepEnd::Completed(output) => {
                     steps_context.insert(
@@ -441,17 +439,18 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
     }
 
     /// Runs one step: its condition, then what it does.
-    #[allow(clippy::too_many_arguments)]
     async fn run_step(
         &self,
-        run: &ClaimedRun,
-        step: &Step,
-        row: &ExecutionStep,
-        context: &Value,
-        deadline: Option<(OffsetDateTime, u64)>,
+        turn: StepTurn<'_>,
         mut logs: Vec<NewLogLine>,
-        interrupts: &watch::Receiver<Option<Interrupt>>,
     ) -> Result<StepEnd, Lost> {
+        let StepTurn {
+            run,
+            step,
+            row,
+            context,
+            ..
+        } = turn;
         if let Some(condition) = &step.when {
             match self.templates.evaluate(&condition.source, context) {
                 Ok(true) => {}
@@ -478,18 +477,9 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
             }
         }
         match &step.kind {
-            StepKind::Webhook(webhook) => {
-                self.run_webhook(run, step, webhook, row, context, deadline, logs, interrupts)
-                    .await
-            }
-            StepKind::Approval(approval) => {
-                self.await_approval(run, step, approval, row, context, logs)
-                    .await
-            }
-            StepKind::Agent(agent) => {
-                self.run_agent(run, step, agent, row, context, deadline, logs, interrupts)
-                    .await
-            }
+            StepKind::Webhook(webhook) => self.run_webhook(turn, webhook, logs).await,
+            StepKind::Approval(approval) => self.await_approval(turn, approval, logs).await,
+            StepKind::Agent(agent) => self.run_agent(turn, agent, logs).await,
         }
     }
 
@@ -526,13 +516,17 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
 
     async fn await_approval(
         &self,
-        run: &ClaimedRun,
-        step: &Step,
+        turn: StepTurn<'_>,
         approval: &ApprovalStep,
-        row: &ExecutionStep,
-        context: &Value,
         mut logs: Vec<NewLogLine>,
     ) -> Result<StepEnd, Lost> {
+        let StepTurn {
+            run,
+            step,
+            row,
+            context,
+            ..
+        } = turn;
         let message = match self.templates.render(&approval.message.source, context) {
             Ok(message) => message,
             Err(error) => {
@@ -576,18 +570,20 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
         Ok(StepEnd::Stop)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn run_webhook(
         &self,
-        run: &ClaimedRun,
-        step: &Step,
+        turn: StepTurn<'_>,
         webhook: &WebhookStep,
-        row: &ExecutionStep,
-        context: &Value,
-        deadline: Option<(OffsetDateTime, u64)>,
         mut logs: Vec<NewLogLine>,
-        interrupts: &watch::Receiver<Option<Interrupt>>,
     ) -> Result<StepEnd, Lost> {
+        let StepTurn {
+            run,
+            step,
+            row,
+            context,
+            deadline,
+            interrupts,
+        } = turn;
         // The same key on every attempt, after a lost worker too: receivers can de-duplicate.
         let key = format!("{}:{}", run.lease.execution_id.as_uuid(), row.id.as_uuid());
         let request = match render_request(webhook, &self.templates, context, &key) {
@@ -750,18 +746,20 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
 
     /// Runs an agent step: the agent answers the rendered prompt while its calls' log lines are
     /// committed as they come; the step's `timeout_ms` bounds the whole conversation.
-    #[allow(clippy::too_many_arguments)]
     async fn run_agent(
         &self,
-        run: &ClaimedRun,
-        step: &Step,
+        turn: StepTurn<'_>,
         agent: &AgentStep,
-        row: &ExecutionStep,
-        context: &Value,
-        deadline: Option<(OffsetDateTime, u64)>,
         mut logs: Vec<NewLogLine>,
-        interrupts: &watch::Receiver<Option<Interrupt>>,
     ) -> Result<StepEnd, Lost> {
+        let StepTurn {
+            run,
+            step,
+            row,
+            context,
+            deadline,
+            interrupts,
+        } = turn;
         let prompt = match self.templates.render(&agent.prompt.source, context) {
             Ok(prompt) => prompt,
             Err(error) => {
@@ -825,12 +823,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
         let began = Instant::now();
         let result = loop {
             tokio::select! {
-                // A call cut short by the limit ends at or after it (timers never fire early),
-                // so the step fails for the limit whichever of the two timers woke first.
-                result = &mut conversation => break match (result, &limit) {
-                    (Err(_), Some((at, why))) if Instant::now() >= *at => Err(why.clone()),
-                    (result, _) => result,
-                },
+                result = &mut conversation => break result,
                 Some(line) = lines.recv() => {
                     let mut batch = vec![line];
                     while let Ok(line) = lines.try_recv() {
@@ -913,6 +906,23 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
         self.commit(run, RunChange::logs(vec![line])).await?;
         Ok(())
     }
+}
+
+/// A step about to run, with what every kind of step needs from its run.
+#[derive(Clone, Copy)]
+struct StepTurn<'a> {
+    /// The claimed run.
+    run: &'a ClaimedRun,
+    /// The step as defined.
+    step: &'a Step,
+    /// Its row in the run.
+    row: &'a ExecutionStep,
+    /// What its templates read: `{"input", "steps"}`.
+    context: &'a Value,
+    /// When the run runs out of time, and its limit in milliseconds.
+    deadline: Option<(OffsetDateTime, u64)>,
+    /// Cancel, shutdown or a lost lease, which stop a step in flight.
+    interrupts: &'a watch::Receiver<Option<Interrupt>>,
 }
 
 /// How a step ended, for the run's loop.

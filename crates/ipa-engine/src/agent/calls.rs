@@ -123,7 +123,9 @@ pub(crate) struct Answered {
 
 /// Posts `body` to `url` with `headers`, retrying what may succeed later; every failed attempt
 /// is a warning line (`what` names the callee in it, `detail` is merged into its context).
-/// `limit` is when the step or run runs out of time.
+/// `limit` is when the step or run runs out of time: no retry waits past it. Calls keep their
+/// own timeout; the engine alone stops the conversation at the limit, so a step cut short always
+/// fails for its limit.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn post_with_retries(
     client: &WebhookClient,
@@ -145,8 +147,6 @@ pub(crate) async fn post_with_retries(
     };
     let mut attempt = 1;
     loop {
-        let timeout =
-            within(timeout, limit).ok_or_else(|| format!("no time was left to call {what}"))?;
         let began = Instant::now();
         let result = client.call(&request, timeout).await;
         let latency_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -202,17 +202,6 @@ pub(crate) async fn post_with_retries(
         );
         tokio::time::sleep(wait).await;
         attempt += 1;
-    }
-}
-
-/// `timeout` shortened to what is left before `limit`; `None` once nothing is.
-pub(crate) fn within(timeout: Duration, limit: Option<Instant>) -> Option<Duration> {
-    match limit {
-        None => Some(timeout),
-        Some(limit) => {
-            let left = limit.checked_duration_since(Instant::now())?;
-            (!left.is_zero()).then(|| timeout.min(left))
-        }
     }
 }
 
@@ -342,16 +331,5 @@ mod tests {
     fn percent_encoding_keeps_only_unreserved_characters() {
         assert_eq!(percent_encode("a b/c?d=é"), "a%20b%2Fc%3Fd%3D%C3%A9");
         assert_eq!(percent_encode("gpt-4o_mini.1~"), "gpt-4o_mini.1~");
-    }
-
-    #[test]
-    fn time_left_shortens_a_timeout() {
-        assert_eq!(
-            within(Duration::from_secs(5), None),
-            Some(Duration::from_secs(5))
-        );
-        let soon = Instant::now() + Duration::from_millis(200);
-        assert!(within(Duration::from_secs(5), Some(soon)).unwrap() <= Duration::from_millis(200));
-        assert_eq!(within(Duration::from_secs(5), Some(Instant::now())), None);
     }
 }

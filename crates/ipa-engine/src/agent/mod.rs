@@ -87,7 +87,8 @@ pub(crate) struct StepCall<'a> {
     pub step_name: &'a str,
     /// The run's data (`{"input", "steps"}`), which built-in functions read.
     pub context: &'a Value,
-    /// When the step runs out of time, if it has a limit.
+    /// When the step runs out of time, if it has a limit: retries never wait past it (the engine
+    /// itself stops the conversation there).
     pub limit: Option<Instant>,
     /// Where its lines go.
     pub recorder: &'a Recorder,
@@ -429,7 +430,6 @@ impl<A: AgentRepository> AgentRunner<A> {
             templates: &self.templates,
             schemas: &JsonSchemas,
             context: step.context,
-            limit: step.limit,
         };
         for round in 0..=MAX_TOOL_ROUNDS {
             let request = CreateChatCompletionRequest {

@@ -7,7 +7,7 @@
 //! that cannot be made or fails comes back as a tool error the model reads, never as a failure of
 //! the step: the model may correct itself.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_openai::types::chat::{ChatCompletionTool, ChatCompletionTools, FunctionObject};
 use ipa_agent::{
@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
-use super::calls::{percent_encode, within};
+use super::calls::percent_encode;
 use crate::webhook::{WebhookClient, WebhookFailure, WebhookRequest};
 use crate::{JsonSchemas, Templates};
 
@@ -57,8 +57,6 @@ pub(crate) struct ToolEnv<'a> {
     pub schemas: &'a JsonSchemas,
     /// The run's data: `{"input", "steps"}`.
     pub context: &'a Value,
-    /// When the step runs out of time.
-    pub limit: Option<Instant>,
 }
 
 /// How one call went.
@@ -176,10 +174,6 @@ impl ToolBox {
         };
         request.idempotency_key = Some(key.to_owned());
         let timeout = Duration::from_secs(u64::from(timeout_seconds));
-        let Some(timeout) = within(timeout, env.limit) else {
-            call.outcome = Err("the step has no time left for this call".to_owned());
-            return call;
-        };
         match env.client.call(&request, timeout).await {
             Ok(response) => {
                 call.status_code = Some(response.status);
@@ -439,7 +433,6 @@ mod tests {
             templates,
             schemas: &JsonSchemas,
             context,
-            limit: None,
         }
     }
 
