@@ -22,7 +22,9 @@ use ipa_kernel::{
 use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use uuid::Uuid;
 
-use crate::sql::{ListQuery, array_literal, commit, from_store, like_literal, statement, storage};
+use crate::sql::{
+    ListQuery, array_literal, commit, from_store, like_literal, read_page, statement, storage,
+};
 use crate::store::Store;
 
 /// The columns of an [`Agent`] from `agents a`; the seed's nullable columns read as their
@@ -427,19 +429,17 @@ impl AgentRepository for PgAgents {
         filter: &AgentFilter,
         page: PageRequest,
     ) -> Result<Page<Agent>, StorageError> {
-        let (sql, values) = list_query(filter, page);
-        let txn = self.store.begin(actor).await.map_err(from_store)?;
-        let rows = txn
-            .connection()
-            .query_all_raw(statement(&sql, values))
-            .await
-            .map_err(storage("listing agents"))?;
-        commit(txn).await?;
-        let agents = rows
-            .iter()
-            .map(agent_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetched(agents, page.limit, Agent::keyset))
+        let query = list_query(filter, page);
+        read_page(
+            &self.store,
+            actor,
+            query,
+            page,
+            "listing agents",
+            agent_from_row,
+            Agent::keyset,
+        )
+        .await
     }
 
     async fn update<F>(

@@ -23,7 +23,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit;
-use crate::sql::{ListQuery, commit, from_store, statement, storage};
+use crate::sql::{ListQuery, commit, from_store, read_page, statement, storage};
 use crate::store::Store;
 
 /// The columns of an [`Execution`] from `executions e` and its version `v`.
@@ -487,23 +487,17 @@ impl ExecutionRepository for PgExecutions {
         filter: &ExecutionFilter,
         page: PageRequest,
     ) -> Result<Page<Execution>, StorageError> {
-        let (sql, values) = list_query(filter, page);
-        let txn = self.store.begin(actor).await.map_err(from_store)?;
-        let rows = txn
-            .connection()
-            .query_all_raw(statement(&sql, values))
-            .await
-            .map_err(storage("listing executions"))?;
-        commit(txn).await?;
-        let executions = rows
-            .iter()
-            .map(execution_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetched(
-            executions,
-            page.limit,
+        let query = list_query(filter, page);
+        read_page(
+            &self.store,
+            actor,
+            query,
+            page,
+            "listing executions",
+            execution_from_row,
             Execution::keyset,
-        ))
+        )
+        .await
     }
 
     async fn get(

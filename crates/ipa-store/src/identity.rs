@@ -18,7 +18,7 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::audit;
-use crate::sql::{ListQuery, commit, from_store, like_literal, statement, storage};
+use crate::sql::{ListQuery, commit, from_store, like_literal, read_page, statement, storage};
 use crate::store::{Store, TransactionScope};
 
 /// The columns of a [`User`], NULLs of the seed's nullable columns read as their defaults.
@@ -220,20 +220,17 @@ impl UserRepository for PgUsers {
                 "(email LIKE ${email} ESCAPE '\\' OR username LIKE ${username} ESCAPE '\\')"
             ));
         }
-        let (sql, values) = query.newest_first(USER_COLUMNS, "users", "", page);
-
-        let txn = self.store.begin(actor).await.map_err(from_store)?;
-        let rows = txn
-            .connection()
-            .query_all_raw(statement(&sql, values))
-            .await
-            .map_err(storage("listing users"))?;
-        commit(txn).await?;
-        let users = rows
-            .iter()
-            .map(user_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetched(users, page.limit, User::keyset))
+        let query = query.newest_first(USER_COLUMNS, "users", "", page);
+        read_page(
+            &self.store,
+            actor,
+            query,
+            page,
+            "listing users",
+            user_from_row,
+            User::keyset,
+        )
+        .await
     }
 
     async fn update(

@@ -1,11 +1,11 @@
 //! Small helpers every repository shares: building raw statements, turning driver failures into
 //! the ports' opaque [`StorageError`], committing, and escaping client text for `LIKE`.
 
-use ipa_kernel::{PageRequest, StorageError};
-use sea_orm::{DbBackend, DbErr, Statement, Value};
+use ipa_kernel::{Actor, Keyset, Page, PageRequest, StorageError};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 
 use crate::StoreError;
-use crate::store::ActorTransaction;
+use crate::store::{ActorTransaction, Store};
 
 /// Wraps a driver error with what we were doing.
 pub(crate) fn storage(context: &'static str) -> impl Fn(DbErr) -> StorageError {
@@ -89,6 +89,29 @@ impl ListQuery {
         );
         (sql, self.values)
     }
+}
+
+/// Reads one page of a list as `actor`: `query` is [`ListQuery::newest_first`]'s statement
+/// (one row over the page), each row read by `from_row`; `context` names the work in errors.
+pub(crate) async fn read_page<T>(
+    store: &Store,
+    actor: &Actor,
+    query: (String, Vec<Value>),
+    page: PageRequest,
+    context: &'static str,
+    from_row: impl Fn(&QueryResult) -> Result<T, StorageError>,
+    keyset: impl Fn(&T) -> Keyset,
+) -> Result<Page<T>, StorageError> {
+    let (sql, values) = query;
+    let txn = store.begin(actor).await.map_err(from_store)?;
+    let rows = txn
+        .connection()
+        .query_all_raw(statement(&sql, values))
+        .await
+        .map_err(storage(context))?;
+    commit(txn).await?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_overfetched(items, page.limit, keyset))
 }
 
 /// Escapes `%`, `_` and `\` so a client's text matches literally in `LIKE ... ESCAPE '\'`.

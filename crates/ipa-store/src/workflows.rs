@@ -18,7 +18,9 @@ use ipa_workflow::{
 use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use uuid::Uuid;
 
-use crate::sql::{ListQuery, array_literal, commit, from_store, like_literal, statement, storage};
+use crate::sql::{
+    ListQuery, array_literal, commit, from_store, like_literal, read_page, statement, storage,
+};
 use crate::store::Store;
 
 /// The columns of a [`Workflow`] read from `workflows w` joined to its current version `v`. The
@@ -300,23 +302,17 @@ impl WorkflowRepository for PgWorkflows {
         filter: &WorkflowFilter,
         page: PageRequest,
     ) -> Result<Page<Workflow>, StorageError> {
-        let (sql, values) = list_query(filter, page);
-        let txn = self.store.begin(actor).await.map_err(from_store)?;
-        let rows = txn
-            .connection()
-            .query_all_raw(statement(&sql, values))
-            .await
-            .map_err(storage("listing workflows"))?;
-        commit(txn).await?;
-        let workflows = rows
-            .iter()
-            .map(workflow_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetched(
-            workflows,
-            page.limit,
+        let query = list_query(filter, page);
+        read_page(
+            &self.store,
+            actor,
+            query,
+            page,
+            "listing workflows",
+            workflow_from_row,
             Workflow::keyset,
-        ))
+        )
+        .await
     }
 
     async fn update(
