@@ -11,6 +11,25 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// Serves `app` on a free loopback port; the address and the task serving it.
+async fn serve_on_loopback(
+    app: impl poem::Endpoint + 'static,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let acceptor = match TcpListener::bind("127.0.0.1:0").into_acceptor().await {
+        Ok(acceptor) => acceptor,
+        Err(err) => panic!("cannot listen on loopback: {err}"),
+    };
+    let address = acceptor
+        .local_addr()
+        .first()
+        .and_then(|addr| addr.as_socket_addr().copied())
+        .unwrap_or_else(|| panic!("the listener has no address"));
+    let task = tokio::spawn(async move {
+        let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+    });
+    (address, task)
+}
+
 /// A running server and the database behind it; both end when it is dropped.
 pub struct TestServer {
     address: SocketAddr,
@@ -76,19 +95,7 @@ impl TestServer {
             Ok(state) => state,
             Err(err) => panic!("cannot prepare the services: {err}"),
         };
-        let acceptor = match TcpListener::bind("127.0.0.1:0").into_acceptor().await {
-            Ok(acceptor) => acceptor,
-            Err(err) => panic!("cannot listen on loopback: {err}"),
-        };
-        let address = acceptor
-            .local_addr()
-            .first()
-            .and_then(|addr| addr.as_socket_addr().copied())
-            .unwrap_or_else(|| panic!("the listener has no address"));
-        let app = ipa_api::app(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
-        });
+        let (address, task) = serve_on_loopback(ipa_api::app(state.clone())).await;
         Self {
             address,
             client: reqwest::Client::new(),
@@ -364,19 +371,8 @@ impl WebhookTarget {
         }
 
         let received: Log = std::sync::Arc::default();
-        let acceptor = match TcpListener::bind("127.0.0.1:0").into_acceptor().await {
-            Ok(acceptor) => acceptor,
-            Err(err) => panic!("cannot listen on loopback: {err}"),
-        };
-        let address = acceptor
-            .local_addr()
-            .first()
-            .and_then(|addr| addr.as_socket_addr().copied())
-            .unwrap_or_else(|| panic!("the listener has no address"));
         let app = poem::Route::new().at("/*path", any).data(received.clone());
-        tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
-        });
+        let (address, _) = serve_on_loopback(app).await;
         Self { address, received }
     }
 
@@ -691,19 +687,8 @@ impl FakeModel {
         }
 
         let state: Shared = std::sync::Arc::default();
-        let acceptor = match TcpListener::bind("127.0.0.1:0").into_acceptor().await {
-            Ok(acceptor) => acceptor,
-            Err(err) => panic!("cannot listen on loopback: {err}"),
-        };
-        let address = acceptor
-            .local_addr()
-            .first()
-            .and_then(|addr| addr.as_socket_addr().copied())
-            .unwrap_or_else(|| panic!("the listener has no address"));
         let app = poem::Route::new().at("/*path", any).data(state.clone());
-        tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
-        });
+        let (address, _) = serve_on_loopback(app).await;
         Self { address, state }
     }
 

@@ -740,26 +740,10 @@ async fn an_agent_used_by_a_current_version_is_kept_and_the_users_named() {
         {"name": "ping", "type": "webhook", "request": {"method": "GET", "url": "https://example.com"}}]}});
     let mut workflows = Vec::new();
     for (token, name) in [(&alice, "Newsletter"), (&bob, "Bob's secret plan")] {
-        let (status, workflow) = server
-            .json(
-                Method::POST,
-                "/workflows",
-                Some(token),
-                Some(json!({"name": name})),
-            )
+        let workflow = server
+            .active_workflow(token, name, uses(&id(&agent))["definition"].clone())
             .await;
-        assert_eq!(status, 201);
-        let versions = format!("/workflows/{}/versions", id(&workflow));
-        let (status, body) = server
-            .json(
-                Method::POST,
-                &versions,
-                Some(token),
-                Some(uses(&id(&agent))),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        workflows.push((token, versions));
+        workflows.push((token, format!("/workflows/{workflow}/versions")));
     }
     let path = format!("/agents/{}", id(&agent));
     let (status, body) = server.json(Method::DELETE, &path, Some(&alice), None).await;
