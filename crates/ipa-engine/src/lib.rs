@@ -26,3 +26,12 @@ pub use webhook::{
     MAX_RESPONSE_BYTES, WebhookClient, WebhookFailure, WebhookRequest, WebhookResponse,
     render_request,
 };
+
+/// `text` cut to its first `max` characters, `…` and then `note` marking the cut; `text` whole
+/// when it is no longer. Messages quote what clients and callees sent, which may be any length.
+pub(crate) fn clip(text: &str, max: usize, note: &str) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…{note}", &text[..end]),
+        None => text.to_owned(),
+    }
+}

@@ -411,13 +411,13 @@ fn compile_problems(
                     reference.keyword,
                     quoted(&Value::String(reference.target.clone()))
                 );
-                (reference.pointer, cap(message))
+                (reference.pointer, cap(&message))
             })
             .collect::<Vec<_>>();
         if found.is_empty() {
             vec![(
                 String::new(),
-                cap(format!("the schema does not compile: {failure}")),
+                cap(&format!("the schema does not compile: {failure}")),
             )]
         } else {
             found
@@ -452,7 +452,7 @@ fn compile_problems(
         ),
         ReferencingError::UnknownSpecification { specification } => vec![(
             String::new(),
-            cap(format!(
+            cap(&format!(
                 "a `$schema` inside the schema names a dialect this server does not know ({}); \
                  remove it or use the one at the root",
                 quoted(&Value::String(specification.clone()))
@@ -460,7 +460,7 @@ fn compile_problems(
         )],
         ReferencingError::Unretrievable { uri, .. } => vec![(
             String::new(),
-            cap(format!(
+            cap(&format!(
                 "the schema refers to {}, which is not part of it, and remote references are not \
                  fetched",
                 quoted(&Value::String(uri.clone()))
@@ -565,13 +565,13 @@ fn schema_message(error: &ValidationError<'_>) -> String {
         ValidationErrorKind::UniqueItems => format!("{subject} must not repeat an entry: {found}"),
         _ => format!("{subject} is not valid: {}", error.masked_with(found)),
     };
-    cap(message)
+    cap(&message)
 }
 
 /// The message for a value (an argument) that does not conform to its schema. The location is
 /// in the pointer; the message says what is wrong with the value.
 fn instance_message(error: &ValidationError<'_>) -> String {
-    cap(error.masked_with(quoted(error.instance())).to_string())
+    cap(&error.masked_with(quoted(error.instance())).to_string())
 }
 
 /// What a type check of the meta-schema expected, in words.
@@ -680,19 +680,12 @@ impl Place {
 
 /// `value` as JSON, cut to [`MAX_QUOTED_CHARS`] characters.
 fn quoted(value: &Value) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(MAX_QUOTED_CHARS) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text,
-    }
+    crate::clip(&value.to_string(), MAX_QUOTED_CHARS, "")
 }
 
 /// `message` cut to [`MAX_MESSAGE_CHARS`] characters.
-fn cap(message: String) -> String {
-    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((end, _)) => format!("{}…", &message[..end]),
-        None => message,
-    }
+fn cap(message: &str) -> String {
+    crate::clip(message, MAX_MESSAGE_CHARS, "")
 }
 
 /// `base` extended by one member name or index, escaped per RFC 6901.

@@ -241,13 +241,7 @@ fn provider_message(body: &Value) -> Option<String> {
         .or_else(|| body.is_string().then_some(body))
         .and_then(Value::as_str)?
         .trim();
-    if text.is_empty() {
-        return None;
-    }
-    Some(match text.char_indices().nth(500) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    })
+    (!text.is_empty()).then(|| crate::clip(text, 500, ""))
 }
 
 #[cfg(test)]

@@ -412,10 +412,11 @@ pub(crate) fn result_text(outcome: &Result<Value, String>) -> String {
 }
 
 fn cut(text: &str) -> String {
-    match text.char_indices().nth(MAX_RESULT_CHARS) {
-        Some((at, _)) => format!("{}… (cut at {MAX_RESULT_CHARS} characters)", &text[..at]),
-        None => text.to_owned(),
-    }
+    crate::clip(
+        text,
+        MAX_RESULT_CHARS,
+        &format!(" (cut at {MAX_RESULT_CHARS} characters)"),
+    )
 }
 
 #[cfg(test)]
