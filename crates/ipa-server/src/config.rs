@@ -204,13 +204,11 @@ pub struct EngineArgs {
     pub openai_base_url: String,
 }
 
-/// An absolute http(s) URL.
+/// An http(s) URL as agent configurations take them, without a trailing slash (paths are
+/// appended to it).
 fn parse_http_url(text: &str) -> Result<String, String> {
-    let url = url::Url::parse(text).map_err(|error| format!("not an absolute URL: {error}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err("an http or https URL with a host is needed".to_owned());
-    }
-    Ok(text.trim_end_matches('/').to_owned())
+    let url = ipa_agent::HttpUrl::parse(text)?;
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// How long sessions last and when failed sign-ins lock attempts out.
@@ -307,6 +305,24 @@ mod tests {
             options.identity.policy().unwrap(),
             IdentityPolicy::default()
         );
+    }
+
+    #[test]
+    fn the_openai_base_url_is_an_http_url_without_its_trailing_slash() {
+        let base = |url: &str| {
+            Cli::try_parse_from(["ipa", "serve", "--openai-base-url", url]).map(|cli| {
+                let Command::Serve(options) = cli.command else {
+                    panic!("not serve")
+                };
+                options.engine.openai_base_url
+            })
+        };
+        assert_eq!(
+            base("https://gateway.example/v1/").unwrap(),
+            "https://gateway.example/v1"
+        );
+        assert!(base("ftp://gateway.example").is_err());
+        assert!(base("https://").is_err());
     }
 
     #[test]
