@@ -752,7 +752,7 @@ async fn an_agent_used_by_a_current_version_is_kept_and_the_users_named() {
     assert!(message.contains("\"Newsletter\""), "{message}");
     assert!(
         message.contains("the current versions of workflow \"Newsletter\" (")
-            && message.ends_with(") and 1 workflow of another user."),
+            && message.contains(") and 1 workflow of another user; change them first"),
         "{message}"
     );
     assert!(

@@ -121,10 +121,14 @@ pub(crate) fn json_body(response: &WebhookResponse) -> Result<Value, String> {
     let body = match &response.body {
         Value::Null => return Err(format!("answered HTTP {} with no body", response.status)),
         // A body over the client's cap was cut: whatever it was, it cannot be read whole.
-        _ if response.truncated => {
+        body if response.truncated => {
+            let text = match body {
+                Value::String(text) => crate::clip(text.trim(), QUOTE_CHARS),
+                other => crate::clip(&other.to_string(), QUOTE_CHARS),
+            };
             return Err(format!(
                 "answered HTTP {} with a body larger than the {} bytes read, which cannot be a \
-                 usable answer",
+                 usable answer: {text}",
                 response.status, response.bytes
             ));
         }
@@ -469,11 +473,13 @@ mod tests {
         );
         assert!(why.chars().count() < QUOTE_CHARS + 100, "{why}");
 
-        let mut cut = response(Value::String("{\"choices\": [".to_owned()));
+        let mut cut = response(Value::String(page[..1_048_576].to_owned()));
         cut.truncated = true;
         cut.bytes = 1_048_576;
         let why = read_completion(&cut).turn.unwrap_err();
         assert!(why.contains("larger than the 1048576 bytes read"), "{why}");
+        assert!(why.contains(": <html><p>busy"), "{why}");
+        assert!(why.ends_with("… (1048576 characters, cut)"), "{why}");
 
         assert_eq!(reason(Value::Null), "answered HTTP 200 with no body");
         assert!(reason(json!([1])).contains("not an object"));
