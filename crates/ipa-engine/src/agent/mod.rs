@@ -54,6 +54,10 @@ use crate::{JsonSchemas, Templates};
 /// stopped (it is most likely looping), failing the step.
 pub const MAX_TOOL_ROUNDS: u32 = 10;
 
+/// The most characters of a function name a model asked for quoted in a log line (the names
+/// offered are far shorter).
+const MAX_QUOTED_NAME_CHARS: usize = 100;
+
 /// How deep group conversations may nest (a group among the participants of a group...).
 const MAX_GROUP_DEPTH: usize = 4;
 
@@ -470,8 +474,12 @@ impl<A: AgentRepository> AgentRunner<A> {
             let usage = reply.usage.unwrap_or_default();
             tally.usage.add(usage);
             tally.model_calls += 1;
-            let names: Vec<&str> = match &reply.turn {
-                Ok(Turn::Calls { calls, .. }) => calls.iter().map(|c| c.name.as_str()).collect(),
+            // The model's words: a name it made up may be of any length.
+            let names: Vec<String> = match &reply.turn {
+                Ok(Turn::Calls { calls, .. }) => calls
+                    .iter()
+                    .map(|c| crate::clip(&c.name, MAX_QUOTED_NAME_CHARS))
+                    .collect(),
                 _ => Vec::new(),
             };
             let mut context = json!({
@@ -487,7 +495,12 @@ impl<A: AgentRepository> AgentRunner<A> {
                 Ok(turn) => {
                     let summary = match turn {
                         Turn::Answer(_) => "answered".to_owned(),
-                        Turn::Calls { .. } => format!("called {}", names.join(", ")),
+                        Turn::Calls { .. } => {
+                            format!(
+                                "called {}",
+                                crate::clip(&names.join(", "), crate::QUOTE_CHARS)
+                            )
+                        }
                     };
                     (
                         LogLevel::Info,
@@ -554,7 +567,7 @@ impl<A: AgentRepository> AgentRunner<A> {
                 let latency_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
                 tally.tool_calls += 1;
                 // The model's words: quoted clipped, like any remote text.
-                let function = crate::clip(&call.name, crate::QUOTE_CHARS);
+                let function = crate::clip(&call.name, MAX_QUOTED_NAME_CHARS);
                 let arguments: Value =
                     serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!(call.arguments));
                 let mut context = json!({
