@@ -518,8 +518,20 @@ impl ModelRequest {
 pub struct Scripted {
     status: u16,
     headers: Vec<(String, String)>,
-    body: Value,
+    body: ScriptedBody,
     delay: std::time::Duration,
+}
+
+/// What a [`Scripted`] answer's body is.
+#[derive(Clone, Debug)]
+enum ScriptedBody {
+    /// JSON, served as `application/json`.
+    Json(Value),
+    /// These bytes, served with this content type.
+    Raw {
+        content_type: String,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Scripted {
@@ -563,13 +575,13 @@ impl Scripted {
             status: 200,
             headers: Vec::new(),
             delay: std::time::Duration::ZERO,
-            body: json!({
+            body: ScriptedBody::Json(json!({
                 "id": "chatcmpl-test", "object": "chat.completion", "created": 1_764_000_000,
                 "model": "fake-model",
                 "choices": [{"index": 0, "message": message.clone(), "finish_reason": finish}],
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                           "total_tokens": prompt_tokens + completion_tokens}
-            }),
+            })),
         }
     }
 
@@ -581,7 +593,7 @@ impl Scripted {
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect(),
-            body: json!({"error": {"message": message, "type": "test_error"}}),
+            body: ScriptedBody::Json(json!({"error": {"message": message, "type": "test_error"}})),
             delay: std::time::Duration::ZERO,
         }
     }
@@ -591,7 +603,20 @@ impl Scripted {
         Self {
             status: 200,
             headers: Vec::new(),
-            body,
+            body: ScriptedBody::Json(body),
+            delay: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Any body, with this status and content type (JSON served as text, an HTML error page...).
+    pub fn raw(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: ScriptedBody::Raw {
+                content_type: content_type.to_owned(),
+                bytes: body.into(),
+            },
             delay: std::time::Duration::ZERO,
         }
     }
@@ -670,11 +695,19 @@ impl FakeModel {
                 .into_response();
             };
             tokio::time::sleep(scripted.delay).await;
-            let mut response = poem::web::Json(scripted.body)
-                .with_status(
-                    StatusCode::from_u16(scripted.status).unwrap_or(StatusCode::IM_A_TEAPOT),
-                )
-                .into_response();
+            let status = StatusCode::from_u16(scripted.status).unwrap_or(StatusCode::IM_A_TEAPOT);
+            let mut response = match scripted.body {
+                ScriptedBody::Json(body) => {
+                    poem::web::Json(body).with_status(status).into_response()
+                }
+                ScriptedBody::Raw {
+                    content_type,
+                    bytes,
+                } => Response::builder()
+                    .status(status)
+                    .content_type(content_type)
+                    .body(bytes),
+            };
             for (name, value) in scripted.headers {
                 if let (Ok(name), Ok(value)) = (
                     poem::http::HeaderName::from_bytes(name.as_bytes()),

@@ -186,48 +186,67 @@ impl AgentUsage {
 
 impl std::fmt::Display for AgentUsage {
     /// Names what the user may see and counts the rest, so a refusal never reveals another
-    /// user's workflow.
+    /// user's workflow: "The agent is used by the current versions of workflow "Invoices" (…)
+    /// and 2 workflows of other users, and is a participant of group agent "Desk" (…)".
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        fn list<'a>(
-            items: impl Iterator<Item = (String, Option<&'a str>)>,
-            noun: &str,
-        ) -> Option<String> {
+        /// `"A" (id)`, `"A" (id) and "B" (id)`, `"A" (id), "B" (id) and "C" (id)`.
+        fn and_list(items: &[String]) -> String {
+            match items {
+                [] => String::new(),
+                [one] => one.clone(),
+                [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+            }
+        }
+        /// The items named (after `noun`, plural when several) and the hidden ones counted:
+        /// `workflows "A" (id), "B" (id) and 1 workflow of another user`.
+        fn list<'a>(items: impl Iterator<Item = (String, Option<&'a str>)>, noun: &str) -> String {
             let mut named = Vec::new();
-            let mut hidden = 0;
+            let mut hidden = 0_usize;
             for (id, name) in items {
                 match name {
                     Some(name) => named.push(format!("\"{name}\" ({id})")),
                     None => hidden += 1,
                 }
             }
-            if hidden > 0 {
-                named.push(format!(
-                    "{hidden} {noun}{} of other users",
-                    if hidden == 1 { "" } else { "s" }
-                ));
+            let plural = if named.len() == 1 { "" } else { "s" };
+            if let Some(first) = named.first_mut() {
+                *first = format!("{noun}{plural} {first}");
             }
-            (!named.is_empty()).then(|| named.join(", "))
+            match hidden {
+                0 => {}
+                1 => named.push(format!("1 {noun} of another user")),
+                _ => named.push(format!("{hidden} {noun}s of other users")),
+            }
+            and_list(&named)
         }
-        let workflows = list(
-            self.workflows
-                .iter()
-                .map(|w| (w.id.to_string(), w.name.as_deref())),
-            "workflow",
-        );
-        let groups = list(
-            self.groups
-                .iter()
-                .map(|g| (g.id.to_string(), g.name.as_deref())),
-            "group agent",
-        );
         let mut parts = Vec::new();
-        if let Some(workflows) = workflows {
-            parts.push(format!("the current version of workflows {workflows}"));
+        if !self.workflows.is_empty() {
+            let versions = if self.workflows.len() == 1 {
+                "version"
+            } else {
+                "versions"
+            };
+            let workflows = list(
+                self.workflows
+                    .iter()
+                    .map(|w| (w.id.to_string(), w.name.as_deref())),
+                "workflow",
+            );
+            parts.push(format!("is used by the current {versions} of {workflows}"));
         }
-        if let Some(groups) = groups {
-            parts.push(format!("the group conversations {groups}"));
+        if !self.groups.is_empty() {
+            let groups = list(
+                self.groups
+                    .iter()
+                    .map(|g| (g.id.to_string(), g.name.as_deref())),
+                "group agent",
+            );
+            parts.push(format!("is a participant of {groups}"));
         }
-        write!(f, "The agent is used by {}", parts.join(" and by "))
+        if parts.is_empty() {
+            return write!(f, "The agent is not used");
+        }
+        write!(f, "The agent {}", parts.join(", and "))
     }
 }
 
@@ -337,7 +356,80 @@ mod tests {
             groups: vec![],
         };
         let text = usage.to_string();
-        assert!(text.contains("\"Invoices\""));
-        assert!(text.contains("2 workflows of other users"));
+        let invoices = usage.workflows[0].id;
+        assert_eq!(
+            text,
+            format!(
+                "The agent is used by the current versions of workflow \"Invoices\" ({invoices}) \
+                 and 2 workflows of other users"
+            )
+        );
+    }
+
+    #[test]
+    fn usage_reads_naturally_for_every_count() {
+        let workflow = |name: Option<&str>| UsingWorkflow {
+            id: WorkflowId::new_random(),
+            name: name.map(str::to_owned),
+        };
+        let group = |name: Option<&str>| UsingGroup {
+            id: AgentId::new_random(),
+            name: name.map(str::to_owned),
+        };
+        let text = |workflows: Vec<UsingWorkflow>, groups: Vec<UsingGroup>| {
+            let usage = AgentUsage { workflows, groups };
+            // Ids vary: each is replaced by `ID` to compare sentences.
+            let mut text = usage.to_string();
+            for id in usage.workflows.iter().map(|w| w.id.to_string()) {
+                text = text.replace(&id, "ID");
+            }
+            for id in usage.groups.iter().map(|g| g.id.to_string()) {
+                text = text.replace(&id, "ID");
+            }
+            text
+        };
+        assert_eq!(
+            text(vec![workflow(None)], vec![]),
+            "The agent is used by the current version of 1 workflow of another user"
+        );
+        assert_eq!(
+            text(vec![workflow(None), workflow(None), workflow(None)], vec![]),
+            "The agent is used by the current versions of 3 workflows of other users"
+        );
+        assert_eq!(
+            text(vec![workflow(Some("A"))], vec![]),
+            "The agent is used by the current version of workflow \"A\" (ID)"
+        );
+        assert_eq!(
+            text(
+                vec![
+                    workflow(Some("A")),
+                    workflow(Some("B")),
+                    workflow(Some("C")),
+                    workflow(None)
+                ],
+                vec![]
+            ),
+            "The agent is used by the current versions of workflows \"A\" (ID), \"B\" (ID), \
+             \"C\" (ID) and 1 workflow of another user"
+        );
+        assert_eq!(
+            text(vec![], vec![group(Some("Desk"))]),
+            "The agent is a participant of group agent \"Desk\" (ID)"
+        );
+        assert_eq!(
+            text(
+                vec![workflow(Some("A"))],
+                vec![
+                    group(Some("Desk")),
+                    group(Some("Panel")),
+                    group(None),
+                    group(None)
+                ]
+            ),
+            "The agent is used by the current version of workflow \"A\" (ID), and is a \
+             participant of group agents \"Desk\" (ID), \"Panel\" (ID) and 2 group agents of \
+             other users"
+        );
     }
 }

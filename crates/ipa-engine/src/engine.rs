@@ -683,7 +683,9 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                     let mut detail = json!({"attempt": attempt, "duration_ms": elapsed, "error": failure.to_string()});
                     if let WebhookFailure::Status(response) = &failure {
                         detail["status_code"] = json!(response.status);
-                        detail["response"] = response.body.clone();
+                        // One line per attempt: each quotes the answer clipped; the failed
+                        // step's output keeps the last one whole.
+                        detail["response"] = crate::clip_value(&response.body);
                     }
                     let out_of_time =
                         run_deadline_hit && matches!(failure, WebhookFailure::TimedOut(_));

@@ -680,12 +680,12 @@ impl Place {
 
 /// `value` as JSON, cut to [`MAX_QUOTED_CHARS`] characters.
 fn quoted(value: &Value) -> String {
-    crate::clip(&value.to_string(), MAX_QUOTED_CHARS, "")
+    crate::clip(&value.to_string(), MAX_QUOTED_CHARS)
 }
 
 /// `message` cut to [`MAX_MESSAGE_CHARS`] characters.
 fn cap(message: &str) -> String {
-    crate::clip(message, MAX_MESSAGE_CHARS, "")
+    crate::clip(message, MAX_MESSAGE_CHARS)
 }
 
 /// `base` extended by one member name or index, escaped per RFC 6901.

@@ -13,11 +13,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tests::{FakeModel, Scripted, TestServer};
 
-const LEASE: Duration = Duration::from_secs(10);
-const WAIT: Duration = Duration::from_secs(30);
-const PLANTED: &str = "sk-planted-4d1b9e7a2c";
+pub(crate) const LEASE: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const PLANTED: &str = "sk-planted-4d1b9e7a2c";
 
-async fn create(server: &TestServer, token: &str, path: &str, body: Value) -> Value {
+pub(crate) async fn create(server: &TestServer, token: &str, path: &str, body: Value) -> Value {
     let (status, created) = server
         .json(Method::POST, path, Some(token), Some(body))
         .await;
@@ -25,13 +25,13 @@ async fn create(server: &TestServer, token: &str, path: &str, body: Value) -> Va
     created
 }
 
-fn compatible(fake: &FakeModel) -> Value {
+pub(crate) fn compatible(fake: &FakeModel) -> Value {
     json!({"provider": {"type": "openai_compatible", "base_url": fake.url("/v1"),
                         "api_key": {"value": PLANTED}}})
 }
 
 /// Runs a one-step workflow whose step asks agent `agent` `prompt`; returns the finished run.
-async fn run_agent(
+pub(crate) async fn run_agent(
     server: &TestServer,
     token: &str,
     agent: &Value,
@@ -52,7 +52,7 @@ async fn run_agent(
         .await
 }
 
-async fn logs(server: &TestServer, token: &str, run: &Value) -> Vec<Value> {
+pub(crate) async fn logs(server: &TestServer, token: &str, run: &Value) -> Vec<Value> {
     let (status, page) = server
         .json(
             Method::GET,
@@ -65,7 +65,7 @@ async fn logs(server: &TestServer, token: &str, run: &Value) -> Vec<Value> {
     page["items"].as_array().unwrap().clone()
 }
 
-fn of_kind<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+pub(crate) fn of_kind<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
     lines
         .iter()
         .filter(|line| line["context"]["kind"] == kind)
@@ -73,7 +73,7 @@ fn of_kind<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
 }
 
 /// Neither the run (steps, outputs, errors) nor its log lines contain the planted key.
-async fn assert_no_planted_key(server: &TestServer, token: &str, run: &Value) {
+pub(crate) async fn assert_no_planted_key(server: &TestServer, token: &str, run: &Value) {
     let (_, fresh) = server
         .json(
             Method::GET,

@@ -750,7 +750,11 @@ async fn an_agent_used_by_a_current_version_is_kept_and_the_users_named() {
     assert_eq!((status, body["code"].as_str()), (409, Some("agent_in_use")));
     let message = body["message"].as_str().unwrap();
     assert!(message.contains("\"Newsletter\""), "{message}");
-    assert!(message.contains("1 workflow of other users"), "{message}");
+    assert!(
+        message.contains("the current versions of workflow \"Newsletter\" (")
+            && message.contains(") and 1 workflow of another user; change them first"),
+        "{message}"
+    );
     assert!(
         !message.contains("secret plan"),
         "another user's workflow is not named: {message}"

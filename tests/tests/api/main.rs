@@ -3,6 +3,7 @@
 // Test helpers panic on failure by design: the panic is the test's failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agent_answers;
 mod agent_steps;
 mod agents;
 mod auth;

@@ -150,7 +150,7 @@ pub(crate) async fn post_with_retries(
         let began = Instant::now();
         let result = client.call(&request, timeout).await;
         let latency_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let failure = match result {
+        let mut failure = match result {
             Ok(response) => {
                 return Ok(Answered {
                     response,
@@ -169,6 +169,10 @@ pub(crate) async fn post_with_retries(
             WebhookFailure::Transport(_) => (true, None, None),
             WebhookFailure::TimedOut(_) | WebhookFailure::InvalidRequest(_) => (false, None, None),
         };
+        // Secrets are hidden before the provider's message is cut, so no cut splits one.
+        if let WebhookFailure::Status(response) = &mut failure {
+            response.body = recorder.redact(std::mem::take(&mut response.body));
+        }
         let message = failure_message(what, &failure);
         let wait = asked_wait
             .unwrap_or_else(|| FIRST_BACKOFF.saturating_mul(1 << (attempt - 1).min(6)))
@@ -231,8 +235,8 @@ fn failure_message(what: &str, failure: &WebhookFailure) -> String {
 
 /// The error message in a provider's error body: OpenAI and Azure send
 /// `{"error": {"message": ...}}`, other servers `{"error": "..."}`, `{"message": ...}` or
-/// `{"detail": ...}`, or plain text. At most 500 characters are kept.
-fn provider_message(body: &Value) -> Option<String> {
+/// `{"detail": ...}`, or plain text. At most [`crate::QUOTE_CHARS`] characters are kept.
+pub(crate) fn provider_message(body: &Value) -> Option<String> {
     let text = body
         .pointer("/error/message")
         .or_else(|| body.get("error").filter(|error| error.is_string()))
@@ -241,7 +245,7 @@ fn provider_message(body: &Value) -> Option<String> {
         .or_else(|| body.is_string().then_some(body))
         .and_then(Value::as_str)?
         .trim();
-    (!text.is_empty()).then(|| crate::clip(text, 500, ""))
+    (!text.is_empty()).then(|| crate::clip(text, crate::QUOTE_CHARS))
 }
 
 #[cfg(test)]
@@ -317,7 +321,7 @@ mod tests {
         assert_eq!(message(json!({"error": {"code": 1}})), None);
         assert_eq!(
             message(json!("x".repeat(600))).map(|m| m.chars().count()),
-            Some(501)
+            Some(crate::QUOTE_CHARS)
         );
     }
 

@@ -16,6 +16,7 @@
 //! them hidden from what the step records. Every model, endpoint and tool call is a log line
 //! with the model, its latency and token usage; the output carries the answer and the total.
 
+mod answer;
 mod calls;
 mod record;
 mod tools;
@@ -26,12 +27,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_openai::types::chat::{
-    ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessage,
-    ChatCompletionRequestAssistantMessageContent, ChatCompletionRequestMessage,
-    ChatCompletionRequestSystemMessage, ChatCompletionRequestSystemMessageContent,
-    ChatCompletionRequestToolMessage, ChatCompletionRequestToolMessageContent,
-    ChatCompletionRequestUserMessage, ChatCompletionRequestUserMessageContent,
-    CreateChatCompletionRequest, CreateChatCompletionResponse,
+    ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
+    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestSystemMessageContent, ChatCompletionRequestToolMessage,
+    ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage,
+    ChatCompletionRequestUserMessageContent, CreateChatCompletionRequest, FunctionCall,
 };
 use ipa_agent::{
     AgentConfiguration, AgentRepository, AgentStatus, EndpointConfiguration, GroupConfiguration,
@@ -41,6 +42,7 @@ use ipa_execution::LogLevel;
 use ipa_kernel::{Actor, AgentId, ExecutionId};
 use serde_json::{Value, json};
 
+use self::answer::{Turn, embedded_error, json_body, read_completion};
 use self::calls::{ChatEndpoint, MODEL_CALL_TIMEOUT, merge, post_with_retries};
 pub(crate) use self::record::Recorder;
 use self::record::{Tally, Usage};
@@ -51,6 +53,10 @@ use crate::{JsonSchemas, Templates};
 /// The most rounds of tool calls in one answer: a model still calling tools after that many is
 /// stopped (it is most likely looping), failing the step.
 pub const MAX_TOOL_ROUNDS: u32 = 10;
+
+/// The most characters of a function name a model asked for quoted in a log line (the names
+/// offered are far shorter).
+const MAX_QUOTED_NAME_CHARS: usize = 100;
 
 /// How deep group conversations may nest (a group among the participants of a group...).
 const MAX_GROUP_DEPTH: usize = 4;
@@ -378,7 +384,8 @@ impl<A: AgentRepository> AgentRunner<A> {
                     "agent": speaker.name,
                     "agent_id": speaker.id.as_uuid(),
                     "round": round + 1,
-                    "content": content,
+                    // The whole of it is in the output's transcript.
+                    "content": crate::clip(&content, crate::QUOTE_CHARS),
                 }),
             );
             transcript.push(Said {
@@ -427,6 +434,7 @@ impl<A: AgentRepository> AgentRunner<A> {
         });
         let env = ToolEnv {
             client: &self.client,
+            recorder: step.recorder,
             templates: &self.templates,
             schemas: &JsonSchemas,
             context: step.context,
@@ -459,78 +467,86 @@ impl<A: AgentRepository> AgentRunner<A> {
                 step.recorder,
             )
             .await?;
-            let response: CreateChatCompletionResponse =
-                serde_json::from_value(answered.response.body).map_err(|error| {
-                    format!("{what} answered something that is not a chat completion: {error}")
-                })?;
-            let usage = response.usage.as_ref().map_or_else(Usage::default, |u| {
-                Usage::new(
-                    u64::from(u.prompt_tokens),
-                    u64::from(u.completion_tokens),
-                    Some(u64::from(u.total_tokens)),
-                )
-            });
+            // Secrets are hidden before anything is read or clipped, so no cut can split one.
+            let mut response = answered.response;
+            response.body = step.recorder.redact(std::mem::take(&mut response.body));
+            let reply = read_completion(&response);
+            let usage = reply.usage.unwrap_or_default();
             tally.usage.add(usage);
             tally.model_calls += 1;
-            let choice = response
-                .choices
-                .into_iter()
-                .next()
-                .ok_or_else(|| format!("{what} answered without a choice"))?;
-            let calls: Vec<_> = choice
-                .message
-                .tool_calls
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|call| match call {
-                    ChatCompletionMessageToolCalls::Function(call) => Some(call),
-                    ChatCompletionMessageToolCalls::Custom(_) => None,
-                })
-                .collect();
-            let names: Vec<&str> = calls.iter().map(|c| c.function.name.as_str()).collect();
+            // The model's words: a name it made up may be of any length.
+            let names: Vec<String> = match &reply.turn {
+                Ok(Turn::Calls { calls, .. }) => calls
+                    .iter()
+                    .map(|c| crate::clip(&c.name, MAX_QUOTED_NAME_CHARS))
+                    .collect(),
+                _ => Vec::new(),
+            };
             let mut context = json!({
                 "latency_ms": answered.latency_ms,
                 "attempt": answered.attempt,
+                "status_code": response.status,
                 "usage": usage,
-                "finish_reason": choice.finish_reason,
+                "finish_reason": reply.finish_reason,
                 "tool_calls": names,
             });
             merge(&mut context, &detail);
-            let summary = if names.is_empty() {
-                "answered".to_owned()
-            } else {
-                format!("called {}", names.join(", "))
+            let (level, message) = match &reply.turn {
+                Ok(turn) => {
+                    let summary = match turn {
+                        Turn::Answer(_) => "answered".to_owned(),
+                        Turn::Calls { .. } => {
+                            format!(
+                                "called {}",
+                                crate::clip(&names.join(", "), crate::QUOTE_CHARS)
+                            )
+                        }
+                    };
+                    (
+                        LogLevel::Info,
+                        format!(
+                            "Model {model} {summary} in {} ms ({} tokens)",
+                            answered.latency_ms, usage.total_tokens
+                        ),
+                    )
+                }
+                Err(reason) => {
+                    context["error"] = json!(reason);
+                    (
+                        LogLevel::Error,
+                        format!(
+                            "Model {model} {reason} ({} ms, {} tokens)",
+                            answered.latency_ms, usage.total_tokens
+                        ),
+                    )
+                }
             };
-            step.recorder.line(
-                LogLevel::Info,
-                format!(
-                    "Model {model} {summary} in {} ms ({} tokens)",
-                    answered.latency_ms, usage.total_tokens
-                ),
-                context,
-            );
-            if calls.is_empty() {
-                return Ok(choice
-                    .message
-                    .content
-                    .or(choice.message.refusal)
-                    .unwrap_or_default());
-            }
+            step.recorder.line(level, message, context);
+            let (content, calls) = match reply.turn {
+                Ok(Turn::Answer(answer)) => return Ok(answer),
+                Ok(Turn::Calls { content, calls }) => (content, calls),
+                Err(reason) => return Err(format!("{what} {reason}")),
+            };
             if round == MAX_TOOL_ROUNDS {
                 break;
             }
             messages.push(ChatCompletionRequestMessage::Assistant(
                 ChatCompletionRequestAssistantMessage {
-                    content: choice
-                        .message
-                        .content
-                        .map(ChatCompletionRequestAssistantMessageContent::Text),
+                    content: content.map(ChatCompletionRequestAssistantMessageContent::Text),
                     tool_calls: Some(
                         calls
                             .iter()
-                            .cloned()
-                            .map(ChatCompletionMessageToolCalls::Function)
+                            .map(|call| {
+                                ChatCompletionMessageToolCalls::Function(
+                                    ChatCompletionMessageToolCall {
+                                        id: call.id.clone(),
+                                        function: FunctionCall {
+                                            name: call.name.clone(),
+                                            arguments: call.arguments.clone(),
+                                        },
+                                    },
+                                )
+                            })
                             .collect(),
                     ),
                     ..ChatCompletionRequestAssistantMessage::default()
@@ -546,18 +562,20 @@ impl<A: AgentRepository> AgentRunner<A> {
                 let began = Instant::now();
                 let made = agent
                     .tools
-                    .call(&call.function.name, &call.function.arguments, &key, &env)
+                    .call(&call.name, &call.arguments, &key, &env)
                     .await;
                 let latency_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
                 tally.tool_calls += 1;
-                let arguments: Value = serde_json::from_str(&call.function.arguments)
-                    .unwrap_or(Value::String(call.function.arguments.clone()));
+                // The model's words: quoted clipped, like any remote text.
+                let function = crate::clip(&call.name, MAX_QUOTED_NAME_CHARS);
+                let arguments: Value =
+                    serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!(call.arguments));
                 let mut context = json!({
                     "kind": "tool_call",
-                    "function": call.function.name,
+                    "function": function,
                     "tool": made.tool.as_ref().map(|(name, _)| name),
                     "tool_type": made.tool.as_ref().map(|(_, tool_type)| tool_type.as_str()),
-                    "arguments": arguments,
+                    "arguments": crate::clip_value(&arguments),
                     "latency_ms": latency_ms,
                     "status_code": made.status_code,
                     "ok": made.outcome.is_ok(),
@@ -569,16 +587,19 @@ impl<A: AgentRepository> AgentRunner<A> {
                 match &made.outcome {
                     Ok(_) => step.recorder.line(
                         LogLevel::Info,
-                        format!("Tool {} answered in {latency_ms} ms", call.function.name),
+                        format!("Tool {function} answered in {latency_ms} ms"),
                         context,
                     ),
                     Err(error) => {
+                        // The model reads the whole error (up to a tool result's length); the
+                        // record keeps its beginning.
+                        let error = crate::clip(error, crate::QUOTE_CHARS);
                         context["error"] = json!(error);
                         step.recorder.line(
                             LogLevel::Warning,
                             format!(
-                                "Tool {} failed in {latency_ms} ms: {error}; the model is told",
-                                call.function.name
+                                "Tool {function} failed in {latency_ms} ms: {error}; the model is \
+                                 told"
                             ),
                             context,
                         );
@@ -642,20 +663,15 @@ impl<A: AgentRepository> AgentRunner<A> {
             step.recorder,
         )
         .await?;
-        let reply = &answered.response.body;
-        let content = reply
-            .get("content")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                format!(
-                    "{what} answered without a `content` string; it must answer \
-                     {{\"content\": \"...\", \"usage\": {{...}}}}"
-                )
-            })?
-            .to_owned();
+        // Secrets are hidden before anything is read or clipped, so no cut can split one.
+        let mut response = answered.response;
+        response.body = step.recorder.redact(std::mem::take(&mut response.body));
+        let reply = json_body(&response);
         let count = |name: &str| {
             reply
-                .pointer(&format!("/usage/{name}"))
+                .as_ref()
+                .ok()
+                .and_then(|reply| reply.pointer(&format!("/usage/{name}")))
                 .and_then(Value::as_u64)
         };
         let usage = Usage::new(
@@ -665,21 +681,42 @@ impl<A: AgentRepository> AgentRunner<A> {
         );
         tally.usage.add(usage);
         tally.model_calls += 1;
+        let content = reply.and_then(|reply| match reply.get("content") {
+            Some(Value::String(content)) => Ok(content.clone()),
+            _ => Err(embedded_error(response.status, &reply).unwrap_or_else(|| {
+                "answered without a `content` string; it must answer \
+                     {\"content\": \"...\", \"usage\": {...}}"
+                    .to_owned()
+            })),
+        });
         let mut context = json!({
             "latency_ms": answered.latency_ms,
             "attempt": answered.attempt,
+            "status_code": response.status,
             "usage": usage,
         });
         merge(&mut context, &detail);
-        step.recorder.line(
-            LogLevel::Info,
-            format!(
-                "The endpoint of agent '{}' answered in {} ms ({} tokens)",
-                agent.name, answered.latency_ms, usage.total_tokens
+        let (level, message) = match &content {
+            Ok(_) => (
+                LogLevel::Info,
+                format!(
+                    "The endpoint of agent '{}' answered in {} ms ({} tokens)",
+                    agent.name, answered.latency_ms, usage.total_tokens
+                ),
             ),
-            context,
-        );
-        Ok(content)
+            Err(reason) => {
+                context["error"] = json!(reason);
+                (
+                    LogLevel::Error,
+                    format!(
+                        "The endpoint of agent '{}' {reason} ({} ms, {} tokens)",
+                        agent.name, answered.latency_ms, usage.total_tokens
+                    ),
+                )
+            }
+        };
+        step.recorder.line(level, message, context);
+        content.map_err(|reason| format!("{what} {reason}"))
     }
 }
 

@@ -22,6 +22,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
 use super::calls::percent_encode;
+use super::record::Recorder;
 use crate::webhook::{WebhookClient, WebhookFailure, WebhookRequest};
 use crate::{JsonSchemas, Templates};
 
@@ -51,6 +52,8 @@ pub(crate) struct ToolBox {
 pub(crate) struct ToolEnv<'a> {
     /// The HTTP client.
     pub client: &'a WebhookClient,
+    /// The step's recorder, whose secrets are hidden from answers before they are cut.
+    pub recorder: &'a Recorder,
     /// The template language.
     pub templates: &'a Templates,
     /// Argument validation.
@@ -132,7 +135,8 @@ impl ToolBox {
                 tool: None,
                 status_code: None,
                 outcome: Err(format!(
-                    "there is no function named `{name}`; the functions are: {}",
+                    "there is no function named `{}`; the functions are: {}",
+                    crate::clip(name, crate::QUOTE_CHARS),
                     known.join(", ")
                 )),
             };
@@ -177,14 +181,19 @@ impl ToolBox {
         match env.client.call(&request, timeout).await {
             Ok(response) => {
                 call.status_code = Some(response.status);
-                call.outcome = Ok(response.body);
+                call.outcome = Ok(env.recorder.redact(response.body));
             }
             Err(WebhookFailure::Status(response)) => {
                 call.status_code = Some(response.status);
+                // Hidden before the cut, so no cut splits a secret.
+                let body = match env.recorder.redact(response.body) {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                };
                 call.outcome = Err(format!(
                     "the API answered HTTP {}: {}",
                     response.status,
-                    cut(&response.body.to_string())
+                    cut(&body)
                 ));
             }
             Err(failure) => call.outcome = Err(failure.to_string()),
@@ -412,11 +421,7 @@ pub(crate) fn result_text(outcome: &Result<Value, String>) -> String {
 }
 
 fn cut(text: &str) -> String {
-    crate::clip(
-        text,
-        MAX_RESULT_CHARS,
-        &format!(" (cut at {MAX_RESULT_CHARS} characters)"),
-    )
+    crate::clip(text, MAX_RESULT_CHARS)
 }
 
 #[cfg(test)]
@@ -426,11 +431,13 @@ mod tests {
 
     fn env<'a>(
         client: &'a WebhookClient,
+        recorder: &'a Recorder,
         templates: &'a Templates,
         context: &'a Value,
     ) -> ToolEnv<'a> {
         ToolEnv {
             client,
+            recorder,
             templates,
             schemas: &JsonSchemas,
             context,
@@ -442,7 +449,9 @@ mod tests {
         let client = WebhookClient::new(1024).unwrap();
         let templates = Templates::new();
         let context = json!({"input": {"orders": [{"id": 1, "total": 50}, {"id": 2, "total": 150}]}, "steps": {}});
-        let env = env(&client, &templates, &context);
+        let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = Recorder::new(ipa_kernel::ExecutionStepId::new_random(), sender);
+        let env = env(&client, &recorder, &templates, &context);
         let query = builtin_call(
             BuiltinFunction::JsonQuery,
             &json!({"expression": "input.orders[?total > `100`].id"}),
@@ -568,6 +577,7 @@ mod tests {
         assert_eq!(result_text(&Ok(json!({"a": 1}))), r#"{"a":1}"#);
         assert_eq!(result_text(&Err("no".to_owned())), r#"{"error":"no"}"#);
         let long = result_text(&Ok(Value::String("x".repeat(MAX_RESULT_CHARS + 10))));
-        assert!(long.ends_with("(cut at 32768 characters)"));
+        assert!(long.ends_with("… (32778 characters, cut)"), "{long}");
+        assert_eq!(long.chars().count(), MAX_RESULT_CHARS);
     }
 }
