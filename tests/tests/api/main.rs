@@ -6,6 +6,7 @@
 mod agent_steps;
 mod agents;
 mod auth;
+mod backup;
 mod executions;
 mod health;
 mod users;
