@@ -653,3 +653,26 @@ async fn the_stats_refresh_sees_every_users_executions() {
         "maintenance acts as the owner"
     );
 }
+
+#[tokio::test]
+async fn the_stats_refresh_computes_a_view_that_a_restore_left_uncomputed() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    // What a restore without the view's data leaves (docs/operations.md).
+    rows_as_owner(
+        &store,
+        "REFRESH MATERIALIZED VIEW workflow_execution_stats WITH NO DATA",
+    )
+    .await;
+    let populated =
+        "SELECT relispopulated FROM pg_class WHERE oid = 'workflow_execution_stats'::regclass";
+    assert!(!scalar_as::<bool>(&store, &Actor::system(), populated).await);
+    ipa_store::maintenance::refresh_workflow_stats(&store)
+        .await
+        .unwrap();
+    assert!(scalar_as::<bool>(&store, &Actor::system(), populated).await);
+    // Later refreshes go back to CONCURRENTLY, which needs the view computed.
+    ipa_store::maintenance::refresh_workflow_stats(&store)
+        .await
+        .unwrap();
+}
