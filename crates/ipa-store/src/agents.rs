@@ -282,18 +282,34 @@ async fn participants_problems(
         let members: Vec<AgentId> =
             serde_json::from_value(row.try_get("", "participants").map_err(&get)?)
                 .map_err(|error| StorageError::new(CONTEXT, error))?;
+        let visible: bool = row.try_get("", "visible").map_err(&get)?;
+        // The lookup keeps an unseen agent's type and status to itself. Such an agent is only
+        // ever reported as missing and walked through for cycles, which read neither, so it
+        // stands here as an inactive agent of no particular kind.
+        let label = |column: &str| -> Result<Option<String>, StorageError> {
+            row.try_get::<Option<String>>("", column).map_err(&get)
+        };
         let state = ParticipantState {
-            agent_type: row
-                .try_get::<String>("", "type")
-                .map_err(&get)?
-                .parse()
-                .map_err(|error| StorageError::new(CONTEXT, error))?,
-            status: row
-                .try_get::<String>("", "status")
-                .map_err(&get)?
-                .parse()
-                .map_err(|error| StorageError::new(CONTEXT, error))?,
-            visible: row.try_get("", "visible").map_err(&get)?,
+            agent_type: match label("type")? {
+                Some(agent_type) => agent_type
+                    .parse()
+                    .map_err(|error| StorageError::new(CONTEXT, error))?,
+                None if !visible => AgentType::Custom,
+                None => return Err(StorageError::new(CONTEXT, "a visible agent without a type")),
+            },
+            status: match label("status")? {
+                Some(status) => status
+                    .parse()
+                    .map_err(|error| StorageError::new(CONTEXT, error))?,
+                None if !visible => AgentStatus::Inactive,
+                None => {
+                    return Err(StorageError::new(
+                        CONTEXT,
+                        "a visible agent without a status",
+                    ));
+                }
+            },
+            visible,
             participants: members,
         };
         graph.insert(
@@ -317,7 +333,12 @@ async fn usage(conn: &impl ConnectionTrait, id: AgentId) -> Result<AgentUsage, S
     for row in rows {
         let get = storage("reading what uses an agent");
         let kind: String = row.try_get("", "kind").map_err(&get)?;
-        let user: Uuid = row.try_get("", "id").map_err(&get)?;
+        // The lookup names neither the id nor the name of what the caller may not see; such a
+        // user is only counted ("1 workflow of other users"), so the nil id never shows.
+        let user: Uuid = row
+            .try_get::<Option<Uuid>>("", "id")
+            .map_err(&get)?
+            .unwrap_or_else(Uuid::nil);
         let name: Option<String> = row.try_get("", "name").map_err(&get)?;
         if kind == "workflow" {
             usage.workflows.push(UsingWorkflow {

@@ -857,14 +857,15 @@ impl ExecutionRepository for PgExecutions {
 
     async fn stats(&self, actor: &Actor) -> Result<Vec<WorkflowStats>, StorageError> {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
-        // The view has no row level security of its own: joining it to workflows applies theirs.
+        // The materialized view has no row level security of its own and the request role may
+        // not read it; this view joins it to workflows, whose policies decide what comes back.
         let rows = txn
             .connection()
             .query_all_raw(statement(
-                "SELECT s.workflow_id, w.name, s.total_executions, s.successful_count, \
-                        s.failed_count, s.avg_duration_ms::float8 AS avg_duration_ms \
-                 FROM workflow_execution_stats s JOIN workflows w ON w.id = s.workflow_id \
-                 ORDER BY w.name, w.id",
+                "SELECT workflow_id, workflow_name AS name, total_executions, successful_count, \
+                        failed_count, avg_duration_ms::float8 AS avg_duration_ms \
+                 FROM visible_workflow_execution_stats \
+                 ORDER BY workflow_name, workflow_id",
                 [],
             ))
             .await

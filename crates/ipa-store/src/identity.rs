@@ -350,7 +350,8 @@ impl PgSessions {
 
 /// The throttle's verdict in one statement: the lockout lasts until the oldest failure that
 /// keeps a counter at its limit leaves the window. Failures of an identifier count only after
-/// its last success; failures of an address count whatever identifier they tried.
+/// its last success; failures of an address count whatever identifier they tried, read through
+/// `ipa_address_failure_at`, which answers with a time and never shows other identifiers.
 const THROTTLE_SQL: &str = "\
 WITH last_success AS (
     SELECT max(attempted_at) AS at FROM login_attempts WHERE identifier = $1 AND succeeded
@@ -361,10 +362,7 @@ WITH last_success AS (
        AND attempted_at > coalesce((SELECT at FROM last_success), '-infinity')
      ORDER BY attempted_at DESC OFFSET $3 - 1 LIMIT 1
 ), address AS (
-    SELECT attempted_at FROM login_attempts
-     WHERE ip_address = ipa_client_ip() AND NOT succeeded
-       AND attempted_at > now() - $2 * interval '1 second'
-     ORDER BY attempted_at DESC OFFSET $4 - 1 LIMIT 1
+    SELECT ipa_address_failure_at($2, $4) AS attempted_at
 )
 SELECT extract(epoch FROM greatest((SELECT attempted_at FROM account), (SELECT attempted_at FROM address))
                          + $2 * interval '1 second' - clock_timestamp())::float8 AS locked_for";

@@ -33,10 +33,31 @@ pub async fn ensure_partitions(store: &Store) -> Result<i32, StoreError> {
 
 /// Refreshes `workflow_execution_stats` without blocking readers. Runs with the system actor so
 /// the forced row level security lets the owner see every execution.
+///
+/// A view that was never computed (a database restored with the view's data left out, as
+/// `docs/operations.md` restores) cannot be refreshed `CONCURRENTLY`; it is computed plainly
+/// once, which blocks its readers for that one refresh.
 pub async fn refresh_workflow_stats(store: &Store) -> Result<(), StoreError> {
     let txn = store.begin_maintenance().await?;
-    txn.connection()
-        .execute_unprepared("REFRESH MATERIALIZED VIEW CONCURRENTLY workflow_execution_stats")
+    let conn = txn.connection();
+    let populated = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT relispopulated FROM pg_catalog.pg_class \
+              WHERE oid = 'workflow_execution_stats'::regclass",
+        ))
+        .await
+        .map_err(StoreError::database("reading workflow_execution_stats"))?
+        .map(|row| row.try_get_by_index::<bool>(0))
+        .transpose()
+        .map_err(StoreError::database("reading workflow_execution_stats"))?
+        .unwrap_or(true);
+    let refresh = if populated {
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY workflow_execution_stats"
+    } else {
+        "REFRESH MATERIALIZED VIEW workflow_execution_stats"
+    };
+    conn.execute_unprepared(refresh)
         .await
         .map_err(StoreError::database("refreshing workflow_execution_stats"))?;
     txn.commit().await

@@ -7,6 +7,7 @@ mod agent_answers;
 mod agent_steps;
 mod agents;
 mod auth;
+mod backup;
 mod executions;
 mod health;
 mod users;

@@ -129,6 +129,7 @@ async fn catalog_lookups_see_past_row_level_security_and_restore_the_callers_con
     let store = db.store().await;
     let alice = create_user(&store, "alice").await;
     let bob = create_user(&store, "bob").await;
+    let mine = create_agent(&store, alice, "mine", "active").await;
     let hidden = create_agent(&store, bob, "hidden", "inactive").await;
     let group = Uuid::new_v4();
     exec_as(
@@ -137,40 +138,82 @@ async fn catalog_lookups_see_past_row_level_security_and_restore_the_callers_con
         &format!(
             "INSERT INTO agents (id, name, type, status, configuration, created_by) VALUES \
              ('{group}', 'bobs group', 'autogen', 'inactive', \
-              '{{\"participants\": [\"{hidden}\"]}}', '{bob}')"
+              '{{\"participants\": [\"{hidden}\", \"{mine}\"]}}', '{bob}')"
         ),
     )
     .await
     .unwrap();
     let as_alice = user(alice, false);
+    // Bob's inactive group stands only for what Alice may see that it reaches (her own agent),
+    // so a cycle through it is still refused; Bob's hidden participant never comes back.
     let graph: String = scalar_as(
         &store,
         &as_alice,
         &format!(
-            "SELECT string_agg(id::text || ':' || visible || ':' || cardinality(participants), ',' ORDER BY type) \
+            "SELECT string_agg(id::text || ':' || visible || ':' || cardinality(participants) \
+                               || ':' || coalesce(type::text, '-'), ',' ORDER BY visible) \
              FROM ipa_agent_graph(ARRAY['{group}']::uuid[])"
         ),
     )
     .await;
-    assert_eq!(graph, format!("{group}:false:1,{hidden}:false:0"));
+    assert_eq!(graph, format!("{group}:false:1:-,{mine}:true:0:custom"));
+    let reached: String = scalar_as(
+        &store,
+        &as_alice,
+        &format!(
+            "SELECT participants[1]::text FROM ipa_agent_graph(ARRAY['{group}']::uuid[]) \
+             WHERE id = '{group}'"
+        ),
+    )
+    .await;
+    assert_eq!(reached, mine.to_string());
     let usage: String = scalar_as(
         &store,
         &as_alice,
         &format!(
-            "SELECT kind || ':' || coalesce(name, '(hidden)') FROM ipa_agent_usage('{hidden}')"
+            "SELECT kind || ':' || coalesce(id::text, '(hidden)') || ':' || coalesce(name, '(hidden)') \
+             FROM ipa_agent_usage('{mine}')"
         ),
     )
     .await;
     assert_eq!(
-        usage, "group:(hidden)",
-        "Alice learns a group uses it, not its name"
+        usage, "group:(hidden):(hidden)",
+        "Alice learns a group uses her agent, not which"
     );
+    let about_bobs: i64 = scalar_as(
+        &store,
+        &as_alice,
+        &format!("SELECT count(*) FROM ipa_agent_usage('{hidden}')"),
+    )
+    .await;
+    assert_eq!(
+        about_bobs, 0,
+        "only who may change an agent asks what uses it"
+    );
+    let bobs_view: String = scalar_as(
+        &store,
+        &user(bob, false),
+        &format!("SELECT kind || ':' || id::text || ':' || name FROM ipa_agent_usage('{hidden}')"),
+    )
+    .await;
+    assert_eq!(bobs_view, format!("group:{group}:bobs group"));
+    let nobody: i64 = scalar_as(
+        &store,
+        &Actor::anonymous(ipa_kernel::ClientInfo::default()),
+        &format!(
+            "SELECT (SELECT count(*) FROM ipa_agent_graph(ARRAY['{group}']::uuid[])) \
+                  + (SELECT count(*) FROM ipa_agent_states(ARRAY['{group}']::uuid[])) \
+                  + (SELECT count(*) FROM ipa_user_states(ARRAY['{bob}']::uuid[]))"
+        ),
+    )
+    .await;
+    assert_eq!(nobody, 0, "no actor, no answer");
     let context: String = scalar_as(
         &store,
         &as_alice,
         &format!(
             "SELECT (SELECT count(*) FROM ipa_agent_graph(ARRAY['{group}']::uuid[]))::text || ':' \
-             || (SELECT count(*) FROM ipa_agent_usage('{hidden}'))::text || ':' || ipa_is_superuser()::text"
+             || (SELECT count(*) FROM ipa_agent_usage('{mine}'))::text || ':' || ipa_is_superuser()::text"
         ),
     )
     .await;

@@ -27,6 +27,41 @@ async fn count_with(store: &ipa_store::Store, setting: &str, value: &str, sql: &
     count
 }
 
+/// Runs `sql` in a sign-in's context: the identifier being signed in with, from `address`.
+async fn signing_in(
+    store: &ipa_store::Store,
+    identifier: &str,
+    address: Option<&str>,
+    sql: &str,
+) -> Result<u64, sea_orm::DbErr> {
+    let client = ClientInfo::new(address.map(|a| a.parse().unwrap()), None);
+    let txn = store.begin(&Actor::anonymous(client)).await.unwrap();
+    let conn = txn.connection();
+    conn.execute_unprepared(&format!(
+        "SELECT set_config('app.login_identifier', '{identifier}', true)"
+    ))
+    .await
+    .unwrap();
+    let outcome = conn.execute_unprepared(sql).await;
+    txn.commit().await.ok();
+    outcome.map(|result| result.rows_affected())
+}
+
+/// Records a failed attempt as a sign-in does: for its identifier, from its address.
+async fn failed_attempt(store: &ipa_store::Store, identifier: &str, address: Option<&str>) {
+    signing_in(
+        store,
+        identifier,
+        address,
+        &format!(
+            "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
+             VALUES ('{identifier}', ipa_client_ip(), false)"
+        ),
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn signing_in_sees_only_the_account_it_names() {
     let db = TestDatabase::migrated().await;
@@ -141,23 +176,22 @@ async fn sessions_hold_only_a_token_hash_and_show_only_to_their_bearer_and_owner
 }
 
 #[tokio::test]
-async fn sign_in_attempts_are_written_by_anyone_and_counted_per_identifier() {
+async fn sign_in_attempts_are_written_for_the_identifier_signing_in_and_counted_per_identifier() {
     let db = TestDatabase::migrated().await;
     let store = db.store().await;
-    let attempt = |identifier: &str, succeeded: bool| {
-        format!(
-            "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
-             VALUES ('{identifier}', '198.51.100.9', {succeeded})"
-        )
-    };
+    let address = Some("198.51.100.9");
     for _ in 0..3 {
-        exec_as(&store, &anonymous(), &attempt("ghost@example.com", false))
-            .await
-            .unwrap();
+        failed_attempt(&store, "ghost@example.com", address).await;
     }
-    exec_as(&store, &anonymous(), &attempt("alice", true))
-        .await
-        .unwrap();
+    failed_attempt(&store, "alice", address).await;
+    signing_in(
+        &store,
+        "alice",
+        address,
+        "UPDATE login_attempts SET succeeded = true",
+    )
+    .await
+    .unwrap();
 
     let failures = "SELECT count(*) FROM login_attempts WHERE NOT succeeded";
     assert_eq!(
@@ -184,6 +218,27 @@ async fn sign_in_attempts_are_written_by_anyone_and_counted_per_identifier() {
         .await,
         0
     );
+    // Attempts are written only for the identifier being signed in with, from the request's
+    // address, as failures; nobody writes them outside a sign-in.
+    let insert = |identifier: &str, address: &str, succeeded: bool| {
+        format!(
+            "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
+             VALUES ('{identifier}', '{address}', {succeeded})"
+        )
+    };
+    for (signing_in_as, sql) in [
+        ("alice", insert("bob", "198.51.100.9", false)),
+        ("alice", insert("alice", "192.0.2.1", false)),
+        ("alice", insert("alice", "198.51.100.9", true)),
+        ("", insert("alice", "198.51.100.9", false)),
+    ] {
+        let refused = signing_in(&store, signing_in_as, address, &sql).await;
+        assert_eq!(
+            state(refused.map(drop)),
+            RLS_VIOLATION,
+            "{signing_in_as}: {sql}"
+        );
+    }
     let erased = exec_as(&store, &anonymous(), "DELETE FROM login_attempts").await;
     assert_eq!(
         state(erased),
@@ -279,15 +334,7 @@ async fn attempts_only_flip_from_failed_to_succeeded_for_the_identifier_signing_
     let db = TestDatabase::migrated().await;
     let store = db.store().await;
     for identifier in ["alice", "bob"] {
-        exec_as(
-            &store,
-            &anonymous(),
-            &format!(
-                "INSERT INTO login_attempts (identifier, succeeded) VALUES ('{identifier}', false)"
-            ),
-        )
-        .await
-        .unwrap();
+        failed_attempt(&store, identifier, None).await;
     }
     let as_alice_signing_in = |sql: &'static str| {
         let store = store.clone();
@@ -330,7 +377,7 @@ async fn attempts_only_flip_from_failed_to_succeeded_for_the_identifier_signing_
 }
 
 #[tokio::test]
-async fn the_throttle_sees_failures_from_the_requesting_address_across_identifiers() {
+async fn the_throttle_learns_when_the_address_failed_never_which_identifiers_it_tried() {
     let db = TestDatabase::migrated().await;
     let store = db.store().await;
     for (identifier, address) in [
@@ -338,27 +385,49 @@ async fn the_throttle_sees_failures_from_the_requesting_address_across_identifie
         ("b", "198.51.100.9"),
         ("c", "203.0.113.5"),
     ] {
-        exec_as(
-            &store,
-            &anonymous(),
-            &format!(
-                "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
-                 VALUES ('{identifier}', '{address}', false)"
-            ),
-        )
-        .await
-        .unwrap();
+        failed_attempt(&store, identifier, Some(address)).await;
     }
-    let from =
-        |address: &str| Actor::anonymous(ClientInfo::new(Some(address.parse().unwrap()), None));
-    let count = "SELECT count(*) FROM login_attempts";
-    assert_eq!(
-        scalar_as::<i64>(&store, &from("198.51.100.9"), count).await,
-        2
+    // A sign-in as "d" from an address others failed from: the nth most recent failure's time,
+    // and no row of theirs.
+    let as_d_from = |address: &'static str, sql: String| {
+        let store = store.clone();
+        async move {
+            let txn = store
+                .begin(&Actor::anonymous(ClientInfo::new(
+                    Some(address.parse().unwrap()),
+                    None,
+                )))
+                .await
+                .unwrap();
+            txn.connection()
+                .execute_unprepared("SELECT set_config('app.login_identifier', 'd', true)")
+                .await
+                .unwrap();
+            let value: bool = scalar(&txn, &sql).await;
+            txn.rollback().await.unwrap();
+            value
+        }
+    };
+    let found = |nth: i64| format!("SELECT ipa_address_failure_at(900, {nth}) IS NOT NULL");
+    assert!(as_d_from("198.51.100.9", found(2)).await);
+    assert!(!as_d_from("198.51.100.9", found(3)).await);
+    assert!(as_d_from("203.0.113.5", found(1)).await);
+    assert!(!as_d_from("203.0.113.5", found(2)).await);
+    assert!(!as_d_from("192.0.2.1", found(1)).await);
+    assert!(
+        as_d_from(
+            "198.51.100.9",
+            "SELECT count(*) = 0 FROM login_attempts".to_owned()
+        )
+        .await,
+        "other identifiers' attempts stay hidden"
     );
-    assert_eq!(
-        scalar_as::<i64>(&store, &from("203.0.113.5"), count).await,
-        1
-    );
-    assert_eq!(scalar_as::<i64>(&store, &from("192.0.2.1"), count).await, 0);
+    // Outside a sign-in the function answers nothing.
+    let outside: Option<String> = scalar_as(
+        &store,
+        &Actor::anonymous(ClientInfo::new(Some("198.51.100.9".parse().unwrap()), None)),
+        "SELECT ipa_address_failure_at(900, 1)::text",
+    )
+    .await;
+    assert_eq!(outside, None);
 }

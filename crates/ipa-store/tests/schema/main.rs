@@ -8,6 +8,7 @@ mod agents;
 mod behaviour;
 mod conformance;
 mod identity;
+mod leak_matrix;
 mod migrations;
 mod support;
 mod workflow_plans;
