@@ -556,7 +556,10 @@ impl Scanner<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, Stop> {
-        let digits = self.input.get(self.pos..self.pos + 4).ok_or(Stop::NotJson)?;
+        let digits = self
+            .input
+            .get(self.pos..self.pos + 4)
+            .ok_or(Stop::NotJson)?;
         let mut unit = 0u32;
         for &digit in digits {
             unit = (unit << 4) | u32::from(hex_value(digit).ok_or(Stop::NotJson)?);
@@ -837,7 +840,10 @@ mod tests {
         let pointer = |uri: &str| nul_in_uri(&uri.parse::<Uri>().unwrap());
         assert_eq!(pointer("/workflows?limit=10&tag=%01"), None);
         assert_eq!(pointer("/workflows/a%00b/versions").unwrap(), "/path/1");
-        assert_eq!(pointer("/workflows?limit=1&tag=a%00").unwrap(), "/query/tag");
+        assert_eq!(
+            pointer("/workflows?limit=1&tag=a%00").unwrap(),
+            "/query/tag"
+        );
         assert_eq!(pointer("/w?a%2Fb%00=1").unwrap(), "/query/a~1b\u{0}");
         let uri: Uri = "/workflows?tag=%00".parse().unwrap();
         assert_eq!(
