@@ -306,8 +306,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_first_request_has_the_header_timeout_from_the_connect() {
+    #[tokio::test]
+    async fn a_first_request_has_the_header_timeout_from_the_connect() {
         let reads = Arc::new(AtomicU64::new(0));
         let deadline = timer(&reads).head_deadline();
         assert_eq!(
