@@ -12,7 +12,8 @@
 //! - text PostgreSQL cannot store (NUL, written `\u0000` in JSON, or a lone UTF-16 surrogate
 //!   escape such as `\ud800`) in any JSON string or object key, in a query parameter or in a path
 //!   segment is `422 invalid_field` with its pointer, on every endpoint, instead of failing in
-//!   the database.
+//!   the database. A query parameter holding a JSON array or object (filters such as `metadata`
+//!   take one) is held to the same depth and text rules as a body.
 //!
 //! The JSON checks are one linear scan over the raw bytes ([`scan_json`]) that tracks where it
 //! is as a stack of object keys (ranges of the input) and array indices, so nothing is decoded or
@@ -114,7 +115,7 @@ impl<E: Endpoint> Endpoint for DoorEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        if let Some(refusal) = check_uri(req.uri()) {
+        if let Some(refusal) = check_uri(req.uri(), self.limits.max_json_depth) {
             return Ok(refusal);
         }
         let limit = self.limits.max_body_bytes;
@@ -136,16 +137,7 @@ impl<E: Endpoint> Endpoint for DoorEndpoint<E> {
             match scan_json(&bytes, self.limits.max_json_depth) {
                 Scan::Clean | Scan::NotJson => {}
                 Scan::TooDeep { pointer } => {
-                    return Ok(ErrorBody::at(
-                        "json_too_deep",
-                        format!(
-                            "The JSON body is nested more than {} levels deep at this point; \
-                             flatten the document.",
-                            self.limits.max_json_depth
-                        ),
-                        &pointer,
-                    )
-                    .into_response_with(StatusCode::BAD_REQUEST));
+                    return Ok(too_deep(&pointer, self.limits.max_json_depth));
                 }
                 Scan::Unstorable { pointer, problem } => {
                     return Ok(unstorable(&pointer, problem));
@@ -169,6 +161,16 @@ fn too_large(limit: usize) -> Response {
         poem::http::HeaderValue::from_static("close"),
     );
     response
+}
+
+/// `400 json_too_deep` at `pointer`.
+fn too_deep(pointer: &str, max_depth: usize) -> Response {
+    ErrorBody::at(
+        "json_too_deep",
+        format!("This JSON is nested more than {max_depth} levels deep at this point; flatten it."),
+        pointer,
+    )
+    .into_response_with(StatusCode::BAD_REQUEST)
 }
 
 fn unstorable(pointer: &str, problem: TextProblem) -> Response {
@@ -198,15 +200,26 @@ fn is_json(req: &Request) -> bool {
         .unwrap_or(false)
 }
 
-/// A `422` for a NUL in a path segment or a query parameter, if there is one.
-fn check_uri(uri: &Uri) -> Option<Response> {
-    nul_in_uri(uri).map(|pointer| unstorable(&pointer, TextProblem::Nul))
+/// A refusal of the URI: a NUL in a path segment or a query parameter, or a query parameter
+/// holding a JSON array or object (filters such as `metadata` take one) that is too deep or
+/// holds unstorable text.
+fn check_uri(uri: &Uri, max_depth: usize) -> Option<Response> {
+    match uri_problem(uri, max_depth)? {
+        UriProblem::Text(pointer, problem) => Some(unstorable(&pointer, problem)),
+        UriProblem::TooDeep(pointer) => Some(too_deep(&pointer, max_depth)),
+    }
 }
 
-/// The pointer of the first path segment (`/path/<index>`, from 0) or query parameter
-/// (`/query/<name>`) holding a NUL. A URI cannot hold a raw NUL byte, so `%00` is the only way
-/// to write one.
-fn nul_in_uri(uri: &Uri) -> Option<String> {
+/// What is wrong with a URI, and where (`/path/<index>` for a path segment, counted from 0;
+/// `/query/<name>` for a query parameter, followed by the pointer inside its JSON value).
+#[derive(Debug, PartialEq, Eq)]
+enum UriProblem {
+    Text(String, TextProblem),
+    TooDeep(String),
+}
+
+fn uri_problem(uri: &Uri, max_depth: usize) -> Option<UriProblem> {
+    // A URI cannot hold a raw NUL byte: `%00` is the only way to write one.
     let has_nul = |text: &str| text.contains("%00");
     let path = uri.path();
     if has_nul(path) {
@@ -215,14 +228,30 @@ fn nul_in_uri(uri: &Uri) -> Option<String> {
             .split('/')
             .position(has_nul)
             .unwrap_or_default();
-        return Some(format!("/path/{index}"));
+        return Some(UriProblem::Text(format!("/path/{index}"), TextProblem::Nul));
     }
-    let query = uri.query()?;
-    let pair = query.split('&').find(|pair| has_nul(pair))?;
-    let name = pair.split('=').next().unwrap_or_default();
-    let mut pointer = String::from("/query/");
-    escape_token(&percent_decode(name), &mut pointer);
-    Some(pointer)
+    for pair in uri.query()?.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let mut pointer = String::from("/query/");
+        escape_token(&percent_decode(name), &mut pointer);
+        if has_nul(pair) {
+            return Some(UriProblem::Text(pointer, TextProblem::Nul));
+        }
+        let value = percent_decode(value);
+        if value.trim_start().starts_with(['{', '[']) {
+            match scan_json(value.as_bytes(), max_depth) {
+                Scan::Clean | Scan::NotJson => {}
+                Scan::TooDeep { pointer: inner } => {
+                    return Some(UriProblem::TooDeep(pointer + &inner));
+                }
+                Scan::Unstorable {
+                    pointer: inner,
+                    problem,
+                } => return Some(UriProblem::Text(pointer + &inner, problem)),
+            }
+        }
+    }
+    None
 }
 
 /// Decodes a query component (`%XX` and `+`), replacing what is not UTF-8.
@@ -837,19 +866,38 @@ mod tests {
 
     #[test]
     fn nul_in_the_path_or_query_is_found() {
-        let pointer = |uri: &str| nul_in_uri(&uri.parse::<Uri>().unwrap());
-        assert_eq!(pointer("/workflows?limit=10&tag=%01"), None);
-        assert_eq!(pointer("/workflows/a%00b/versions").unwrap(), "/path/1");
-        assert_eq!(
-            pointer("/workflows?limit=1&tag=a%00").unwrap(),
-            "/query/tag"
-        );
-        assert_eq!(pointer("/w?a%2Fb%00=1").unwrap(), "/query/a~1b\u{0}");
+        let problem = |uri: &str| uri_problem(&uri.parse::<Uri>().unwrap(), 2);
+        let nul = |pointer: &str| Some(UriProblem::Text(pointer.to_owned(), TextProblem::Nul));
+        assert_eq!(problem("/workflows?limit=10&tag=%01&flag"), None);
+        assert_eq!(problem("/workflows/a%00b/versions"), nul("/path/1"));
+        assert_eq!(problem("/workflows?limit=1&tag=a%00"), nul("/query/tag"));
+        assert_eq!(problem("/w?a%2Fb%00=1"), nul("/query/a~1b\u{0}"));
+        assert_eq!(problem("/w?flag%00"), nul("/query/flag\u{0}"));
         let uri: Uri = "/workflows?tag=%00".parse().unwrap();
         assert_eq!(
-            check_uri(&uri).map(|response| response.status()),
+            check_uri(&uri, 2).map(|response| response.status()),
             Some(StatusCode::UNPROCESSABLE_ENTITY)
         );
+    }
+
+    #[test]
+    fn json_in_a_query_parameter_is_scanned_too() {
+        let problem = |uri: &str| uri_problem(&uri.parse::<Uri>().unwrap(), 2);
+        // metadata={"team":{"lead":"\u0000"}}
+        assert_eq!(
+            problem("/w?metadata=%7B%22team%22%3A%7B%22lead%22%3A%22%5Cu0000%22%7D%7D"),
+            Some(UriProblem::Text(
+                "/query/metadata/team/lead".to_owned(),
+                TextProblem::Nul
+            ))
+        );
+        // metadata=[[["\ud800"]]]: too deep before the surrogate is reached.
+        assert_eq!(
+            problem("/w?metadata=[[[%22%5Cud800%22]]]"),
+            Some(UriProblem::TooDeep("/query/metadata/0/0".to_owned()))
+        );
+        // A search for the text \u0000 is text, not JSON.
+        assert_eq!(problem("/w?name=%5Cu0000&metadata=%7B%22a%22%3A1%7D"), None);
     }
 
     #[test]

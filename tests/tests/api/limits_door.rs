@@ -254,6 +254,16 @@ async fn unstorable_text_in_a_workflow_or_a_version_is_refused_and_nothing_is_st
         .json(Method::GET, "/workflows?tags=a%00b", Some(&token), None)
         .await;
     assert_unstorable(status, &body, "/query/tags");
+    // The metadata filter takes JSON: text inside it is checked like a body's.
+    let (status, body) = server
+        .json(
+            Method::GET,
+            "/workflows?metadata=%7B%22team%22%3A%22%5Cu0000%22%7D",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_unstorable(status, &body, "/query/metadata/team");
     let (status, body) = server
         .json(Method::GET, "/workflows/x%00y/versions", Some(&token), None)
         .await;
