@@ -87,7 +87,11 @@ async fn serve_with(
             tracing::info!(bind = %options.bind, "serving the API; Swagger UI at http://{}/docs", options.bind);
             connections::serve(listener, ipa_api::app(state, limits), limits, stopping, GRACE).await
         }
-        Err(err) => Err(err),
+        Err(err) => {
+            // Dropping the shutdown future drops the workers' stop signal, which stops them.
+            drop(stopping);
+            Err(err)
+        }
     }
     .with_context(|| format!("serving on {}", options.bind));
     // The shutdown future held the workers' stop signal: it has been sent, or (a failed bind)
