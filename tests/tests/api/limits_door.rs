@@ -423,3 +423,20 @@ fn the_openapi_document_declares_the_default_limits() {
     }
     assert!(with_body >= 5, "{with_body}");
 }
+
+#[tokio::test]
+async fn the_served_document_declares_the_limits_in_force() {
+    let server = TestServer::with_limits(HttpLimits {
+        max_body_bytes: 1024,
+        max_json_depth: 8,
+        ..HttpLimits::default()
+    })
+    .await;
+    let spec: Value = server.get("/openapi.json").await.json().await.unwrap();
+    let description = spec["info"]["description"].as_str().unwrap();
+    assert!(description.contains("at most 1024 bytes"), "{description}");
+    assert!(
+        description.contains("at most 8 levels deep"),
+        "{description}"
+    );
+}
