@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use ipa_api::AppState;
+use ipa_api::{AppState, HttpLimits};
 use ipa_identity::{Email, IdentityPolicy, NewUser, Password, Username};
 use ipa_kernel::Actor;
 use ipa_store::testing::TestDatabase;
@@ -26,6 +26,32 @@ async fn serve_on_loopback(
         .unwrap_or_else(|| panic!("the listener has no address"));
     let task = tokio::spawn(async move {
         let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+    });
+    (address, task)
+}
+
+/// Serves the platform's `app` on a free loopback port through the platform's own connection
+/// layer (so connection limits apply); the address and the task serving it.
+async fn serve_platform_on_loopback(
+    app: impl poem::Endpoint + 'static,
+    limits: HttpLimits,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(listener) => listener,
+        Err(err) => panic!("cannot listen on loopback: {err}"),
+    };
+    let address = listener
+        .local_addr()
+        .unwrap_or_else(|err| panic!("the listener has no address: {err}"));
+    let task = tokio::spawn(async move {
+        let _ = ipa_server::connections::serve(
+            listener,
+            app,
+            limits,
+            std::future::pending(),
+            std::time::Duration::from_secs(1),
+        )
+        .await;
     });
     (address, task)
 }
@@ -75,17 +101,32 @@ impl TestServer {
 
     /// A server over a fully migrated database applying `policy`.
     pub async fn with_policy(policy: IdentityPolicy) -> Self {
-        Self::serve(TestDatabase::migrated().await, policy).await
+        Self::serve(
+            TestDatabase::migrated().await,
+            policy,
+            HttpLimits::default(),
+        )
+        .await
+    }
+
+    /// A server over a fully migrated database holding requests and connections to `limits`.
+    pub async fn with_limits(limits: HttpLimits) -> Self {
+        Self::serve(
+            TestDatabase::migrated().await,
+            IdentityPolicy::default(),
+            limits,
+        )
+        .await
     }
 
     /// A server over the given database.
     pub async fn over(database: TestDatabase) -> Self {
-        Self::serve(database, IdentityPolicy::default()).await
+        Self::serve(database, IdentityPolicy::default(), HttpLimits::default()).await
     }
 
     /// # Panics
     /// When the server cannot be started: the test cannot run without it.
-    async fn serve(database: TestDatabase, policy: IdentityPolicy) -> Self {
+    async fn serve(database: TestDatabase, policy: IdentityPolicy, limits: HttpLimits) -> Self {
         let store = database.store().await;
         let secrets = match ipa_security::SecretKey::generate() {
             Ok(key) => ipa_security::SecretBox::new(key),
@@ -95,7 +136,8 @@ impl TestServer {
             Ok(state) => state,
             Err(err) => panic!("cannot prepare the services: {err}"),
         };
-        let (address, task) = serve_on_loopback(ipa_api::app(state.clone())).await;
+        let (address, task) =
+            serve_platform_on_loopback(ipa_api::app(state.clone(), limits), limits).await;
         Self {
             address,
             client: reqwest::Client::new(),
@@ -142,6 +184,11 @@ impl TestServer {
     /// The test's database.
     pub fn database(&self) -> &TestDatabase {
         &self.database
+    }
+
+    /// The address the server listens on, for tests that speak raw TCP.
+    pub fn address(&self) -> SocketAddr {
+        self.address
     }
 
     /// The full URL of `path` on this server.

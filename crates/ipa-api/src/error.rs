@@ -76,7 +76,8 @@ const SIGN_IN_HINT: &str = "This endpoint needs a bearer token: sign in with POS
 #[derive(ApiResponse, Debug)]
 #[oai(bad_request_handler = "bad_request")]
 pub enum ApiError {
-    /// The request is malformed (unparseable body, bad query parameter or cursor).
+    /// The request is malformed (unparseable body, bad query parameter or cursor, or a JSON
+    /// body nested deeper than the server accepts: `json_too_deep`).
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
     /// No valid credentials: the token is missing, malformed, expired or revoked, or sign-in
@@ -98,7 +99,13 @@ pub enum ApiError {
     /// transition).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
-    /// A field's value is not acceptable; `pointer` names it.
+    /// The request body is larger than the server accepts (`payload_too_large`); the message
+    /// says the limit. Answered before the body is read, and the connection is closed.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// A field's value is not acceptable; `pointer` names it. Also text that cannot be stored
+    /// (`invalid_field`: a NUL character or a lone UTF-16 surrogate in any JSON string or key,
+    /// query parameter or path segment), on every operation.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
     /// Too many attempts; retry after the given number of seconds.

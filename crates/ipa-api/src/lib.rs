@@ -36,6 +36,7 @@ macro_rules! mirror_enum {
 
 pub mod agents;
 pub mod auth;
+pub mod door;
 pub mod error;
 pub mod executions;
 pub mod health;
@@ -49,6 +50,7 @@ use poem_openapi::OpenApiService;
 
 pub use agents::{AgentWebhooks, AgentsApi};
 pub use auth::{AuthApi, BearerAuth, client_info};
+pub use door::HttpLimits;
 pub use error::{ApiError, ErrorBody, Problem};
 pub use executions::ExecutionsApi;
 pub use health::HealthApi;
@@ -83,8 +85,8 @@ pub type PlatformApi = (
     ExecutionsApi,
 );
 
-/// The documented service over every API.
-pub fn service() -> OpenApiService<PlatformApi, &'static dyn AgentWebhooks> {
+/// The documented service over every API, declaring `limits` in its description.
+pub fn service(limits: &HttpLimits) -> OpenApiService<PlatformApi, &'static dyn AgentWebhooks> {
     OpenApiService::new(
         (
             HealthApi,
@@ -97,29 +99,30 @@ pub fn service() -> OpenApiService<PlatformApi, &'static dyn AgentWebhooks> {
         "IPA Platform API",
         env!("CARGO_PKG_VERSION"),
     )
-    .description(
+    .description(format!(
         "Intelligent Process Automation: define workflows, version them, run them and \
          audit who did what.\n\n\
          Sign in with `POST /auth/login` and send the returned token as \
          `Authorization: Bearer <token>` on every other call. Errors are JSON objects with a \
          stable `code`, a `message` and, for invalid input, the JSON `pointer` of the field. \
          Lists are paginated with an opaque `cursor`. Secrets inside agent and tool \
-         configurations are write-only: give `{\"env\": \"NAME\"}` or `{\"value\": \"...\"}`; \
-         responses show `{\"set\": true}`.",
-    )
+         configurations are write-only: give `{{\"env\": \"NAME\"}}` or \
+         `{{\"value\": \"...\"}}`; responses show `{{\"set\": true}}`.\n\n{}",
+        limits.describe()
+    ))
     .license("Apache-2.0")
     .webhooks::<&'static dyn AgentWebhooks>()
 }
 
-/// The OpenAPI document of the whole API, as JSON.
+/// The OpenAPI document of the whole API, as JSON, declaring the default limits.
 pub fn openapi_json() -> String {
-    service().spec()
+    service(&HttpLimits::default()).spec()
 }
 
 /// The HTTP application: the API, its document and Swagger UI, with JSON errors for unknown
-/// routes.
-pub fn app(state: AppState) -> impl Endpoint {
-    let service = service();
+/// routes, behind the [`door::Door`] enforcing `limits`.
+pub fn app(state: AppState, limits: HttpLimits) -> impl Endpoint {
+    let service = service(&limits);
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
     Route::new()
@@ -128,5 +131,6 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/openapi.json", spec)
         .catch_all_error(error::catch_all)
         .data(state)
+        .with(door::Door::new(limits))
         .with(poem::middleware::Tracing)
 }

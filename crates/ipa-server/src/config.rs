@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipa_api::HttpLimits;
 use ipa_identity::{IdentityPolicy, SessionLifetimes, ThrottlePolicy};
 use time::Duration;
 
@@ -156,6 +157,10 @@ pub struct ServeOptions {
     #[arg(long, env = "IPA_STATS_REFRESH_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub stats_refresh_secs: u64,
 
+    /// Limits every request and connection is held to.
+    #[command(flatten)]
+    pub http: HttpOptions,
+
     /// Sign-in sessions and their throttle.
     #[command(flatten)]
     pub identity: IdentityOptions,
@@ -209,6 +214,40 @@ pub struct EngineArgs {
 fn parse_http_url(text: &str) -> Result<String, String> {
     let url = ipa_agent::HttpUrl::parse(text)?;
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Limits at the door: request size and shape, and how long connections may take or idle.
+#[derive(Clone, Debug, Args)]
+pub struct HttpOptions {
+    /// Largest request body accepted, in bytes; larger ones answer 413 payload_too_large.
+    #[arg(long, env = "IPA_MAX_BODY_BYTES", default_value_t = HttpLimits::DEFAULT_MAX_BODY_BYTES as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 32))]
+    pub max_body_bytes: u64,
+
+    /// Deepest nesting of arrays and objects accepted in a JSON body; deeper answers 400
+    /// json_too_deep.
+    #[arg(long, env = "IPA_MAX_JSON_DEPTH", default_value_t = HttpLimits::DEFAULT_MAX_JSON_DEPTH as u32, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_json_depth: u32,
+
+    /// Seconds a client has to send a request's headers (from connecting, or from the first
+    /// byte of a later request on the same connection); the connection is closed after that.
+    #[arg(long, env = "IPA_HEADER_READ_TIMEOUT_SECS", default_value_t = HttpLimits::DEFAULT_HEADER_READ_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds an idle keep-alive connection stays open waiting for its next request.
+    #[arg(long, env = "IPA_KEEP_ALIVE_TIMEOUT_SECS", default_value_t = HttpLimits::DEFAULT_KEEP_ALIVE_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub keep_alive_timeout_secs: u64,
+}
+
+impl HttpOptions {
+    /// The limits these options describe.
+    pub fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            max_body_bytes: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+            max_json_depth: self.max_json_depth as usize,
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            keep_alive_timeout: std::time::Duration::from_secs(self.keep_alive_timeout_secs),
+        }
+    }
 }
 
 /// How long sessions last and when failed sign-ins lock attempts out.
@@ -301,6 +340,7 @@ mod tests {
         assert!(!options.no_migrate);
         assert_eq!(options.engine.workers, 4);
         assert_eq!(options.engine.worker_lease_secs, 30);
+        assert_eq!(options.http.limits(), HttpLimits::default());
         assert_eq!(
             options.identity.policy().unwrap(),
             IdentityPolicy::default()

@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod connections;
 pub mod database;
 pub mod embedded;
 pub mod engine;

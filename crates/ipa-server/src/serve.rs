@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ipa_store::{Store, maintenance, schema};
-use poem::Server;
-use poem::listener::TcpListener;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use ipa_api::AppState;
 
 use crate::bootstrap;
 use crate::config::{GlobalOptions, ServeOptions};
+use crate::connections;
 use crate::database::Database;
 
 /// How long requests in flight may take to finish once shutdown begins.
@@ -77,16 +77,23 @@ async fn serve_with(
         shutdown,
     )?;
 
-    let listener = TcpListener::bind(options.bind);
-    tracing::info!(bind = %options.bind, "serving the API; Swagger UI at http://{}/docs", options.bind);
     let stopping = async move {
         shutdown_signal().await;
         let _ = stop.send(true);
     };
-    let served = Server::new(listener)
-        .run_with_graceful_shutdown(ipa_api::app(state), stopping, Some(GRACE))
-        .await
-        .with_context(|| format!("serving on {}", options.bind));
+    let limits = options.http.limits();
+    let served = match TcpListener::bind(options.bind).await {
+        Ok(listener) => {
+            tracing::info!(bind = %options.bind, "serving the API; Swagger UI at http://{}/docs", options.bind);
+            connections::serve(listener, ipa_api::app(state, limits), limits, stopping, GRACE).await
+        }
+        Err(err) => {
+            // Dropping the shutdown future drops the workers' stop signal, which stops them.
+            drop(stopping);
+            Err(err)
+        }
+    }
+    .with_context(|| format!("serving on {}", options.bind));
     // The shutdown future held the workers' stop signal: it has been sent, or (a failed bind)
     // dropped, which stops them too. They interrupt and release their runs within the grace.
     if tokio::time::timeout(GRACE, engine).await.is_err() {

@@ -10,5 +10,6 @@ mod auth;
 mod backup;
 mod executions;
 mod health;
+mod limits_door;
 mod users;
 mod workflows;
