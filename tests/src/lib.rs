@@ -83,10 +83,28 @@ impl TestServer {
         Self::serve(database, IdentityPolicy::default()).await
     }
 
-    /// # Panics
-    /// When the server cannot be started: the test cannot run without it.
+    /// A server over `database` that reaches it through `store`, a pool the test opened itself
+    /// (through a proxy it controls, or with its own pool options), applying `policy`.
+    pub async fn over_store(
+        database: TestDatabase,
+        store: ipa_store::Store,
+        policy: IdentityPolicy,
+    ) -> Self {
+        Self::serve_with(database, store, policy).await
+    }
+
     async fn serve(database: TestDatabase, policy: IdentityPolicy) -> Self {
         let store = database.store().await;
+        Self::serve_with(database, store, policy).await
+    }
+
+    /// # Panics
+    /// When the server cannot be started: the test cannot run without it.
+    async fn serve_with(
+        database: TestDatabase,
+        store: ipa_store::Store,
+        policy: IdentityPolicy,
+    ) -> Self {
         let secrets = match ipa_security::SecretKey::generate() {
             Ok(key) => ipa_security::SecretBox::new(key),
             Err(err) => panic!("cannot generate a secret key: {err}"),

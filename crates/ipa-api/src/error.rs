@@ -2,6 +2,7 @@
 //! handlers return ([`ApiError`]), and the mapping of errors no handler produced (unknown routes,
 //! wrong methods, unparseable requests, missing credentials) to the same shape.
 
+use ipa_kernel::StorageError;
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
@@ -112,7 +113,20 @@ pub enum ApiError {
     /// The server failed; the cause is logged, never shown.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// The database cannot be reached right now (code `database_unavailable`). Nothing was
+    /// changed: retry after the given number of seconds.
+    #[oai(status = 503)]
+    ServiceUnavailable(
+        Json<ErrorBody>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
 }
+
+/// The `Retry-After` of a `503 database_unavailable`, in seconds: a database restart or fail-over
+/// takes about this long, and clients retrying sooner would only add to the wait.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 5;
 
 impl ApiError {
     /// 400 with `code`.
@@ -163,6 +177,32 @@ impl ApiError {
     /// 429, retry after `seconds`.
     pub fn too_many_requests(message: impl Into<String>, seconds: u64) -> Self {
         Self::TooManyRequests(Json(ErrorBody::new("too_many_attempts", message)), seconds)
+    }
+
+    /// 503 `database_unavailable`, retry after [`UNAVAILABLE_RETRY_AFTER_SECONDS`].
+    pub fn unavailable() -> Self {
+        Self::ServiceUnavailable(
+            Json(ErrorBody::new(
+                "database_unavailable",
+                format!(
+                    "The database cannot be reached right now, so nothing was done. Retry in \
+                     {UNAVAILABLE_RETRY_AFTER_SECONDS} seconds; if this persists, the operator \
+                     should check that PostgreSQL is running and reachable."
+                ),
+            )),
+            UNAVAILABLE_RETRY_AFTER_SECONDS,
+        )
+    }
+
+    /// A storage failure: 503 when the database could not be reached (the request may be
+    /// retried), otherwise 500. Either way the cause is logged, never shown.
+    pub fn storage(error: &StorageError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(error = %error, "request refused: the database is unavailable");
+            Self::unavailable()
+        } else {
+            Self::internal(error)
+        }
     }
 
     /// 500: logs `error` and tells the client nothing about it.

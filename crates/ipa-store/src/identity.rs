@@ -18,7 +18,9 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::audit;
-use crate::sql::{ListQuery, commit, from_store, like_literal, read_page, statement, storage};
+use crate::sql::{
+    ListQuery, commit, db_error, from_store, like_literal, read_page, statement, storage,
+};
 use crate::store::{Store, TransactionScope};
 
 /// The columns of a [`User`], NULLs of the seed's nullable columns read as their defaults.
@@ -100,7 +102,7 @@ async fn insert_user(
         .await
         .map_err(|error| match duplicate_field(&error) {
             Some(field) => CreateUserError::Duplicate(field),
-            None => CreateUserError::Storage(StorageError::new("creating a user", error)),
+            None => CreateUserError::Storage(db_error("creating a user", error)),
         })?
         .ok_or_else(|| {
             CreateUserError::Storage(StorageError::new(

@@ -207,9 +207,13 @@ impl RunJournal for PgRunJournal {
             .await
             .map_err(storage("locking a held run"))?
         else {
-            txn.rollback()
-                .await
-                .map_err(|error| StorageError::new("rolling back", error))?;
+            txn.rollback().await.map_err(|error| {
+                if error.is_unavailable() {
+                    StorageError::unavailable("rolling back", error)
+                } else {
+                    StorageError::new("rolling back", error)
+                }
+            })?;
             return Ok(Committed::LeaseLost);
         };
         let mut state = state_from_row(&row)?;
