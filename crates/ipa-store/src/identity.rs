@@ -350,21 +350,30 @@ impl PgSessions {
     }
 }
 
+/// How long an unsettled attempt (admitted, its password not yet checked) counts as a failure.
+/// It covers the check and the two short transactions around it, so concurrent guesses count
+/// each other; an attempt still unsettled after it was left so by a failure of the platform (the
+/// database went away, an internal error) and is not the client's failure.
+const UNSETTLED_ATTEMPT_SECONDS: f64 = 60.0;
+
 /// The throttle's verdict in one statement: the lockout lasts until the oldest failure that
 /// keeps a counter at its limit leaves the window. Failures of an identifier count only after
-/// its last success; failures of an address count whatever identifier they tried.
+/// its last success; failures of an address count whatever identifier they tried. A failure is
+/// a settled failed attempt, or an unsettled one younger than [`UNSETTLED_ATTEMPT_SECONDS`].
 const THROTTLE_SQL: &str = "\
 WITH last_success AS (
     SELECT max(attempted_at) AS at FROM login_attempts WHERE identifier = $1 AND succeeded
 ), account AS (
     SELECT attempted_at FROM login_attempts
-     WHERE identifier = $1 AND NOT succeeded
+     WHERE identifier = $1
+       AND (succeeded IS FALSE OR (succeeded IS NULL AND attempted_at > now() - $5 * interval '1 second'))
        AND attempted_at > now() - $2 * interval '1 second'
        AND attempted_at > coalesce((SELECT at FROM last_success), '-infinity')
      ORDER BY attempted_at DESC OFFSET $3 - 1 LIMIT 1
 ), address AS (
     SELECT attempted_at FROM login_attempts
-     WHERE ip_address = ipa_client_ip() AND NOT succeeded
+     WHERE ip_address = ipa_client_ip()
+       AND (succeeded IS FALSE OR (succeeded IS NULL AND attempted_at > now() - $5 * interval '1 second'))
        AND attempted_at > now() - $2 * interval '1 second'
      ORDER BY attempted_at DESC OFFSET $4 - 1 LIMIT 1
 )
@@ -423,6 +432,7 @@ impl SessionRepository for PgSessions {
                     seconds(policy.window()).into(),
                     i64::from(policy.max_per_account()).into(),
                     i64::from(policy.max_per_address()).into(),
+                    UNSETTLED_ATTEMPT_SECONDS.into(),
                 ],
             ))
             .await
@@ -440,7 +450,7 @@ impl SessionRepository for PgSessions {
                 let row = conn
                     .query_one_raw(statement(
                         "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
-                         VALUES ($1, ipa_client_ip(), false) RETURNING id",
+                         VALUES ($1, ipa_client_ip(), NULL) RETURNING id",
                         [identifier.as_str().into()],
                     ))
                     .await
@@ -460,13 +470,30 @@ impl SessionRepository for PgSessions {
 
     async fn record_failure(
         &self,
+        attempt: Option<AttemptId>,
         identifier: &LoginIdentifier,
         client: &ClientInfo,
         account: Option<UserId>,
         reason: SignInFailure,
     ) -> Result<(), StorageError> {
         let anonymous = Actor::anonymous(client.clone());
-        let txn = self.store.begin(&anonymous).await.map_err(from_store)?;
+        let txn = self
+            .store
+            .begin_with(TransactionScope {
+                login_identifier: Some(identifier.as_str()),
+                ..TransactionScope::acting(&anonymous)
+            })
+            .await
+            .map_err(from_store)?;
+        if let Some(attempt) = attempt {
+            txn.connection()
+                .execute_raw(statement(
+                    "UPDATE login_attempts SET succeeded = false WHERE id = $1",
+                    [attempt.get().into()],
+                ))
+                .await
+                .map_err(storage("settling a failed sign-in"))?;
+        }
         audit::record(
             txn.connection(),
             "login",

@@ -275,7 +275,7 @@ async fn deactivating_an_account_revokes_its_sessions_whatever_path_does_it() {
 }
 
 #[tokio::test]
-async fn attempts_only_flip_from_failed_to_succeeded_for_the_identifier_signing_in() {
+async fn attempts_are_settled_once_and_only_for_the_identifier_signing_in() {
     let db = TestDatabase::migrated().await;
     let store = db.store().await;
     for identifier in ["alice", "bob"] {
@@ -283,7 +283,7 @@ async fn attempts_only_flip_from_failed_to_succeeded_for_the_identifier_signing_
             &store,
             &anonymous(),
             &format!(
-                "INSERT INTO login_attempts (identifier, succeeded) VALUES ('{identifier}', false)"
+                "INSERT INTO login_attempts (identifier, succeeded) VALUES ('{identifier}', NULL)"
             ),
         )
         .await
@@ -309,7 +309,11 @@ async fn attempts_only_flip_from_failed_to_succeeded_for_the_identifier_signing_
     let unmarked = as_alice_signing_in("UPDATE login_attempts SET succeeded = false")
         .await
         .unwrap();
-    assert_eq!(unmarked.rows_affected(), 0, "a success stays a success");
+    assert_eq!(
+        unmarked.rows_affected(),
+        0,
+        "a settled attempt stays settled"
+    );
     let rewritten = as_alice_signing_in("UPDATE login_attempts SET identifier = 'mallory'").await;
     assert_eq!(
         state(rewritten.map(|_| ())),
@@ -324,9 +328,46 @@ async fn attempts_only_flip_from_failed_to_succeeded_for_the_identifier_signing_
         attempts,
         [
             serde_json::json!({"identifier": "alice", "succeeded": true}),
-            serde_json::json!({"identifier": "bob", "succeeded": false})
+            serde_json::json!({"identifier": "bob", "succeeded": null})
         ]
     );
+}
+
+#[tokio::test]
+async fn unsettled_attempts_count_only_while_they_may_be_in_progress() {
+    use ipa_identity::{LoginIdentifier, SessionRepository, ThrottleCheck, ThrottlePolicy};
+
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let sessions = ipa_store::PgSessions::new(store.clone());
+    let client = ClientInfo::new(Some("198.51.100.7".parse().unwrap()), None);
+    let policy = ThrottlePolicy::new(2, 50, time::Duration::minutes(15)).unwrap();
+    let alice = LoginIdentifier::parse("alice");
+    // Attempts a failure of the platform left unsettled minutes ago: not the client's failures.
+    for _ in 0..5 {
+        exec_as(
+            &store,
+            &anonymous(),
+            "INSERT INTO login_attempts (identifier, ip_address, succeeded, attempted_at) \
+             VALUES ('alice', '198.51.100.7', NULL, now() - interval '3 minutes')",
+        )
+        .await
+        .unwrap();
+    }
+    let admitted = |check: &ThrottleCheck| matches!(check, ThrottleCheck::Admitted(_));
+    // Two attempts in progress count, so a third concurrent one is refused.
+    for _ in 0..2 {
+        let lookup = sessions
+            .admit_attempt(&alice, &client, &policy)
+            .await
+            .unwrap();
+        assert!(admitted(&lookup.check), "{:?}", lookup.check);
+    }
+    let third = sessions
+        .admit_attempt(&alice, &client, &policy)
+        .await
+        .unwrap();
+    assert!(!admitted(&third.check), "{:?}", third.check);
 }
 
 #[tokio::test]
