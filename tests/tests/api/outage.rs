@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,80 +33,88 @@ enum Upstream {
     Unix(PathBuf),
 }
 
-/// A TCP proxy in front of PostgreSQL with a switch: cut, it closes every open connection and
-/// every new one at once (as a server that went away); restored, it forwards again.
+/// A TCP proxy in front of PostgreSQL with a switch: cut, it stops listening (new connections
+/// are refused, as by a server that is down) and closes every open connection; restored, it
+/// listens on the same port again and forwards.
 struct PgProxy {
     address: SocketAddr,
-    open: Arc<AtomicBool>,
+    upstream: Upstream,
+    accept: Mutex<Option<AbortHandle>>,
     connections: Arc<Mutex<Vec<AbortHandle>>>,
-    accept: AbortHandle,
 }
 
 impl PgProxy {
     async fn start(upstream: Upstream) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let open = Arc::new(AtomicBool::new(true));
-        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let accept = {
-            let open = Arc::clone(&open);
-            let connections = Arc::clone(&connections);
-            tokio::spawn(async move {
-                loop {
-                    let Ok((mut client, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    if !open.load(Ordering::SeqCst) {
-                        drop(client);
-                        continue;
-                    }
-                    let upstream = upstream.clone();
-                    let task = tokio::spawn(async move {
-                        let _ = match upstream {
-                            Upstream::Tcp(address) => match TcpStream::connect(address).await {
-                                Ok(mut server) => {
-                                    tokio::io::copy_bidirectional(&mut client, &mut server).await
-                                }
-                                Err(_) => return,
-                            },
-                            Upstream::Unix(path) => match UnixStream::connect(path).await {
-                                Ok(mut server) => {
-                                    tokio::io::copy_bidirectional(&mut client, &mut server).await
-                                }
-                                Err(_) => return,
-                            },
-                        };
-                    });
-                    connections.lock().unwrap().push(task.abort_handle());
-                }
-            })
-            .abort_handle()
+        let proxy = Self {
+            address: listener.local_addr().unwrap(),
+            upstream,
+            accept: Mutex::new(None),
+            connections: Arc::default(),
         };
-        Self {
-            address,
-            open,
-            connections,
-            accept,
-        }
+        proxy.serve(listener);
+        proxy
     }
 
-    /// Refuses new connections and cuts the open ones.
-    fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
+    fn serve(&self, listener: TcpListener) {
+        let upstream = self.upstream.clone();
+        let connections = Arc::clone(&self.connections);
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    let _ = match upstream {
+                        Upstream::Tcp(address) => match TcpStream::connect(address).await {
+                            Ok(mut server) => {
+                                tokio::io::copy_bidirectional(&mut client, &mut server).await
+                            }
+                            Err(_) => return,
+                        },
+                        Upstream::Unix(path) => match UnixStream::connect(path).await {
+                            Ok(mut server) => {
+                                tokio::io::copy_bidirectional(&mut client, &mut server).await
+                            }
+                            Err(_) => return,
+                        },
+                    };
+                });
+                connections.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        *self.accept.lock().unwrap() = Some(accept.abort_handle());
+    }
+
+    /// Stops listening and cuts the open connections.
+    async fn cut(&self) {
+        if let Some(accept) = self.accept.lock().unwrap().take() {
+            accept.abort();
+        }
         for connection in self.connections.lock().unwrap().drain(..) {
             connection.abort();
         }
+        // The aborted tasks drop their sockets when the runtime next polls them.
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(self.address).await.is_ok() {
+            assert!(Instant::now() < deadline, "the proxy still accepts");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
-    /// Lets connections through again.
-    fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
+    /// Listens on the same port again.
+    async fn restore(&self) {
+        let listener = TcpListener::bind(self.address).await.unwrap();
+        self.serve(listener);
     }
 }
 
 impl Drop for PgProxy {
     fn drop(&mut self) {
-        self.accept.abort();
+        if let Some(accept) = self.accept.lock().unwrap().take() {
+            accept.abort();
+        }
         for connection in self.connections.lock().unwrap().drain(..) {
             connection.abort();
         }
@@ -190,6 +197,7 @@ async fn assert_unavailable(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     let body: Value = response.json().await.unwrap_or(Value::Null);
+    eprintln!("{method} {path}: {status} in {elapsed:?}");
     assert_eq!(status, 503, "{method} {path}: {body}");
     assert_eq!(
         body["code"], "database_unavailable",
@@ -226,7 +234,9 @@ async fn an_outage_is_a_fast_503_and_everything_serves_again_once_the_database_i
     let (server, proxy) = server_behind_proxy().await;
     let target = WebhookTarget::start().await;
     let (alice, token) = server.signed_in("alice", false).await;
-    let engine = server.start_engine("outage", 1, Duration::from_secs(2));
+    // A lease longer than the outage: the worker keeps the step that finishes during it and
+    // commits it once the database is back.
+    let engine = server.start_engine("outage", 1, Duration::from_secs(30));
     let workflow = server
         .active_workflow(
             &token,
@@ -251,7 +261,7 @@ async fn an_outage_is_a_fast_503_and_everything_serves_again_once_the_database_i
     }
 
     // The database goes away while the slow step is in flight.
-    proxy.cut();
+    proxy.cut().await;
 
     let readiness = assert_unavailable(&server, Method::GET, "/readyz", None, None).await;
     assert_eq!(readiness["status"], "not_ready", "{readiness}");
@@ -295,10 +305,10 @@ async fn an_outage_is_a_fast_503_and_everything_serves_again_once_the_database_i
     .await;
     // Liveness does not depend on the database.
     assert_eq!(server.get("/healthz").await.status(), 200);
-    // Hold the outage past the slow step's answer and the run's lease.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Hold the outage past the slow step's answer.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    proxy.restore();
+    proxy.restore().await;
     wait_until_ready(&server).await;
 
     // The right password works at once: the outage's failures were not counted.
@@ -330,7 +340,14 @@ async fn an_outage_is_a_fast_503_and_everything_serves_again_once_the_database_i
         .wait_for_run(&fresh, &run_id, &["completed", "failed"], WAIT)
         .await;
     assert_eq!(run["status"], "completed", "{run:#}");
-    assert!(target.received().iter().any(|r| r.path == "/echo"));
+    assert_eq!(run["recoveries"], 0, "the worker kept the run: {run:#}");
+    let received = target.received();
+    assert_eq!(
+        received.iter().filter(|r| r.path == "/slow").count(),
+        1,
+        "the step that finished during the outage did not run again"
+    );
+    assert!(received.iter().any(|r| r.path == "/echo"));
     engine.stop().await;
 
     // No audit row was lost, and none was written for the refused work.
