@@ -157,6 +157,11 @@ impl TestServer {
         TestEngine { stop, handle }
     }
 
+    /// A receiver of every database notification the server's listener gets from now on.
+    pub fn notifications(&self) -> tokio::sync::broadcast::Receiver<ipa_store::Notification> {
+        self.state.notifications.subscribe()
+    }
+
     /// The test's database.
     pub fn database(&self) -> &TestDatabase {
         &self.database

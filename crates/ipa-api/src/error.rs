@@ -255,3 +255,28 @@ pub async fn catch_all(err: poem::Error) -> Response {
     };
     ErrorBody::new(code, message).into_response_with(status)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_storage_is_a_503_with_retry_after_and_any_other_failure_a_500() {
+        let down = ApiError::storage(&StorageError::unavailable(
+            "reading a user",
+            "connection refused",
+        ))
+        .into_response();
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            down.headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok()),
+            Some(UNAVAILABLE_RETRY_AFTER_SECONDS.to_string().as_str())
+        );
+        let failed =
+            ApiError::storage(&StorageError::new("reading a user", "bad row")).into_response();
+        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(failed.headers().get("retry-after").is_none());
+    }
+}

@@ -311,6 +311,32 @@ async fn an_outage_is_a_fast_503_and_everything_serves_again_once_the_database_i
     proxy.restore().await;
     wait_until_ready(&server).await;
 
+    // The server's LISTEN connection is back: a notification sent now reaches it.
+    let mut notifications = server.notifications();
+    let deadline = Instant::now() + WAIT;
+    'listening: loop {
+        server
+            .database()
+            .execute("SELECT pg_notify('ipa_executions', 'probe')")
+            .await;
+        let wait = tokio::time::sleep(Duration::from_millis(500));
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                received = notifications.recv() => {
+                    if received.is_ok_and(|n| n.payload == "probe") {
+                        break 'listening;
+                    }
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the notification listener did not come back"
+        );
+    }
+
     // The right password works at once: the outage's failures were not counted.
     let fresh = server.login(&alice).await;
     let (status, workflows) = server
