@@ -352,8 +352,8 @@ impl PgSessions {
 
 /// How long an unsettled attempt (admitted, its password not yet checked) counts as a failure.
 /// It covers the check and the two short transactions around it, so concurrent guesses count
-/// each other; an attempt still unsettled after it was left so by a failure of the platform (the
-/// database went away, an internal error) and is not the client's failure.
+/// each other. An attempt still unsettled after that was left so by a failure of the platform
+/// (the database went away, an internal error), which is not the client's failure.
 const UNSETTLED_ATTEMPT_SECONDS: f64 = 60.0;
 
 /// The throttle's verdict in one statement: the lockout lasts until the oldest failure that
