@@ -857,6 +857,13 @@ impl Follower {
                 .await
             {
                 Ok(read) => read,
+                // The end of the stream means the run ended: while the database cannot be
+                // reached, keep the stream open (keep-alives go on) and read again.
+                Err(ExecutionQueryError::Storage(error)) if error.is_unavailable() => {
+                    tracing::debug!(execution = %self.id.as_uuid(), %error, "an event stream waits for the database");
+                    self.wait().await;
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(execution = %self.id.as_uuid(), %error, "an event stream stopped");
                     return None;

@@ -260,6 +260,18 @@ async fn an_outage_is_a_fast_503_and_everything_serves_again_once_the_database_i
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // A client follows the run live across the outage.
+    let events = {
+        let response = reqwest::Client::new()
+            .get(server.url(&format!("/executions/{run_id}/events")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        tokio::spawn(async move { response.text().await.unwrap_or_default() })
+    };
+
     // The database goes away while the slow step is in flight.
     proxy.cut().await;
 
@@ -374,6 +386,26 @@ async fn an_outage_is_a_fast_503_and_everything_serves_again_once_the_database_i
         "the step that finished during the outage did not run again"
     );
     assert!(received.iter().any(|r| r.path == "/echo"));
+    // The event stream stayed open through the outage and ended with the run.
+    let events = tokio::time::timeout(WAIT, events)
+        .await
+        .expect("the event stream did not end with the run")
+        .unwrap();
+    let completed = events.split("\n\n").any(|block| {
+        let kind = block
+            .lines()
+            .find_map(|line| line.strip_prefix("event:"))
+            .map(str::trim);
+        let data: String = block
+            .lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .map(str::trim)
+            .collect();
+        kind == Some("execution")
+            && serde_json::from_str::<Value>(&data)
+                .is_ok_and(|line| line["context"]["status"] == "completed")
+    });
+    assert!(completed, "no completion event in the stream: {events}");
     engine.stop().await;
 
     // No audit row was lost, and none was written for the refused work.
