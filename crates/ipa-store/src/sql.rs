@@ -24,10 +24,16 @@ pub(crate) fn db_error(context: &'static str, error: DbErr) -> StorageError {
 
 /// A failure to open a transaction.
 pub(crate) fn from_store(error: StoreError) -> StorageError {
+    store_error("opening a transaction", error)
+}
+
+/// A store error while `context`, as the ports see it, unavailable or failed as the store
+/// classified it.
+pub(crate) fn store_error(context: &'static str, error: StoreError) -> StorageError {
     if error.is_unavailable() {
-        StorageError::unavailable("opening a transaction", error)
+        StorageError::unavailable(context, error)
     } else {
-        StorageError::new("opening a transaction", error)
+        StorageError::new(context, error)
     }
 }
 
@@ -38,13 +44,9 @@ pub(crate) fn statement(sql: &str, values: impl IntoIterator<Item = Value>) -> S
 
 /// Commits, reporting a failure as storage's.
 pub(crate) async fn commit(txn: ActorTransaction) -> Result<(), StorageError> {
-    txn.commit().await.map_err(|error| {
-        if error.is_unavailable() {
-            StorageError::unavailable("committing", error)
-        } else {
-            StorageError::new("committing", error)
-        }
-    })
+    txn.commit()
+        .await
+        .map_err(|error| store_error("committing", error))
 }
 
 /// A PostgreSQL array literal (`{"a","b"}`) of `items`, for a `$n::text[]` or `$n::uuid[]`
