@@ -2,7 +2,8 @@
 //! While it refuses new connections and has cut the open ones, every request answers a fast
 //! `503 database_unavailable` with `Retry-After`, sign-ins that fail so are not counted against
 //! the account, and writes are refused whole; once it lets connections through again, everything
-//! serves without a restart and a run that was in flight completes.
+//! serves without a restart: sign-in at once, the notification listener, and the run that was in
+//! flight, which completes without repeating its step while a client follows it live.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
