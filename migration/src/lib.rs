@@ -24,6 +24,7 @@ mod m20251124_000011_workflow_versions;
 mod m20251124_000012_agent_catalog;
 mod m20251124_000013_execution_engine;
 mod m20251201_000014_row_security_without_holes;
+mod m20251201_000015_sign_in_attempt_outcomes;
 
 /// The role every request acts as. Created by the first migration; it owns nothing, is not a
 /// superuser and cannot bypass row level security.
@@ -52,6 +53,7 @@ const MIGRATIONS: &[SqlMigration] = &[
     m20251124_000012_agent_catalog::MIGRATION,
     m20251124_000013_execution_engine::MIGRATION,
     m20251201_000014_row_security_without_holes::MIGRATION,
+    m20251201_000015_sign_in_attempt_outcomes::MIGRATION,
 ];
 
 impl MigrationName for &'static SqlMigration {

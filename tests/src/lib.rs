@@ -124,10 +124,29 @@ impl TestServer {
         Self::serve(database, IdentityPolicy::default(), HttpLimits::default()).await
     }
 
-    /// # Panics
-    /// When the server cannot be started: the test cannot run without it.
+    /// A server over `database` that reaches it through `store`, a pool the test opened itself
+    /// (through a proxy it controls, or with its own pool options), applying `policy`.
+    pub async fn over_store(
+        database: TestDatabase,
+        store: ipa_store::Store,
+        policy: IdentityPolicy,
+    ) -> Self {
+        Self::serve_with(database, store, policy, HttpLimits::default()).await
+    }
+
     async fn serve(database: TestDatabase, policy: IdentityPolicy, limits: HttpLimits) -> Self {
         let store = database.store().await;
+        Self::serve_with(database, store, policy, limits).await
+    }
+
+    /// # Panics
+    /// When the server cannot be started: the test cannot run without it.
+    async fn serve_with(
+        database: TestDatabase,
+        store: ipa_store::Store,
+        policy: IdentityPolicy,
+        limits: HttpLimits,
+    ) -> Self {
         let secrets = match ipa_security::SecretKey::generate() {
             Ok(key) => ipa_security::SecretBox::new(key),
             Err(err) => panic!("cannot generate a secret key: {err}"),
@@ -148,7 +167,6 @@ impl TestServer {
         }
     }
 
-    /// The database behind the server.
     /// Starts an engine of `workers` workers named `name` over this server's database, woken by
     /// its notifications, holding runs for `lease`.
     pub fn start_engine(
@@ -179,6 +197,11 @@ impl TestServer {
         )
         .unwrap_or_else(|err| panic!("cannot start the engine: {err}"));
         TestEngine { stop, handle }
+    }
+
+    /// A receiver of every database notification the server's listener gets from now on.
+    pub fn notifications(&self) -> tokio::sync::broadcast::Receiver<ipa_store::Notification> {
+        self.state.notifications.subscribe()
     }
 
     /// The test's database.

@@ -404,7 +404,7 @@ fn tool_error(error: ToolError) -> ApiError {
             ApiError::conflict("too_many_tools", format!("{error}."), None)
         }
         ToolError::Invalid(invalid_request) => invalid(invalid_request.0),
-        ToolError::Storage(storage) => ApiError::internal(&storage),
+        ToolError::Storage(storage) => ApiError::storage(&storage),
     }
 }
 
@@ -446,7 +446,7 @@ impl AgentsApi {
             .await
             .map_err(|error| match error {
                 CreateAgentError::Invalid(invalid_request) => invalid(invalid_request.0),
-                CreateAgentError::Storage(storage) => ApiError::internal(&storage),
+                CreateAgentError::Storage(storage) => ApiError::storage(&storage),
             })?;
         Ok(CreatedAgent::Created(Json(created.into())))
     }
@@ -484,7 +484,7 @@ impl AgentsApi {
             .agents
             .list(&auth.0.actor(), &filter, page)
             .await
-            .map_err(|error| ApiError::internal(&error))?;
+            .map_err(|error| ApiError::storage(&error))?;
         let next_cursor = agents.next.map(keyset_cursor);
         Ok(AgentList::Page(Json(AgentPage {
             items: agents.items.into_iter().map(AgentView::from).collect(),
@@ -507,7 +507,7 @@ impl AgentsApi {
             .await
             .map_err(|error| match error {
                 AgentQueryError::NotFound => agent_not_found(),
-                AgentQueryError::Storage(storage) => ApiError::internal(&storage),
+                AgentQueryError::Storage(storage) => ApiError::storage(&storage),
             })?;
         Ok(OneAgent::Found(Json(agent.into())))
     }
@@ -533,7 +533,7 @@ impl AgentsApi {
                 .await
                 .map_err(|error| match error {
                     AgentQueryError::NotFound => agent_not_found(),
-                    AgentQueryError::Storage(storage) => ApiError::internal(&storage),
+                    AgentQueryError::Storage(storage) => ApiError::storage(&storage),
                 })?;
             if AgentType::from(agent_type) != current.settings.agent_type() {
                 return Err(immutable("type of an agent", "/type"));
@@ -571,7 +571,7 @@ impl AgentsApi {
                         Some("/status"),
                     ),
                     UpdateAgentError::Invalid(invalid_request) => invalid(invalid_request.0),
-                    UpdateAgentError::Storage(storage) => ApiError::internal(&storage),
+                    UpdateAgentError::Storage(storage) => ApiError::storage(&storage),
                 })?;
         Ok(OneAgent::Found(Json(agent.into())))
     }
@@ -597,7 +597,7 @@ impl AgentsApi {
                 DeleteAgentError::InUse(_) => {
                     ApiError::conflict("agent_in_use", format!("{error}."), None)
                 }
-                DeleteAgentError::Storage(storage) => ApiError::internal(&storage),
+                DeleteAgentError::Storage(storage) => ApiError::storage(&storage),
             })?;
         Ok(Deleted::Deleted)
     }

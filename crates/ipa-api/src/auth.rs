@@ -40,7 +40,7 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
                 AuthenticateError::InvalidToken => {
                     ApiError::unauthorized("invalid_token", error.to_string())
                 }
-                AuthenticateError::Storage(storage) => ApiError::internal(&storage),
+                AuthenticateError::Storage(storage) => ApiError::storage(&storage),
             })
         })
 }
@@ -142,7 +142,7 @@ fn sign_in_error(error: SignInError) -> ApiError {
             ),
             retry_after_seconds,
         ),
-        SignInError::Storage(storage) => ApiError::internal(&storage),
+        SignInError::Storage(storage) => ApiError::storage(&storage),
         SignInError::Crypto(crypto) => ApiError::internal(&crypto),
     }
 }
@@ -155,7 +155,7 @@ fn profile_error(error: ChangeProfileError) -> ApiError {
             "/current_password",
         ),
         ChangeProfileError::NotFound => ApiError::not_found(error.to_string()),
-        ChangeProfileError::Storage(storage) => ApiError::internal(&storage),
+        ChangeProfileError::Storage(storage) => ApiError::storage(&storage),
         ChangeProfileError::Crypto(crypto) => ApiError::internal(&crypto),
     }
 }
@@ -164,7 +164,7 @@ pub(crate) fn query_error(error: UserQueryError) -> ApiError {
     match error {
         UserQueryError::Forbidden => ApiError::forbidden(error.to_string()),
         UserQueryError::NotFound => ApiError::not_found(error.to_string()),
-        UserQueryError::Storage(storage) => ApiError::internal(&storage),
+        UserQueryError::Storage(storage) => ApiError::storage(&storage),
     }
 }
 
@@ -237,7 +237,7 @@ impl AuthApi {
             .identity
             .sign_out(&auth.0)
             .await
-            .map_err(|error| ApiError::internal(&error))?;
+            .map_err(|error| ApiError::storage(&error))?;
         Ok(LogoutResult::SignedOut)
     }
 

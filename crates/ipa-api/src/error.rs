@@ -2,6 +2,7 @@
 //! handlers return ([`ApiError`]), and the mapping of errors no handler produced (unknown routes,
 //! wrong methods, unparseable requests, missing credentials) to the same shape.
 
+use ipa_kernel::StorageError;
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
@@ -119,7 +120,20 @@ pub enum ApiError {
     /// The server failed; the cause is logged, never shown.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// The database cannot be reached right now (code `database_unavailable`). Nothing was
+    /// changed: retry after the given number of seconds.
+    #[oai(status = 503)]
+    ServiceUnavailable(
+        Json<ErrorBody>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
 }
+
+/// The `Retry-After` of a `503 database_unavailable`, in seconds: a database restart or fail-over
+/// takes about this long, and clients retrying sooner would only add to the wait.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 5;
 
 impl ApiError {
     /// 400 with `code`.
@@ -172,6 +186,32 @@ impl ApiError {
         Self::TooManyRequests(Json(ErrorBody::new("too_many_attempts", message)), seconds)
     }
 
+    /// 503 `database_unavailable`, retry after [`UNAVAILABLE_RETRY_AFTER_SECONDS`].
+    pub fn unavailable() -> Self {
+        Self::ServiceUnavailable(
+            Json(ErrorBody::new(
+                "database_unavailable",
+                format!(
+                    "The database cannot be reached right now, so nothing was done. Retry in \
+                     {UNAVAILABLE_RETRY_AFTER_SECONDS} seconds; if this persists, the operator \
+                     should check that PostgreSQL is running and reachable."
+                ),
+            )),
+            UNAVAILABLE_RETRY_AFTER_SECONDS,
+        )
+    }
+
+    /// A storage failure: 503 when the database could not be reached (the request may be
+    /// retried), otherwise 500. Either way the cause is logged, never shown.
+    pub fn storage(error: &StorageError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(error = %error, "request refused: the database is unavailable");
+            Self::unavailable()
+        } else {
+            Self::internal(error)
+        }
+    }
+
     /// 500: logs `error` and tells the client nothing about it.
     pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %error, cause = ?error.source(), "request failed");
@@ -221,4 +261,29 @@ pub async fn catch_all(err: poem::Error) -> Response {
         }
     };
     ErrorBody::new(code, message).into_response_with(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_storage_is_a_503_with_retry_after_and_any_other_failure_a_500() {
+        let down = ApiError::storage(&StorageError::unavailable(
+            "reading a user",
+            "connection refused",
+        ))
+        .into_response();
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            down.headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok()),
+            Some(UNAVAILABLE_RETRY_AFTER_SECONDS.to_string().as_str())
+        );
+        let failed =
+            ApiError::storage(&StorageError::new("reading a user", "bad row")).into_response();
+        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(failed.headers().get("retry-after").is_none());
+    }
 }

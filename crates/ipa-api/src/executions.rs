@@ -401,7 +401,7 @@ fn illegal(error: &IllegalTransition) -> ApiError {
 fn query_error(error: ExecutionQueryError) -> ApiError {
     match error {
         ExecutionQueryError::NotFound => ApiError::not_found("No execution with this id."),
-        ExecutionQueryError::Storage(error) => ApiError::internal(&error),
+        ExecutionQueryError::Storage(error) => ApiError::storage(&error),
     }
 }
 
@@ -409,7 +409,7 @@ fn control_error(error: ControlError) -> ApiError {
     match error {
         ControlError::NotFound => ApiError::not_found("No execution with this id."),
         ControlError::Illegal(error) => illegal(&error),
-        ControlError::Storage(error) => ApiError::internal(&error),
+        ControlError::Storage(error) => ApiError::storage(&error),
     }
 }
 
@@ -494,7 +494,7 @@ impl ExecutionsApi {
                 StartError::IdempotencyMismatch => {
                     ApiError::unprocessable("idempotency_key_reused", error.to_string(), "")
                 }
-                StartError::Storage(error) => ApiError::internal(&error),
+                StartError::Storage(error) => ApiError::storage(&error),
             })?;
         let view = ExecutionView::from(started.execution);
         Ok(if started.replayed {
@@ -538,7 +538,7 @@ impl ExecutionsApi {
             .executions
             .list(&auth.0.actor(), &filter, page)
             .await
-            .map_err(|error| ApiError::internal(&error))?;
+            .map_err(|error| ApiError::storage(&error))?;
         Ok(ExecutionList::Page(Json(ExecutionPage {
             next_cursor: executions.next.map(keyset_cursor),
             items: executions
@@ -791,7 +791,7 @@ impl ExecutionsApi {
                      of them (or, listing none, only the workflow's owner or a superuser may).",
                 ),
                 DecisionError::Illegal(error) => illegal(&error),
-                DecisionError::Storage(error) => ApiError::internal(&error),
+                DecisionError::Storage(error) => ApiError::storage(&error),
             })?;
         Ok(OneExecution::Ok(Json(execution.into())))
     }
@@ -808,7 +808,7 @@ impl ExecutionsApi {
             .executions
             .stats(&auth.0.actor())
             .await
-            .map_err(|error| ApiError::internal(&error))?;
+            .map_err(|error| ApiError::storage(&error))?;
         Ok(StatsList::Ok(Json(
             stats.into_iter().map(StatsView::from).collect(),
         )))
@@ -857,6 +857,13 @@ impl Follower {
                 .await
             {
                 Ok(read) => read,
+                // The end of the stream means the run ended: while the database cannot be
+                // reached, keep the stream open (keep-alives go on) and read again.
+                Err(ExecutionQueryError::Storage(error)) if error.is_unavailable() => {
+                    tracing::debug!(execution = %self.id.as_uuid(), %error, "an event stream waits for the database");
+                    self.wait().await;
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(execution = %self.id.as_uuid(), %error, "an event stream stopped");
                     return None;

@@ -7,6 +7,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::ApiTags;
+use crate::error::UNAVAILABLE_RETRY_AFTER_SECONDS;
 use crate::state::AppState;
 
 /// Health endpoints, for load balancers and orchestrators. They need no credentials.
@@ -24,7 +25,11 @@ struct Liveness {
 struct Readiness {
     /// `ready` or `not_ready`.
     status: String,
-    /// `ok`, `unreachable` or `pending_migrations`.
+    /// When not ready, a stable code for why: `database_unavailable` (the database does not
+    /// answer), `database_error` (it answers, but the check failed) or `pending_migrations`.
+    #[oai(skip_serializing_if_is_none)]
+    code: Option<String>,
+    /// `ok`, `unreachable`, `failing` or `pending_migrations`.
     database: String,
     /// Why the service is not ready, when it is not.
     #[oai(skip_serializing_if_is_none)]
@@ -47,7 +52,12 @@ enum ReadinessResponse {
     Ready(Json<Readiness>),
     /// The service cannot handle requests yet; the body says why.
     #[oai(status = 503)]
-    NotReady(Json<Readiness>),
+    NotReady(
+        Json<Readiness>,
+        /// Seconds to wait before asking again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
 }
 
 #[OpenApi(tag = "ApiTags::Health")]
@@ -60,12 +70,14 @@ impl HealthApi {
         }))
     }
 
-    /// Readiness: the database is reachable and its schema is current.
+    /// Readiness: the database is reachable and its schema is current. Answers within the
+    /// database acquire timeout (`IPA_DB_ACQUIRE_TIMEOUT_MS`) even when the database is down.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&AppState>) -> ReadinessResponse {
         match schema::readiness(&state.store).await {
             Ok(()) => ReadinessResponse::Ready(Json(Readiness {
                 status: "ready".to_owned(),
+                code: None,
                 database: "ok".to_owned(),
                 reason: None,
                 pending_migrations: Vec::new(),
@@ -73,12 +85,27 @@ impl HealthApi {
             Err(NotReady::Unreachable(reason)) => {
                 tracing::warn!(%reason, "readiness: database unreachable");
                 not_ready(
+                    "database_unavailable",
                     "unreachable",
-                    "the database does not answer".to_owned(),
+                    "the database does not answer; check that PostgreSQL is running and \
+                     reachable from this server"
+                        .to_owned(),
+                    Vec::new(),
+                )
+            }
+            Err(NotReady::Failing(reason)) => {
+                tracing::warn!(%reason, "readiness: the database check failed");
+                not_ready(
+                    "database_error",
+                    "failing",
+                    "the database answers, but reading the migrations' state failed; see the \
+                     server's log"
+                        .to_owned(),
                     Vec::new(),
                 )
             }
             Err(NotReady::PendingMigrations(pending)) => not_ready(
+                "pending_migrations",
                 "pending_migrations",
                 "migrations are pending; run `ipa migrate up`".to_owned(),
                 pending,
@@ -87,11 +114,20 @@ impl HealthApi {
     }
 }
 
-fn not_ready(database: &str, reason: String, pending: Vec<String>) -> ReadinessResponse {
-    ReadinessResponse::NotReady(Json(Readiness {
-        status: "not_ready".to_owned(),
-        database: database.to_owned(),
-        reason: Some(reason),
-        pending_migrations: pending,
-    }))
+fn not_ready(
+    code: &str,
+    database: &str,
+    reason: String,
+    pending: Vec<String>,
+) -> ReadinessResponse {
+    ReadinessResponse::NotReady(
+        Json(Readiness {
+            status: "not_ready".to_owned(),
+            code: Some(code.to_owned()),
+            database: database.to_owned(),
+            reason: Some(reason),
+            pending_migrations: pending,
+        }),
+        UNAVAILABLE_RETRY_AFTER_SECONDS,
+    )
 }

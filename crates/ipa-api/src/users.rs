@@ -174,7 +174,7 @@ pub(crate) fn create_error(error: CreateUserError) -> ApiError {
             format!("A user with this {} already exists.", field.name()),
             Some(&format!("/{}", field.name())),
         ),
-        CreateUserError::Storage(storage) => ApiError::internal(&storage),
+        CreateUserError::Storage(storage) => ApiError::storage(&storage),
         CreateUserError::Crypto(crypto) => ApiError::internal(&crypto),
     }
 }
@@ -186,7 +186,7 @@ fn update_error(error: UpdateUserError) -> ApiError {
         UpdateUserError::LastSuperuser => {
             ApiError::conflict("last_superuser", error.to_string(), None)
         }
-        UpdateUserError::Storage(storage) => ApiError::internal(&storage),
+        UpdateUserError::Storage(storage) => ApiError::storage(&storage),
     }
 }
 

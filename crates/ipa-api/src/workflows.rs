@@ -327,7 +327,7 @@ fn workflow_not_found() -> ApiError {
 fn query_error(error: &WorkflowQueryError) -> ApiError {
     match error {
         WorkflowQueryError::NotFound => workflow_not_found(),
-        WorkflowQueryError::Storage(storage) => ApiError::internal(storage),
+        WorkflowQueryError::Storage(storage) => ApiError::storage(storage),
     }
 }
 
@@ -337,7 +337,7 @@ fn version_error(error: &VersionError) -> ApiError {
         VersionError::VersionNotFound(_) => version_not_found(format!(
             "{error}; list the workflow's versions to see which exist."
         )),
-        VersionError::Storage(storage) => ApiError::internal(storage),
+        VersionError::Storage(storage) => ApiError::storage(storage),
     }
 }
 
@@ -445,7 +445,7 @@ impl WorkflowsApi {
             .workflows
             .create(&auth.0.actor(), &workflow)
             .await
-            .map_err(|error| ApiError::internal(&error))?;
+            .map_err(|error| ApiError::storage(&error))?;
         Ok(CreatedWorkflow::Created(Json(created.into())))
     }
 
@@ -494,7 +494,7 @@ impl WorkflowsApi {
             .workflows
             .list(&auth.0.actor(), &filter, page)
             .await
-            .map_err(|error| ApiError::internal(&error))?;
+            .map_err(|error| ApiError::storage(&error))?;
         let next_cursor = workflows.next.map(keyset_cursor);
         Ok(WorkflowList::Page(Json(WorkflowPage {
             items: workflows
@@ -557,7 +557,7 @@ impl WorkflowsApi {
             .map_err(|error| match error {
                 UpdateWorkflowError::NotFound => workflow_not_found(),
                 UpdateWorkflowError::Lifecycle(lifecycle) => lifecycle_error(&lifecycle),
-                UpdateWorkflowError::Storage(storage) => ApiError::internal(&storage),
+                UpdateWorkflowError::Storage(storage) => ApiError::storage(&storage),
             })?;
         Ok(OneWorkflow::Found(Json(workflow.into())))
     }
@@ -588,7 +588,7 @@ impl WorkflowsApi {
                      instead (PATCH with {\"status\": \"archived\"}).",
                     None,
                 ),
-                DeleteWorkflowError::Storage(storage) => ApiError::internal(&storage),
+                DeleteWorkflowError::Storage(storage) => ApiError::storage(&storage),
             })?;
         Ok(DeletedWorkflow::Deleted)
     }
@@ -629,7 +629,7 @@ impl WorkflowsApi {
             .map_err(|error| match error {
                 PublishError::NotFound => workflow_not_found(),
                 PublishError::Invalid(invalid) => invalid_definition(invalid.0),
-                PublishError::Storage(storage) => ApiError::internal(&storage),
+                PublishError::Storage(storage) => ApiError::storage(&storage),
             })?;
         Ok(CreatedVersion::Created(Json(version.into())))
     }

@@ -109,6 +109,12 @@ impl<J, A> Clone for Engine<J, A> {
     }
 }
 
+/// The first pause before committing again while the database is unavailable; it doubles up to
+/// [`COMMIT_RETRY_MAX_PAUSE`].
+const COMMIT_RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause between two commits while the database is unavailable.
+const COMMIT_RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
+
 /// A failure to reach storage: the worker lets go of the run and another attempt picks it up.
 #[derive(Debug)]
 struct Lost(String);
@@ -275,8 +281,33 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
 
     /// Commits `change`; says whether the worker goes on with the run (it is done with it once
     /// the run finished, waits, was paused or cancelled, or the lease was lost).
+    ///
+    /// While the database is unavailable the commit is tried again, for up to one lease length,
+    /// so a step that finished during an outage keeps its result instead of running again once
+    /// the database is back. Retrying is safe: the commit checks the lease under the run's row
+    /// lock, so a run another worker took over meanwhile answers `LeaseLost`, never a second
+    /// result. Past that time the worker lets go, and the run is resumed like one whose worker
+    /// died.
     async fn commit(&self, run: &ClaimedRun, change: RunChange) -> Result<bool, Lost> {
-        Ok(self.journal.commit(&run.lease, change).await? == Committed::Continue)
+        let deadline = tokio::time::Instant::now() + self.options.lease;
+        let mut pause = COMMIT_RETRY_FIRST_PAUSE;
+        loop {
+            match self.journal.commit(&run.lease, change.clone()).await {
+                Ok(committed) => return Ok(committed == Committed::Continue),
+                Err(error)
+                    if error.is_unavailable() && tokio::time::Instant::now() + pause < deadline =>
+                {
+                    tracing::warn!(
+                        execution = %run.lease.execution_id.as_uuid(),
+                        %error,
+                        "the database is unavailable; the step's result is kept and committed again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(COMMIT_RETRY_MAX_PAUSE);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     async fn fail_run(

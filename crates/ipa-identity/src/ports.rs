@@ -100,9 +100,11 @@ pub trait UserRepository: Send + Sync + 'static {
 /// Where sessions and sign-in attempts are kept.
 pub trait SessionRepository: Send + Sync + 'static {
     /// Looks up the account `identifier` names and asks the throttle whether an attempt from
-    /// `client` may proceed under `policy`. An admitted attempt is recorded at once as a failure
-    /// (so concurrent attempts count it) until [`SessionRepository::start_session`] marks it
-    /// successful.
+    /// `client` may proceed under `policy`. An admitted attempt is recorded at once, unsettled,
+    /// and counts as a failure while it may still be in progress (so concurrent attempts count
+    /// it), until [`SessionRepository::start_session`] settles it as successful or
+    /// [`SessionRepository::record_failure`] as failed. One that a failure of the platform leaves
+    /// unsettled stops counting soon after: it was not the client's failure.
     fn admit_attempt(
         &self,
         identifier: &LoginIdentifier,
@@ -110,9 +112,11 @@ pub trait SessionRepository: Send + Sync + 'static {
         policy: &ThrottlePolicy,
     ) -> impl Future<Output = Result<SignInLookup, StorageError>> + Send;
 
-    /// Records a failed sign-in in the audit trail (never the password).
+    /// Records a failed sign-in in the audit trail (never the password) and, for an admitted
+    /// `attempt`, settles it as failed, in one transaction.
     fn record_failure(
         &self,
+        attempt: Option<AttemptId>,
         identifier: &LoginIdentifier,
         client: &ClientInfo,
         account: Option<UserId>,

@@ -83,6 +83,12 @@ where
 
     /// Signs in with an email address or username and a password. Every failure but the
     /// throttle's looks the same to the caller and costs one password verification.
+    ///
+    /// Only a wrong identifier or password (or a deactivated account) counts against the
+    /// throttle: the attempt is settled as failed together with its audit row, before the caller
+    /// learns of it. A sign-in that fails for the platform's own reasons (storage unavailable,
+    /// hashing or token generation failing) leaves its attempt unsettled, which the throttle
+    /// stops counting once it can no longer be in progress.
     pub async fn sign_in(
         &self,
         identifier: &str,
@@ -99,7 +105,13 @@ where
             ThrottleCheck::Admitted(attempt) => attempt,
             ThrottleCheck::LockedFor(remaining) => {
                 self.sessions
-                    .record_failure(&identifier, &client, account_id, SignInFailure::Throttled)
+                    .record_failure(
+                        None,
+                        &identifier,
+                        &client,
+                        account_id,
+                        SignInFailure::Throttled,
+                    )
                     .await?;
                 return Err(SignInError::Throttled {
                     retry_after_seconds: retry_after_seconds(remaining),
@@ -128,7 +140,7 @@ where
                     (Some(_), true) => SignInFailure::InactiveAccount,
                 };
                 self.sessions
-                    .record_failure(&identifier, &client, account_id, reason)
+                    .record_failure(Some(attempt), &identifier, &client, account_id, reason)
                     .await?;
                 return Err(SignInError::InvalidCredentials);
             }

@@ -240,7 +240,8 @@ pub enum ThrottleCheck {
     LockedFor(Duration),
 }
 
-/// A recorded sign-in attempt, to mark as successful once the password checks out.
+/// A recorded sign-in attempt, unsettled until the password check settles it as successful or
+/// failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttemptId(i64);
 

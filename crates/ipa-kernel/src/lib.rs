@@ -17,4 +17,4 @@ pub use actor::{Actor, ClientInfo, UserAgent};
 pub use ids::*;
 pub use labels::UnknownLabel;
 pub use page::{Keyset, Page, PageLimit, PageRequest};
-pub use storage::StorageError;
+pub use storage::{StorageError, StorageErrorKind};

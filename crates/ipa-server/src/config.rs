@@ -122,6 +122,18 @@ pub struct GlobalOptions {
     )]
     pub db_max_connections: u32,
 
+    /// Milliseconds a request waits for a database connection (a free one, or a new one being
+    /// opened) before it is answered 503 database_unavailable. Bounds every request during an
+    /// outage, and connecting at start.
+    #[arg(
+        long,
+        env = "IPA_DB_ACQUIRE_TIMEOUT_MS",
+        global = true,
+        default_value_t = 3000,
+        value_parser = clap::value_parser!(u64).range(1..=600_000)
+    )]
+    pub db_acquire_timeout_ms: u64,
+
     /// Start even when the database role is a superuser or bypasses row level security, or the
     /// request role is unsafe. Row level security then protects nothing; never in production.
     #[arg(long, env = "IPA_ALLOW_PRIVILEGED_DATABASE_ROLE", global = true)]
@@ -341,6 +353,7 @@ mod tests {
         assert_eq!(options.engine.workers, 4);
         assert_eq!(options.engine.worker_lease_secs, 30);
         assert_eq!(options.http.limits(), HttpLimits::default());
+        assert_eq!(cli.global.db_acquire_timeout_ms, 3000);
         assert_eq!(
             options.identity.policy().unwrap(),
             IdentityPolicy::default()

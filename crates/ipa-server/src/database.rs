@@ -19,7 +19,7 @@ impl Database {
     pub async fn open(global: &GlobalOptions) -> anyhow::Result<Self> {
         let options = PoolOptions {
             max_connections: global.db_max_connections,
-            ..PoolOptions::default()
+            acquire_timeout: std::time::Duration::from_millis(global.db_acquire_timeout_ms),
         };
         match global
             .database_url

@@ -23,7 +23,8 @@ use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use uuid::Uuid;
 
 use crate::sql::{
-    ListQuery, array_literal, commit, from_store, like_literal, read_page, statement, storage,
+    ListQuery, array_literal, commit, db_error, from_store, like_literal, read_page, statement,
+    storage,
 };
 use crate::store::Store;
 
@@ -362,7 +363,7 @@ fn tool_write_error<'a>(
 ) -> impl Fn(sea_orm::DbErr) -> ToolError + 'a {
     move |error| match error.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => ToolError::DuplicateName(name.clone()),
-        _ => ToolError::Storage(StorageError::new(context, error)),
+        _ => ToolError::Storage(db_error(context, error)),
     }
 }
 

@@ -6,6 +6,8 @@
 use ipa_kernel::StorageError;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
+use crate::sql::storage;
+
 /// Appends an audit row for `action` on `resource_type`/`resource_id`, with `changes` as given
 /// (never a secret).
 pub(crate) async fn record(
@@ -27,6 +29,6 @@ pub(crate) async fn record(
         ],
     ))
     .await
-    .map_err(|error| StorageError::new("writing an audit row", error))?;
+    .map_err(storage("writing an audit row"))?;
     Ok(())
 }

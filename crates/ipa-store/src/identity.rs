@@ -18,7 +18,9 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::audit;
-use crate::sql::{ListQuery, commit, from_store, like_literal, read_page, statement, storage};
+use crate::sql::{
+    ListQuery, commit, db_error, from_store, like_literal, read_page, statement, storage,
+};
 use crate::store::{Store, TransactionScope};
 
 /// The columns of a [`User`], NULLs of the seed's nullable columns read as their defaults.
@@ -100,7 +102,7 @@ async fn insert_user(
         .await
         .map_err(|error| match duplicate_field(&error) {
             Some(field) => CreateUserError::Duplicate(field),
-            None => CreateUserError::Storage(StorageError::new("creating a user", error)),
+            None => CreateUserError::Storage(db_error("creating a user", error)),
         })?
         .ok_or_else(|| {
             CreateUserError::Storage(StorageError::new(
@@ -348,21 +350,30 @@ impl PgSessions {
     }
 }
 
+/// How long an unsettled attempt (admitted, its password not yet checked) counts as a failure.
+/// It covers the check and the two short transactions around it, so concurrent guesses count
+/// each other. An attempt still unsettled after that was left so by a failure of the platform
+/// (the database went away, an internal error), which is not the client's failure.
+const UNSETTLED_ATTEMPT_SECONDS: f64 = 60.0;
+
 /// The throttle's verdict in one statement: the lockout lasts until the oldest failure that
 /// keeps a counter at its limit leaves the window. Failures of an identifier count only after
 /// its last success; failures of an address count whatever identifier they tried, read through
-/// `ipa_address_failure_at`, which answers with a time and never shows other identifiers.
+/// `ipa_address_failure_at`, which answers with a time and never shows other identifiers. A
+/// failure is a settled failed attempt, or an unsettled one younger than
+/// [`UNSETTLED_ATTEMPT_SECONDS`].
 const THROTTLE_SQL: &str = "\
 WITH last_success AS (
     SELECT max(attempted_at) AS at FROM login_attempts WHERE identifier = $1 AND succeeded
 ), account AS (
     SELECT attempted_at FROM login_attempts
-     WHERE identifier = $1 AND NOT succeeded
+     WHERE identifier = $1
+       AND (succeeded IS FALSE OR (succeeded IS NULL AND attempted_at > now() - $5 * interval '1 second'))
        AND attempted_at > now() - $2 * interval '1 second'
        AND attempted_at > coalesce((SELECT at FROM last_success), '-infinity')
      ORDER BY attempted_at DESC OFFSET $3 - 1 LIMIT 1
 ), address AS (
-    SELECT ipa_address_failure_at($2, $4) AS attempted_at
+    SELECT ipa_address_failure_at($2, $4, $5) AS attempted_at
 )
 SELECT extract(epoch FROM greatest((SELECT attempted_at FROM account), (SELECT attempted_at FROM address))
                          + $2 * interval '1 second' - clock_timestamp())::float8 AS locked_for";
@@ -419,6 +430,7 @@ impl SessionRepository for PgSessions {
                     seconds(policy.window()).into(),
                     i64::from(policy.max_per_account()).into(),
                     i64::from(policy.max_per_address()).into(),
+                    UNSETTLED_ATTEMPT_SECONDS.into(),
                 ],
             ))
             .await
@@ -436,7 +448,7 @@ impl SessionRepository for PgSessions {
                 let row = conn
                     .query_one_raw(statement(
                         "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
-                         VALUES ($1, ipa_client_ip(), false) RETURNING id",
+                         VALUES ($1, ipa_client_ip(), NULL) RETURNING id",
                         [identifier.as_str().into()],
                     ))
                     .await
@@ -456,13 +468,30 @@ impl SessionRepository for PgSessions {
 
     async fn record_failure(
         &self,
+        attempt: Option<AttemptId>,
         identifier: &LoginIdentifier,
         client: &ClientInfo,
         account: Option<UserId>,
         reason: SignInFailure,
     ) -> Result<(), StorageError> {
         let anonymous = Actor::anonymous(client.clone());
-        let txn = self.store.begin(&anonymous).await.map_err(from_store)?;
+        let txn = self
+            .store
+            .begin_with(TransactionScope {
+                login_identifier: Some(identifier.as_str()),
+                ..TransactionScope::acting(&anonymous)
+            })
+            .await
+            .map_err(from_store)?;
+        if let Some(attempt) = attempt {
+            txn.connection()
+                .execute_raw(statement(
+                    "UPDATE login_attempts SET succeeded = false WHERE id = $1",
+                    [attempt.get().into()],
+                ))
+                .await
+                .map_err(storage("settling a failed sign-in"))?;
+        }
         audit::record(
             txn.connection(),
             "login",

@@ -17,7 +17,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::executions::{STEP_COLUMNS, insert_logs, parse_label, state_from_row, step_from_row};
-use crate::sql::{array_literal, commit, from_store, statement, storage};
+use crate::sql::{array_literal, commit, from_store, statement, storage, store_error};
 use crate::store::{ActorTransaction, Store};
 
 /// The engine's journal.
@@ -209,7 +209,7 @@ impl RunJournal for PgRunJournal {
         else {
             txn.rollback()
                 .await
-                .map_err(|error| StorageError::new("rolling back", error))?;
+                .map_err(|error| store_error("rolling back", error))?;
             return Ok(Committed::LeaseLost);
         };
         let mut state = state_from_row(&row)?;

@@ -55,17 +55,24 @@ pub async fn migration_states(store: &Store) -> Result<Vec<MigrationState>, Stor
 /// Why the database cannot serve requests yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NotReady {
-    /// The database did not answer.
+    /// The database did not answer (within the pool's acquire timeout).
     Unreachable(String),
+    /// The database answered, but reading the migrations' state failed.
+    Failing(String),
     /// Migrations are pending.
     PendingMigrations(Vec<String>),
 }
 
-/// Whether the database answers and has every migration applied.
+/// Whether the database answers and has every migration applied. Bounded by the pool's acquire
+/// timeout when the database does not answer.
 pub async fn readiness(store: &Store) -> Result<(), NotReady> {
-    let states = migration_states(store)
-        .await
-        .map_err(|err| NotReady::Unreachable(err.to_string()))?;
+    let states = migration_states(store).await.map_err(|err| {
+        if err.is_unavailable() {
+            NotReady::Unreachable(err.to_string())
+        } else {
+            NotReady::Failing(err.to_string())
+        }
+    })?;
     let pending: Vec<String> = states
         .into_iter()
         .filter(|state| !state.applied)

@@ -9,12 +9,32 @@ use crate::store::{ActorTransaction, Store};
 
 /// Wraps a driver error with what we were doing.
 pub(crate) fn storage(context: &'static str) -> impl Fn(DbErr) -> StorageError {
-    move |error| StorageError::new(context, error)
+    move |error| db_error(context, error)
+}
+
+/// A driver error while `context`, as the ports see it: unavailable when the database could not
+/// be reached ([`crate::error::is_unavailable`]), failed otherwise.
+pub(crate) fn db_error(context: &'static str, error: DbErr) -> StorageError {
+    if crate::error::is_unavailable(&error) {
+        StorageError::unavailable(context, error)
+    } else {
+        StorageError::new(context, error)
+    }
 }
 
 /// A failure to open a transaction.
 pub(crate) fn from_store(error: StoreError) -> StorageError {
-    StorageError::new("opening a transaction", error)
+    store_error("opening a transaction", error)
+}
+
+/// A store error while `context`, as the ports see it, unavailable or failed as the store
+/// classified it.
+pub(crate) fn store_error(context: &'static str, error: StoreError) -> StorageError {
+    if error.is_unavailable() {
+        StorageError::unavailable(context, error)
+    } else {
+        StorageError::new(context, error)
+    }
 }
 
 /// A PostgreSQL statement with positional parameters.
@@ -26,7 +46,7 @@ pub(crate) fn statement(sql: &str, values: impl IntoIterator<Item = Value>) -> S
 pub(crate) async fn commit(txn: ActorTransaction) -> Result<(), StorageError> {
     txn.commit()
         .await
-        .map_err(|error| StorageError::new("committing", error))
+        .map_err(|error| store_error("committing", error))
 }
 
 /// A PostgreSQL array literal (`{"a","b"}`) of `items`, for a `$n::text[]` or `$n::uuid[]`

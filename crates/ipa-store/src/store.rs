@@ -21,15 +21,24 @@ use crate::error::StoreError;
 pub struct PoolOptions {
     /// The most connections the pool opens.
     pub max_connections: u32,
-    /// How long a request waits for a free connection before failing.
+    /// How long a request waits for a connection before failing as unavailable: for a free one
+    /// of the pool, or for a new one to be opened (connecting, retries of a refused connection
+    /// included, happens within this wait). During an outage every request fails within it.
     pub acquire_timeout: Duration,
+}
+
+impl PoolOptions {
+    /// The default [`PoolOptions::acquire_timeout`]: long enough for a busy pool to free a
+    /// connection or a healthy server to accept one, short enough that an outage is answered
+    /// before clients give up.
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             max_connections: 10,
-            acquire_timeout: Duration::from_secs(10),
+            acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT,
         }
     }
 }

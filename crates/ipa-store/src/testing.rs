@@ -161,9 +161,11 @@ impl TestDatabase {
     /// # Panics
     /// When the database cannot be reached.
     pub async fn store(&self) -> Store {
+        // Tests share a busy machine: a generous wait keeps slowness from looking like an outage
+        // (tests of outages open their own pool with a short one).
         let options = PoolOptions {
             max_connections: 5,
-            ..PoolOptions::default()
+            acquire_timeout: std::time::Duration::from_secs(10),
         };
         match Store::connect(&self.owner_url, options).await {
             Ok(store) => store,

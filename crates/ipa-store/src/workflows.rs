@@ -19,7 +19,8 @@ use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use uuid::Uuid;
 
 use crate::sql::{
-    ListQuery, array_literal, commit, from_store, like_literal, read_page, statement, storage,
+    ListQuery, array_literal, commit, db_error, from_store, like_literal, read_page, statement,
+    storage,
 };
 use crate::store::Store;
 
@@ -364,7 +365,7 @@ impl WorkflowRepository for PgWorkflows {
                 Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
                     DeleteWorkflowError::HasExecutions
                 }
-                _ => DeleteWorkflowError::Storage(StorageError::new("deleting a workflow", error)),
+                _ => DeleteWorkflowError::Storage(db_error("deleting a workflow", error)),
             })?;
         if result.rows_affected() == 0 {
             return Err(DeleteWorkflowError::NotFound);
@@ -476,7 +477,7 @@ impl WorkflowRepository for PgWorkflows {
                             .to_owned(),
                     }]))
                 }
-                _ => StorageError::new("writing a workflow version", error).into(),
+                _ => db_error("writing a workflow version", error).into(),
             })?
             .ok_or_else(|| {
                 StorageError::new("writing a workflow version", "the insert returned no row")

@@ -34,6 +34,7 @@ async fn readyz_names_pending_migrations_with_503() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "not_ready");
     assert_eq!(body["database"], "pending_migrations");
+    assert_eq!(body["code"], "pending_migrations");
     assert_eq!(
         body["pending_migrations"],
         json!(migration::migration_names())

@@ -11,5 +11,6 @@ mod backup;
 mod executions;
 mod health;
 mod limits_door;
+mod outage;
 mod users;
 mod workflows;

@@ -330,11 +330,21 @@ async fn deactivating_an_account_revokes_its_sessions_whatever_path_does_it() {
 }
 
 #[tokio::test]
-async fn attempts_only_flip_from_failed_to_succeeded_for_the_identifier_signing_in() {
+async fn attempts_are_settled_once_and_only_for_the_identifier_signing_in() {
     let db = TestDatabase::migrated().await;
     let store = db.store().await;
     for identifier in ["alice", "bob"] {
-        failed_attempt(&store, identifier, None).await;
+        signing_in(
+            &store,
+            identifier,
+            None,
+            &format!(
+                "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
+                 VALUES ('{identifier}', ipa_client_ip(), NULL)"
+            ),
+        )
+        .await
+        .unwrap();
     }
     let as_alice_signing_in = |sql: &'static str| {
         let store = store.clone();
@@ -356,7 +366,11 @@ async fn attempts_only_flip_from_failed_to_succeeded_for_the_identifier_signing_
     let unmarked = as_alice_signing_in("UPDATE login_attempts SET succeeded = false")
         .await
         .unwrap();
-    assert_eq!(unmarked.rows_affected(), 0, "a success stays a success");
+    assert_eq!(
+        unmarked.rows_affected(),
+        0,
+        "a settled attempt stays settled"
+    );
     let rewritten = as_alice_signing_in("UPDATE login_attempts SET identifier = 'mallory'").await;
     assert_eq!(
         state(rewritten.map(|_| ())),
@@ -371,9 +385,47 @@ async fn attempts_only_flip_from_failed_to_succeeded_for_the_identifier_signing_
         attempts,
         [
             serde_json::json!({"identifier": "alice", "succeeded": true}),
-            serde_json::json!({"identifier": "bob", "succeeded": false})
+            serde_json::json!({"identifier": "bob", "succeeded": null})
         ]
     );
+}
+
+#[tokio::test]
+async fn unsettled_attempts_count_only_while_they_may_be_in_progress() {
+    use ipa_identity::{LoginIdentifier, SessionRepository, ThrottleCheck, ThrottlePolicy};
+
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let sessions = ipa_store::PgSessions::new(store.clone());
+    let client = ClientInfo::new(Some("198.51.100.7".parse().unwrap()), None);
+    let policy = ThrottlePolicy::new(2, 50, time::Duration::minutes(15)).unwrap();
+    let alice = LoginIdentifier::parse("alice");
+    // Attempts a failure of the platform left unsettled minutes ago: not the client's failures.
+    for _ in 0..5 {
+        signing_in(
+            &store,
+            "alice",
+            Some("198.51.100.7"),
+            "INSERT INTO login_attempts (identifier, ip_address, succeeded, attempted_at) \
+             VALUES ('alice', ipa_client_ip(), NULL, now() - interval '3 minutes')",
+        )
+        .await
+        .unwrap();
+    }
+    let admitted = |check: &ThrottleCheck| matches!(check, ThrottleCheck::Admitted(_));
+    // Two attempts in progress count, so a third concurrent one is refused.
+    for _ in 0..2 {
+        let lookup = sessions
+            .admit_attempt(&alice, &client, &policy)
+            .await
+            .unwrap();
+        assert!(admitted(&lookup.check), "{:?}", lookup.check);
+    }
+    let third = sessions
+        .admit_attempt(&alice, &client, &policy)
+        .await
+        .unwrap();
+    assert!(!admitted(&third.check), "{:?}", third.check);
 }
 
 #[tokio::test]
@@ -408,7 +460,7 @@ async fn the_throttle_learns_when_the_address_failed_never_which_identifiers_it_
             value
         }
     };
-    let found = |nth: i64| format!("SELECT ipa_address_failure_at(900, {nth}) IS NOT NULL");
+    let found = |nth: i64| format!("SELECT ipa_address_failure_at(900, {nth}, 60) IS NOT NULL");
     assert!(as_d_from("198.51.100.9", found(2)).await);
     assert!(!as_d_from("198.51.100.9", found(3)).await);
     assert!(as_d_from("203.0.113.5", found(1)).await);
@@ -426,7 +478,7 @@ async fn the_throttle_learns_when_the_address_failed_never_which_identifiers_it_
     let outside: Option<String> = scalar_as(
         &store,
         &Actor::anonymous(ClientInfo::new(Some("198.51.100.9".parse().unwrap()), None)),
-        "SELECT ipa_address_failure_at(900, 1)::text",
+        "SELECT ipa_address_failure_at(900, 1, 60)::text",
     )
     .await;
     assert_eq!(outside, None);

@@ -923,7 +923,7 @@ async fn lookups_past_row_level_security_answer_only_what_the_caller_may_know() 
             catalog.split(',').map(str::to_owned).collect(),
         ),
         (
-            "SELECT to_jsonb(t)::text FROM ipa_address_failure_at(3600, 1) t".to_owned(),
+            "SELECT to_jsonb(t)::text FROM ipa_address_failure_at(3600, 1, 60) t".to_owned(),
             vec![],
         ),
     ];
