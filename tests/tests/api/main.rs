@@ -8,5 +8,6 @@ mod agents;
 mod auth;
 mod executions;
 mod health;
+mod limits_documents;
 mod users;
 mod workflows;
