@@ -5,11 +5,13 @@
 //! then run the domain's check (the definition check with the real template engine, the agent
 //! configuration parser). Prints, for each, the time and the growth of the heap's peak over what
 //! was allocated before the check began (the JSON text itself excluded). Linear checks show both
-//! growing at most ten-fold per row; checks that stop at their limit barely grow at all.
+//! growing at most ten-fold per row; checks that stop at their limit barely grow at all. A third
+//! document, one webhook step whose body holds 1,000 to 100,000 templates, shows the cost of
+//! compiling templates within the limits.
 //!
 //! Run with `cargo bench -p tests --bench document_checks` (or `just bench-checks`); set
 //! `DOCUMENT_CHECKS_SIZES` (e.g. `1000,10000`) to choose the sizes, and `DOCUMENT_CHECKS_KINDS`
-//! (`definition`, `group` or both, the default) to choose the documents.
+//! (`definition`, `body`, `group`, or all of them, the default) to choose the documents.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -64,6 +66,17 @@ fn definition(steps: usize) -> String {
         })
         .collect();
     serde_json::json!({ "steps": steps }).to_string()
+}
+
+/// A definition of one webhook step whose JSON body holds `strings` templates (within the step
+/// limit, each one compiled).
+fn webhook_body(strings: usize) -> String {
+    let body: Vec<String> = (0..strings)
+        .map(|index| format!("{{{{ input.a{index} }}}}"))
+        .collect();
+    serde_json::json!({"steps": [{"name": "call", "type": "webhook",
+        "request": {"method": "POST", "url": "https://example.org/hook", "body": body}}]})
+    .to_string()
 }
 
 /// A group agent's configuration with `participants` distinct agent ids.
@@ -134,6 +147,11 @@ fn main() {
         let text = definition(steps);
         let cost = measure(&text, |text| check_definition(&templates, text));
         row("definition", steps, text.len(), &cost);
+    }
+    for &strings in sizes.iter().filter(|_| wanted("body")) {
+        let text = webhook_body(strings);
+        let cost = measure(&text, |text| check_definition(&templates, text));
+        row("body", strings, text.len(), &cost);
     }
     for &participants in sizes.iter().filter(|_| wanted("group")) {
         let text = group(participants);
