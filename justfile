@@ -41,3 +41,7 @@ ci:
 # Print the medians of failed sign-ins with an unknown account and with a wrong password.
 bench-login:
     cargo bench -p tests --bench login_timing
+
+# Print the time and peak memory of checking definitions and group agents of 1,000 to 100,000 items.
+bench-checks:
+    cargo bench -p tests --bench document_checks

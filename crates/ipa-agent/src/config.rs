@@ -6,7 +6,7 @@
 //! [`SecretInput`]: crate::SecretInput
 //! [`StoredSecret`]: crate::StoredSecret
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ipa_kernel::AgentId;
 use serde_json::{Map, Value, json};
@@ -667,16 +667,22 @@ fn parse_group<S>(
             problems.add(
                 &at,
                 format!(
-                    "a group conversation needs 2 to {} participants",
-                    AgentConfiguration::<S>::MAX_PARTICIPANTS
+                    "a group conversation needs 2 to {} participants, this one has {}",
+                    AgentConfiguration::<S>::MAX_PARTICIPANTS,
+                    items.len()
                 ),
             );
+            // Refused on the count alone: the ids past the limit are not worth reading.
+            if items.len() > AgentConfiguration::<S>::MAX_PARTICIPANTS {
+                return None;
+            }
         }
         let mut ids: Vec<AgentId> = Vec::with_capacity(items.len());
+        let mut seen = HashSet::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             let item_at = format!("{at}/{index}");
             match item.as_str().and_then(|text| text.parse::<AgentId>().ok()) {
-                Some(id) if ids.contains(&id) => {
+                Some(id) if !seen.insert(id) => {
                     problems.add(&item_at, format!("agent {id} is listed twice"));
                 }
                 Some(id) => ids.push(id),
@@ -812,6 +818,32 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(pointers(&problems), vec!["/participants"]);
+    }
+
+    #[test]
+    fn too_many_participants_are_refused_at_once_with_one_problem() {
+        let ids: Vec<String> = (0..100_000)
+            .map(|index| format!("00000000-0000-4000-8000-{index:012x}"))
+            .collect();
+        let provider = json!({"type": "openai", "api_key": {"env": "K"}});
+        let problems = parse(
+            AgentType::Autogen,
+            &json!({"participants": ids, "provider": provider}),
+        )
+        .unwrap_err();
+        assert_eq!(pointers(&problems), vec!["/participants"]);
+        assert_eq!(
+            problems[0].message,
+            "a group conversation needs 2 to 16 participants, this one has 100000"
+        );
+        let sixteen = &ids[..16];
+        assert!(
+            parse(
+                AgentType::Autogen,
+                &json!({"participants": sixteen, "provider": provider}),
+            )
+            .is_ok()
+        );
     }
 
     #[test]

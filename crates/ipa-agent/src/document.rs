@@ -1,44 +1,96 @@
 //! Reading JSON configuration documents member by member, collecting every problem with its JSON
 //! pointer instead of stopping at the first, so a client fixes a configuration in one round trip.
+//! At most [`MAX_PROBLEMS`] are listed, then one more saying how many were left out.
+
+use std::io;
 
 use serde_json::{Map, Value};
 
 use crate::ports::DocumentProblem;
 
-/// Problems found so far in one document.
+/// The most problems listed for one document: past it a list helps nobody, and a document full
+/// of mistakes would make a very large answer.
+pub const MAX_PROBLEMS: usize = 100;
+
+/// Problems found so far in one document: the first [`MAX_PROBLEMS`], and how many more.
 #[derive(Debug, Default)]
-pub(crate) struct Problems(Vec<DocumentProblem>);
+pub(crate) struct Problems {
+    listed: Vec<DocumentProblem>,
+    omitted: usize,
+}
 
 impl Problems {
     /// Records a problem at `pointer`.
     pub(crate) fn add(&mut self, pointer: &str, message: impl Into<String>) {
-        self.0.push(DocumentProblem {
-            pointer: pointer.to_owned(),
-            message: message.into(),
-        });
+        if self.listed.len() < MAX_PROBLEMS {
+            self.listed.push(DocumentProblem {
+                pointer: pointer.to_owned(),
+                message: message.into(),
+            });
+        } else {
+            self.omitted += 1;
+        }
     }
 
     /// Records problems reported relative to the document at `prefix`.
     pub(crate) fn extend_at(&mut self, prefix: &str, problems: Vec<DocumentProblem>) {
-        self.0
-            .extend(problems.into_iter().map(|problem| DocumentProblem {
-                pointer: format!("{prefix}{}", problem.pointer),
-                message: problem.message,
-            }));
-    }
-
-    /// How many so far: compare before and after reading a part to know whether it had any.
-    pub(crate) fn count(&self) -> usize {
-        self.0.len()
-    }
-
-    /// `value` when no problem was found, else every problem.
-    pub(crate) fn finish<T>(self, value: Option<T>) -> Result<T, Vec<DocumentProblem>> {
-        match value {
-            Some(value) if self.0.is_empty() => Ok(value),
-            _ => Err(self.0),
+        for problem in problems {
+            self.add(&format!("{prefix}{}", problem.pointer), problem.message);
         }
     }
+
+    /// How many so far, listed or not: compare before and after reading a part to know whether
+    /// it had any.
+    pub(crate) fn count(&self) -> usize {
+        self.listed.len() + self.omitted
+    }
+
+    /// `value` when no problem was found, else the problems listed and, past
+    /// [`MAX_PROBLEMS`], one more (at `""`) counting the others.
+    pub(crate) fn finish<T>(self, value: Option<T>) -> Result<T, Vec<DocumentProblem>> {
+        match value {
+            Some(value) if self.count() == 0 => Ok(value),
+            _ => Err(self.into_vec()),
+        }
+    }
+
+    /// The problems listed, then one counting those that were not.
+    pub(crate) fn into_vec(self) -> Vec<DocumentProblem> {
+        let mut listed = self.listed;
+        if self.omitted > 0 {
+            listed.push(DocumentProblem {
+                pointer: String::new(),
+                message: format!(
+                    "{} more problems are not listed; fix these first",
+                    self.omitted
+                ),
+            });
+        }
+        listed
+    }
+}
+
+/// Whether `value` serializes to at most `limit` bytes of compact JSON; stops as soon as it
+/// would not, so a large value costs no more than the limit to measure.
+pub(crate) fn serialized_within(value: &Value, limit: usize) -> bool {
+    /// A writer that only counts, and fails past its budget.
+    struct Budget(usize);
+
+    impl io::Write for Budget {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 = self
+                .0
+                .checked_sub(buf.len())
+                .ok_or_else(|| io::Error::other("over budget"))?;
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    serde_json::to_writer(Budget(limit), value).is_ok()
 }
 
 /// `base` extended by one member name, escaped per RFC 6901.
@@ -212,6 +264,31 @@ mod tests {
         let problems = problems.finish(Some(())).unwrap_err();
         assert_eq!(problems[0].pointer, "/provider/baseurl");
         assert!(problems[0].message.contains("expected: base_url"));
+    }
+
+    #[test]
+    fn problems_past_the_cap_are_counted_not_listed() {
+        let mut problems = Problems::default();
+        for index in 0..250 {
+            problems.add(&format!("/{index}"), "bad");
+        }
+        assert_eq!(problems.count(), 250);
+        let listed = problems.finish(Some(())).unwrap_err();
+        assert_eq!(listed.len(), MAX_PROBLEMS + 1);
+        assert_eq!(listed[MAX_PROBLEMS - 1].pointer, "/99");
+        assert_eq!(listed[MAX_PROBLEMS].pointer, "");
+        assert_eq!(
+            listed[MAX_PROBLEMS].message,
+            "150 more problems are not listed; fix these first"
+        );
+    }
+
+    #[test]
+    fn sizes_are_measured_without_writing_past_the_limit() {
+        let value = json!({"a": "x".repeat(100)});
+        let size = value.to_string().len();
+        assert!(serialized_within(&value, size));
+        assert!(!serialized_within(&value, size - 1));
     }
 
     #[test]

@@ -3,15 +3,19 @@
 //! or a plugin (an OpenAPI 3 document whose operations each become a function, as Semantic
 //! Kernel's OpenAPI plugins do). Like agent configurations, tool configurations are generic over
 //! how their secrets are held.
+//!
+//! Checking a plugin's document is bounded before it is walked: its size, then its number of
+//! operations, then each operation's number of parameters are counted first, and the schemas
+//! its references expand to share one budget, so a small document cannot expand into a large one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ipa_kernel::{AgentId, AgentToolId};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::config::{Headers, MapSecret, ReadSecret, collect_secrets};
-use crate::document::{Object, Problems, child, type_name};
+use crate::document::{Object, Problems, child, serialized_within, type_name};
 use crate::ports::{DocumentProblem, SchemaChecker};
 use crate::secret::StoredSecret;
 use crate::values::{Description, HttpUrl, ToolName};
@@ -191,7 +195,7 @@ pub struct ApiCall<S> {
 }
 
 /// Where an operation's parameter goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ParameterLocation {
     /// Into the path template.
     Path,
@@ -263,6 +267,12 @@ pub enum ToolConfiguration<S> {
 pub const MAX_OPENAPI_BYTES: usize = 1024 * 1024;
 /// The most operations a plugin may have (a model is offered at most 128 functions).
 pub const MAX_OPERATIONS: usize = 64;
+/// The most parameters one plugin operation may have, those of its path included.
+pub const MAX_PARAMETERS: usize = 64;
+/// The most the schemas of one plugin may add up to once their `$ref`s are expanded, in bytes
+/// (of their strings and member names, plus one per value): references may repeat a
+/// definition, and a chain of them would otherwise expand a small document without bound.
+pub const MAX_EXPANDED_BYTES: usize = 4 * 1024 * 1024;
 
 impl<S> ToolConfiguration<S> {
     /// The tool type this configuration is for.
@@ -503,7 +513,7 @@ fn parse_plugin<S>(
     let timeout_seconds = object.integer_or("timeout_seconds", 1..=600, 30, problems);
     let openapi = object.required("openapi", problems);
     let operations = openapi.and_then(|document| {
-        if document.to_string().len() > MAX_OPENAPI_BYTES {
+        if !serialized_within(document, MAX_OPENAPI_BYTES) {
             problems.add("/openapi", "the OpenAPI document may have at most 1 MiB");
             return None;
         }
@@ -561,7 +571,31 @@ fn operations(
         );
         return None;
     };
+    let methods: Vec<(HttpMethod, String)> = HttpMethod::ALL
+        .iter()
+        .map(|method| (*method, method.as_str().to_ascii_lowercase()))
+        .collect();
+    // Counted before any is read: each costs schemas to expand and compile.
+    let count: usize = paths
+        .values()
+        .filter_map(Value::as_object)
+        .map(|item| {
+            methods
+                .iter()
+                .filter(|(_, key)| item.contains_key(key))
+                .count()
+        })
+        .sum();
+    if count > MAX_OPERATIONS {
+        problems.add(
+            &child(AT, "paths"),
+            format!("a plugin has at most {MAX_OPERATIONS} operations, this document has {count}"),
+        );
+        return None;
+    }
+    let mut expander = Expander::new(document);
     let mut operations = Vec::new();
+    let mut seen = HashSet::new();
     for (path, item) in paths {
         let path_at = child(&child(AT, "paths"), path);
         let Some(item) = item.as_object() else {
@@ -577,14 +611,13 @@ fn operations(
             problems.add(&path_at, "a path starts with `/`");
         }
         let shared = item.get("parameters");
-        for method in HttpMethod::ALL {
-            let key = method.as_str().to_ascii_lowercase();
-            let Some(operation) = item.get(&key) else {
+        for (method, key) in &methods {
+            let Some(operation) = item.get(key) else {
                 continue;
             };
-            let at = child(&path_at, &key);
+            let at = child(&path_at, key);
             if let Some(parsed) = operation_at(
-                document,
+                &mut expander,
                 operation,
                 shared,
                 &at,
@@ -595,10 +628,7 @@ fn operations(
                 schemas,
                 problems,
             ) {
-                if operations
-                    .iter()
-                    .any(|known: &PluginOperation| known.operation_id == parsed.operation_id)
-                {
+                if !seen.insert(parsed.operation_id.clone()) {
                     problems.add(
                         &child(&at, "operationId"),
                         format!("operationId `{}` is used twice", parsed.operation_id),
@@ -607,12 +637,6 @@ fn operations(
                 operations.push(parsed);
             }
         }
-    }
-    if operations.len() > MAX_OPERATIONS {
-        problems.add(
-            &child(AT, "paths"),
-            format!("a plugin has at most {MAX_OPERATIONS} operations"),
-        );
     }
     if operations.is_empty() && problems.count() == before {
         problems.add(
@@ -625,7 +649,7 @@ fn operations(
 
 #[allow(clippy::too_many_arguments)]
 fn operation_at(
-    document: &Value,
+    expander: &mut Expander<'_>,
     operation: &Value,
     shared: Option<&Value>,
     at: &str,
@@ -670,10 +694,28 @@ fn operation_at(
         .find_map(|key| object.get(*key).and_then(Value::as_str))
         .map(str::to_owned);
     let mut parameters: Vec<OperationParameter> = Vec::new();
+    // Where each (name, location) is in `parameters`: an operation's own parameter replaces a
+    // path-level one of the same name and place.
+    let mut positions: HashMap<(String, ParameterLocation), usize> = HashMap::new();
     let lists = [
         (shared, None),
         (object.get("parameters"), Some(child(at, "parameters"))),
     ];
+    let declared: usize = lists
+        .iter()
+        .filter_map(|(list, _)| list.and_then(Value::as_array))
+        .map(Vec::len)
+        .sum();
+    if declared > MAX_PARAMETERS {
+        problems.add(
+            at,
+            format!(
+                "an operation has at most {MAX_PARAMETERS} parameters (its path's included), \
+                 this one has {declared}"
+            ),
+        );
+        return None;
+    }
     for (list, list_at) in lists {
         let Some(list) = list else { continue };
         let list_at = list_at.unwrap_or_else(|| {
@@ -688,19 +730,21 @@ fn operation_at(
         };
         for (index, item) in items.iter().enumerate() {
             let item_at = format!("{list_at}/{index}");
-            if let Some(parameter) = parameter_at(document, item, &item_at, schemas, problems) {
-                // An operation's own parameter overrides a path-level one of the same name and place.
-                parameters.retain(|known| {
-                    !(known.name == parameter.name && known.location == parameter.location)
-                });
-                parameters.push(parameter);
+            if let Some(parameter) = parameter_at(expander, item, &item_at, schemas, problems) {
+                let key = (parameter.name.clone(), parameter.location);
+                match positions.get(&key) {
+                    Some(position) => parameters[*position] = parameter,
+                    None => {
+                        positions.insert(key, parameters.len());
+                        parameters.push(parameter);
+                    }
+                }
             }
         }
     }
+    let in_path: HashSet<&str> = placeholders.iter().map(String::as_str).collect();
     for name in placeholders {
-        let declared = parameters.iter().any(|parameter| {
-            parameter.location == ParameterLocation::Path && &parameter.name == name
-        });
+        let declared = positions.contains_key(&(name.clone(), ParameterLocation::Path));
         if !declared {
             problems.add(
                 at,
@@ -709,7 +753,8 @@ fn operation_at(
         }
     }
     for parameter in &parameters {
-        if parameter.location == ParameterLocation::Path && !placeholders.contains(&parameter.name)
+        if parameter.location == ParameterLocation::Path
+            && !in_path.contains(parameter.name.as_str())
         {
             problems.add(
                 at,
@@ -722,7 +767,7 @@ fn operation_at(
     }
     let body = match object.get("requestBody") {
         None => None,
-        Some(body) => body_schema(document, body, &child(at, "requestBody"), schemas, problems),
+        Some(body) => body_schema(expander, body, &child(at, "requestBody"), schemas, problems),
     };
     if problems.count() != before {
         return None;
@@ -738,13 +783,14 @@ fn operation_at(
 }
 
 fn parameter_at(
-    document: &Value,
+    expander: &mut Expander<'_>,
     item: &Value,
     at: &str,
     schemas: &dyn SchemaChecker,
     problems: &mut Problems,
 ) -> Option<OperationParameter> {
-    let item = resolve(document, item, 0)
+    let item = expander
+        .resolve(item)
         .map_err(|message| problems.add(at, message))
         .ok()?;
     let object = item.as_object().or_else(|| {
@@ -772,7 +818,8 @@ fn parameter_at(
     };
     let schema = match object.get("schema") {
         None => Some(json!({"type": "string"})),
-        Some(schema) => resolved_schema(document, schema, &child(at, "schema"), schemas, problems),
+        // The item was resolved whole: its schema's references are already expanded.
+        Some(schema) => checked_schema(schema, &child(at, "schema"), schemas, problems),
     };
     let required = object
         .get("required")
@@ -792,13 +839,14 @@ fn parameter_at(
 }
 
 fn body_schema(
-    document: &Value,
+    expander: &mut Expander<'_>,
     body: &Value,
     at: &str,
     schemas: &dyn SchemaChecker,
     problems: &mut Problems,
 ) -> Option<Value> {
-    let body = resolve(document, body, 0)
+    let body = expander
+        .resolve(body)
         .map_err(|message| problems.add(at, message))
         .ok()?;
     let content = body.get("content").and_then(Value::as_object);
@@ -814,25 +862,21 @@ fn body_schema(
         child(&child(at, "content"), "application/json")
     );
     match json_body.get("schema") {
-        Some(schema) => resolved_schema(document, schema, &schema_at, schemas, problems),
+        Some(schema) => checked_schema(schema, &schema_at, schemas, problems),
         None => Some(json!({})),
     }
 }
 
-/// `schema` with the document's local references resolved, compiled by `schemas`.
-fn resolved_schema(
-    document: &Value,
+/// `schema` (its references already expanded), when `schemas` compiles it.
+fn checked_schema(
     schema: &Value,
     at: &str,
     schemas: &dyn SchemaChecker,
     problems: &mut Problems,
 ) -> Option<Value> {
-    let resolved = resolve(document, schema, 0)
-        .map_err(|message| problems.add(at, message))
-        .ok()?;
-    let found = schemas.schema_problems(&resolved);
+    let found = schemas.schema_problems(schema);
     if found.is_empty() {
-        Some(resolved)
+        Some(schema.clone())
     } else {
         problems.extend_at(at, found);
         None
@@ -843,35 +887,88 @@ fn resolved_schema(
 /// cannot express.
 const MAX_REFERENCE_DEPTH: usize = 16;
 
-/// `value` with every `{"$ref": "#/..."}` inside it replaced by what it points at in `document`.
-fn resolve(document: &Value, value: &Value, depth: usize) -> Result<Value, String> {
-    if depth > MAX_REFERENCE_DEPTH {
-        return Err("references nest too deeply or form a cycle; a tool's parameters must be a finite schema".to_owned());
-    }
-    match value {
-        Value::Object(members) => {
-            if let Some(reference) = members.get("$ref") {
-                let target = reference
-                    .as_str()
-                    .and_then(|reference| reference.strip_prefix('#'))
-                    .ok_or_else(|| format!("only references inside the document (#/...) are supported, not {reference}"))?;
-                let found = document.pointer(target).ok_or_else(|| {
-                    format!("the reference #{target} points at nothing in the document")
-                })?;
-                return resolve(document, found, depth + 1);
-            }
-            let mut resolved = Map::with_capacity(members.len());
-            for (key, member) in members {
-                resolved.insert(key.clone(), resolve(document, member, depth)?);
-            }
-            Ok(Value::Object(resolved))
+/// How deep a value with its references expanded may nest: a bound on the expansion's own
+/// recursion (the schema checker refuses far less deep schemas anyway).
+const MAX_EXPANDED_NESTING: usize = 128;
+
+/// Expands the local references (`{"$ref": "#/..."}`) of values inside one document, all of them
+/// together within [`MAX_EXPANDED_BYTES`].
+struct Expander<'d> {
+    document: &'d Value,
+    budget: usize,
+}
+
+impl<'d> Expander<'d> {
+    fn new(document: &'d Value) -> Self {
+        Self {
+            document,
+            budget: MAX_EXPANDED_BYTES,
         }
-        Value::Array(items) => items
-            .iter()
-            .map(|item| resolve(document, item, depth))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
-        other => Ok(other.clone()),
+    }
+
+    /// `value` with every reference inside it replaced by what it points at in the document.
+    fn resolve(&mut self, value: &Value) -> Result<Value, String> {
+        self.expand(value, 0, 0)
+    }
+
+    fn expand(
+        &mut self,
+        value: &Value,
+        references: usize,
+        nesting: usize,
+    ) -> Result<Value, String> {
+        if references > MAX_REFERENCE_DEPTH {
+            return Err("references nest too deeply or form a cycle; a tool's parameters must be a finite schema".to_owned());
+        }
+        if nesting > MAX_EXPANDED_NESTING {
+            return Err(format!(
+                "with its references expanded, the schema nests more than {MAX_EXPANDED_NESTING} \
+                 levels deep; flatten it"
+            ));
+        }
+        self.spend(1)?;
+        match value {
+            Value::Object(members) => {
+                if let Some(reference) = members.get("$ref") {
+                    let target = reference
+                        .as_str()
+                        .and_then(|reference| reference.strip_prefix('#'))
+                        .ok_or_else(|| format!("only references inside the document (#/...) are supported, not {reference}"))?;
+                    let found = self.document.pointer(target).ok_or_else(|| {
+                        format!("the reference #{target} points at nothing in the document")
+                    })?;
+                    return self.expand(found, references + 1, nesting);
+                }
+                let mut resolved = Map::with_capacity(members.len());
+                for (key, member) in members {
+                    self.spend(key.len())?;
+                    resolved.insert(key.clone(), self.expand(member, references, nesting + 1)?);
+                }
+                Ok(Value::Object(resolved))
+            }
+            Value::Array(items) => items
+                .iter()
+                .map(|item| self.expand(item, references, nesting + 1))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            Value::String(text) => {
+                self.spend(text.len())?;
+                Ok(value.clone())
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// Takes `amount` from the budget, or says it is spent.
+    fn spend(&mut self, amount: usize) -> Result<(), String> {
+        self.budget = self.budget.checked_sub(amount).ok_or_else(|| {
+            format!(
+                "with their references expanded, the document's schemas add up to more than {} \
+                 MiB; refer to smaller definitions, or fewer times",
+                MAX_EXPANDED_BYTES / (1024 * 1024)
+            )
+        })?;
+        Ok(())
     }
 }
 
@@ -1107,6 +1204,105 @@ mod tests {
         assert_eq!(
             pointers(&problems),
             vec!["/openapi/openapi", "/openapi/paths"]
+        );
+    }
+
+    #[test]
+    fn operations_past_the_limit_are_refused_before_any_is_read() {
+        let paths: Map<String, Value> = (0..10_000)
+            .map(|index| {
+                (
+                    format!("/p{index}"),
+                    json!({"get": {"operationId": format!("op{index}")}}),
+                )
+            })
+            .collect();
+        let problems = parse(
+            ToolType::Plugin,
+            &json!({"base_url": "http://x", "openapi": {"openapi": "3.1.0", "paths": paths}}),
+        )
+        .unwrap_err();
+        assert_eq!(pointers(&problems), vec!["/openapi/paths"]);
+        assert_eq!(
+            problems[0].message,
+            "a plugin has at most 64 operations, this document has 10000"
+        );
+    }
+
+    #[test]
+    fn parameters_past_the_limit_are_refused_before_any_is_read() {
+        let parameter = |index: usize| json!({"name": format!("q{index}"), "in": "query"});
+        let shared: Vec<Value> = (0..40).map(parameter).collect();
+        let own: Vec<Value> = (40..65).map(parameter).collect();
+        let document = json!({"openapi": "3.1.0", "paths": {"/a": {
+            "parameters": shared, "get": {"operationId": "a", "parameters": own}}}});
+        let problems = parse(
+            ToolType::Plugin,
+            &json!({"base_url": "http://x", "openapi": document}),
+        )
+        .unwrap_err();
+        assert_eq!(pointers(&problems), vec!["/openapi/paths/~1a/get"]);
+        assert!(problems[0].message.contains("at most 64 parameters"));
+        // An operation's own parameter replaces its path's of the same name and place.
+        let document = json!({"openapi": "3.1.0", "paths": {"/a": {
+            "parameters": [{"name": "q", "in": "query", "schema": {"type": "string"}}],
+            "get": {"operationId": "a", "parameters": [
+                {"name": "q", "in": "query", "schema": {"type": "integer"}},
+                {"name": "q", "in": "header"}]}}}});
+        let ToolConfiguration::Plugin(plugin) = parse(
+            ToolType::Plugin,
+            &json!({"base_url": "http://x", "openapi": document}),
+        )
+        .unwrap() else {
+            panic!("not a plugin")
+        };
+        let parameters = &plugin.operations[0].parameters;
+        assert_eq!(parameters.len(), 2);
+        assert_eq!(parameters[0].schema, json!({"type": "integer"}));
+        assert_eq!(parameters[1].location, ParameterLocation::Header);
+    }
+
+    #[test]
+    fn references_cannot_expand_a_small_document_without_bound() {
+        // Each level refers to the one below ten times: 10^6 copies of a 1 KB string.
+        let mut defs = Map::new();
+        defs.insert(
+            "l0".to_owned(),
+            json!({"type": "string", "description": "x".repeat(1000)}),
+        );
+        for level in 1..=6 {
+            let properties: Map<String, Value> = (0..10)
+                .map(|index| {
+                    (
+                        format!("p{index}"),
+                        json!({"$ref": format!("#/components/schemas/l{}", level - 1)}),
+                    )
+                })
+                .collect();
+            defs.insert(
+                format!("l{level}"),
+                json!({"type": "object", "properties": properties}),
+            );
+        }
+        let document = json!({"openapi": "3.1.0",
+            "paths": {"/a": {"post": {"operationId": "a", "requestBody": {"content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/l6"}}}}}}},
+            "components": {"schemas": defs}});
+        let started = std::time::Instant::now();
+        let problems = parse(
+            ToolType::Plugin,
+            &json!({"base_url": "http://x", "openapi": document}),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(
+            pointers(&problems),
+            vec!["/openapi/paths/~1a/post/requestBody"]
+        );
+        assert!(
+            problems[0].message.contains("add up to more than 4 MiB"),
+            "{}",
+            problems[0].message
         );
     }
 

@@ -418,7 +418,8 @@ pub struct AgentsApi;
 #[OpenApi(tag = "ApiTags::Agents")]
 impl AgentsApi {
     /// Creates an agent owned by the caller. Its configuration is checked whole against its
-    /// type, and every problem is listed in one 422 with its pointer.
+    /// type, and the problems are listed in one 422 with their pointers (at most 100, then one
+    /// counting the rest).
     #[oai(path = "/agents", method = "post", operation_id = "createAgent")]
     async fn create(
         &self,

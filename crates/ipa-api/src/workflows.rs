@@ -595,8 +595,9 @@ impl WorkflowsApi {
 
     /// Publishes the workflow's next version (numbered one above the highest). The definition is
     /// checked whole: its structure, its templates (which may use `input.*` and earlier steps'
-    /// `steps.<name>.*`), and the agents and approvers it names; every problem is listed in one
-    /// 422. The version becomes current unless `publish` is false.
+    /// `steps.<name>.*`), and the agents and approvers it names; the problems are listed in one
+    /// 422 (at most 100, then one counting the rest). A definition of more than 200 steps is
+    /// refused on its count alone. The version becomes current unless `publish` is false.
     #[oai(
         path = "/workflows/:id/versions",
         method = "post",

@@ -678,9 +678,51 @@ impl Place {
     }
 }
 
-/// `value` as JSON, cut to [`MAX_QUOTED_CHARS`] characters.
+/// `value` as JSON, cut to [`MAX_QUOTED_CHARS`] characters. Only the beginning is written: the
+/// value may be a large part of the schema, quoted once per problem.
 fn quoted(value: &Value) -> String {
-    crate::clip(&value.to_string(), MAX_QUOTED_CHARS)
+    /// Enough bytes for the characters kept and one more, however wide they are.
+    const HEAD_BYTES: usize = 4 * (MAX_QUOTED_CHARS + 1);
+
+    /// A writer that keeps the first [`HEAD_BYTES`] bytes, then refuses the rest.
+    struct Head(Vec<u8>);
+
+    impl io::Write for Head {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let room = HEAD_BYTES - self.0.len();
+            if room == 0 {
+                return Err(io::Error::other("the head is full"));
+            }
+            let taken = room.min(buf.len());
+            self.0.extend_from_slice(&buf[..taken]);
+            Ok(taken)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let mut head = Head(Vec::with_capacity(HEAD_BYTES));
+    // Stopping early is the point: what was written is what is quoted.
+    let whole = serde_json::to_writer(&mut head, value).is_ok();
+    let text = match std::str::from_utf8(&head.0) {
+        Ok(text) => text,
+        // Cut inside a character: keep the whole ones.
+        Err(error) => std::str::from_utf8(&head.0[..error.valid_up_to()]).unwrap_or_default(),
+    };
+    if whole {
+        return crate::clip(text, MAX_QUOTED_CHARS);
+    }
+    // Only the head was written, so the whole length is unknown: the note says only that it was
+    // cut.
+    const NOTE: &str = "… (cut)";
+    let keep = MAX_QUOTED_CHARS - NOTE.chars().count();
+    let end = text
+        .char_indices()
+        .nth(keep)
+        .map_or(text.len(), |(at, _)| at);
+    format!("{}{NOTE}", &text[..end])
 }
 
 /// `message` cut to [`MAX_MESSAGE_CHARS`] characters.
@@ -782,6 +824,18 @@ mod tests {
 
     fn pointers(found: &[DocumentProblem]) -> Vec<&str> {
         found.iter().map(|found| found.pointer.as_str()).collect()
+    }
+
+    #[test]
+    fn quoting_writes_only_the_beginning_of_a_value() {
+        let long = Value::String("é".repeat(1_000_000));
+        let quote = quoted(&long);
+        assert_eq!(quote.chars().count(), MAX_QUOTED_CHARS + 1, "{quote}");
+        assert!(
+            quote.starts_with("\"ééé") && quote.ends_with('…'),
+            "{quote}"
+        );
+        assert_eq!(quoted(&json!({"a": [1, 2]})), r#"{"a":[1,2]}"#);
     }
 
     /// The only problem of `schema`.

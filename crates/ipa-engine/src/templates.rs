@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use ipa_workflow::{TemplateCheck, TemplateChecker, TemplateKind};
+use ipa_workflow::{EarlierSteps, TemplateCheck, TemplateChecker, TemplateKind};
 use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 
@@ -93,6 +93,11 @@ impl TemplateChecker for Templates {
         let kind = template.kind;
         let source = template.source.as_str();
         bounded(kind, source)?;
+        // Every tag, expression and comment opens with `{`: text without one is plain text,
+        // which always compiles and names nothing (most strings of a webhook body are).
+        if kind == TemplateKind::Template && !source.contains('{') {
+            return Ok(());
+        }
         let variables = match kind {
             TemplateKind::Template => self
                 .env
@@ -109,7 +114,7 @@ impl TemplateChecker for Templates {
         // sentence, and sorted, so the same definition always gets the same answer.
         let mut problems = BTreeMap::new();
         for variable in &variables {
-            if let Some((key, problem)) = self.refusal(kind, variable, &template.earlier_steps) {
+            if let Some((key, problem)) = self.refusal(kind, variable, template.earlier_steps) {
                 problems.insert(key, problem);
             }
         }
@@ -128,7 +133,7 @@ impl Templates {
         &self,
         kind: TemplateKind,
         variable: &str,
-        earlier_steps: &[&str],
+        earlier_steps: EarlierSteps<'_>,
     ) -> Option<(String, String)> {
         let mut parts = variable.split('.');
         let root = parts.next().unwrap_or_default();
@@ -137,7 +142,7 @@ impl Templates {
         }
         if root == STEPS {
             return match parts.next() {
-                Some(step) if earlier_steps.contains(&step) => None,
+                Some(step) if earlier_steps.contains(step) => None,
                 Some(step) => {
                     let named = format!("{STEPS}.{step}");
                     let problem = format!(
@@ -282,13 +287,15 @@ mod tests {
     }
 
     use super::*;
+    use ipa_workflow::StepNames;
 
     fn check(kind: TemplateKind, source: &str, earlier: &[&str]) -> Result<(), String> {
+        let names = StepNames::new(earlier.iter().copied().map(Some));
         Templates::new().check(&TemplateCheck {
             kind,
             source: source.to_owned(),
             pointer: "/steps/1/prompt".to_owned(),
-            earlier_steps: earlier.to_vec(),
+            earlier_steps: names.before(earlier.len()),
         })
     }
 

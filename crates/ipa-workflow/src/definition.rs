@@ -5,9 +5,14 @@
 //! definition in one round trip. What parsing cannot decide alone (whether referenced agents and
 //! approvers exist, whether templates compile) is checked by the publishing service through its
 //! ports, and reported the same way.
+//!
+//! The work is bounded and linear in the document: a count past its limit (steps, approvers,
+//! headers) is refused before its items are read, at most [`MAX_PROBLEMS`] problems are listed,
+//! and each template learns which steps come before its own through one shared lookup rather
+//! than a copy of their names.
 
-use std::collections::{BTreeMap, HashSet};
-use std::fmt;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::{self, Write as _};
 
 use ipa_kernel::{AgentId, UserId};
 use serde_json::{Map, Value};
@@ -27,8 +32,31 @@ pub struct DefinitionProblem {
 #[error("the workflow definition has {} problem(s)", .0.len())]
 pub struct InvalidDefinition(pub Vec<DefinitionProblem>);
 
+impl InvalidDefinition {
+    /// The refusal listing `problems`, of which at most [`MAX_PROBLEMS`] are kept; the rest, and
+    /// `omitted` more found but never listed, are counted in one last problem (at `""`).
+    pub fn listing(mut problems: Vec<DefinitionProblem>, omitted: usize) -> Self {
+        let omitted = omitted + problems.len().saturating_sub(MAX_PROBLEMS);
+        problems.truncate(MAX_PROBLEMS);
+        if omitted > 0 {
+            problems.push(DefinitionProblem {
+                pointer: String::new(),
+                message: format!("{omitted} more problems are not listed; fix these first"),
+            });
+        }
+        Self(problems)
+    }
+}
+
 /// The most steps a definition may have.
 pub const MAX_STEPS: usize = 200;
+/// The most approvers an approval step may list.
+pub const MAX_APPROVERS: usize = 100;
+/// The most headers a webhook step may send.
+pub const MAX_HEADERS: usize = 32;
+/// The most problems listed for one definition: past it a list helps nobody, and a document full
+/// of mistakes would make a very large answer. One more problem says how many were left out.
+pub const MAX_PROBLEMS: usize = 100;
 /// The most attempts a retry policy may allow.
 pub const MAX_ATTEMPTS: u64 = 10;
 /// The longest timeout a step may have: 30 days.
@@ -244,10 +272,10 @@ impl WorkflowDefinition {
     pub fn parse(document: &Value) -> Result<Self, InvalidDefinition> {
         let mut problems = Problems::default();
         let partial = parse_document(document, &mut problems);
-        if problems.0.is_empty() {
+        if problems.is_empty() {
             Ok(Self::from_partial(partial, document))
         } else {
-            Err(InvalidDefinition(problems.0))
+            Err(problems.into_invalid())
         }
     }
 
@@ -261,14 +289,16 @@ impl WorkflowDefinition {
         let mut uses = Vec::new();
         let mut agents = Vec::new();
         let mut approvers = Vec::new();
+        let names = StepNames::new(
+            partial
+                .names
+                .iter()
+                .map(|name| name.as_ref().map(StepName::as_str)),
+        );
         for (index, parts) in &partial.steps {
             let Some(kind) = &parts.kind else { continue };
-            let earlier: Vec<&str> = partial.names[..*index]
-                .iter()
-                .flatten()
-                .map(StepName::as_str)
-                .collect();
-            step_templates(*index, kind, parts.when.as_ref(), &earlier, &mut uses);
+            let earlier = names.before(*index);
+            step_templates(*index, kind, parts.when.as_ref(), earlier, &mut uses);
             step_references(*index, kind, &mut agents, &mut approvers);
         }
         for template in &uses {
@@ -277,11 +307,11 @@ impl WorkflowDefinition {
             }
         }
         let definition = problems
-            .0
             .is_empty()
             .then(|| Self::from_partial(partial, document));
         DefinitionCheck {
-            problems: problems.0,
+            problems: problems.listed,
+            omitted: problems.omitted,
             definition,
             agents,
             approvers,
@@ -321,8 +351,10 @@ impl WorkflowDefinition {
 /// What [`WorkflowDefinition::check`] found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DefinitionCheck {
-    /// Every problem of structure and templates.
+    /// The problems of structure and templates, at most [`MAX_PROBLEMS`].
     pub problems: Vec<DefinitionProblem>,
+    /// How many more problems were found and not listed (see [`InvalidDefinition::listing`]).
+    pub omitted: usize,
     /// The definition, when there were no problems.
     pub definition: Option<WorkflowDefinition>,
     /// Every agent named, with its pointer (from the steps that parsed).
@@ -338,11 +370,56 @@ pub trait TemplateChecker {
     fn check(&self, template: &TemplateCheck<'_>) -> Result<(), String>;
 }
 
+/// The valid step names of a definition, each with the position of the first step of that name,
+/// so that whether a name is one of the steps before another is one lookup, whatever the number
+/// of steps. Every template of a definition shares the one set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepNames<'a>(HashMap<&'a str, usize>);
+
+impl<'a> StepNames<'a> {
+    /// The names of a definition's steps in order, `None` for a step without a valid name.
+    pub fn new(names: impl IntoIterator<Item = Option<&'a str>>) -> Self {
+        let mut positions = HashMap::new();
+        for (position, name) in names.into_iter().enumerate() {
+            if let Some(name) = name {
+                positions.entry(name).or_insert(position);
+            }
+        }
+        Self(positions)
+    }
+
+    /// The steps before the one at `position`.
+    pub fn before(&self, position: usize) -> EarlierSteps<'_> {
+        EarlierSteps {
+            names: self,
+            position,
+        }
+    }
+}
+
+/// The steps before a given one, which its templates may refer to: a view of [`StepNames`],
+/// cheap to copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EarlierSteps<'a> {
+    names: &'a StepNames<'a>,
+    position: usize,
+}
+
+impl EarlierSteps<'_> {
+    /// Whether a step named `name` comes before.
+    pub fn contains(&self, name: &str) -> bool {
+        self.names
+            .0
+            .get(name)
+            .is_some_and(|position| *position < self.position)
+    }
+}
+
 fn step_templates<'a>(
     index: usize,
     kind: &StepKind,
     when: Option<&TemplateSource>,
-    earlier: &[&'a str],
+    earlier: EarlierSteps<'a>,
     uses: &mut Vec<TemplateCheck<'a>>,
 ) {
     let mut add = |kind, source: String, pointer: String| {
@@ -350,7 +427,7 @@ fn step_templates<'a>(
             kind,
             source,
             pointer,
-            earlier_steps: earlier.to_vec(),
+            earlier_steps: earlier,
         });
     };
     let mut template = |source: &TemplateSource| {
@@ -376,7 +453,7 @@ fn step_templates<'a>(
     {
         body_strings(
             body,
-            &format!("/steps/{index}/request/body"),
+            &mut format!("/steps/{index}/request/body"),
             &mut |source, pointer| add(TemplateKind::Template, source.to_owned(), pointer),
         );
     }
@@ -425,38 +502,61 @@ pub struct TemplateCheck<'a> {
     pub source: String,
     /// Its JSON pointer in the definition.
     pub pointer: String,
-    /// The names of the steps before the one it belongs to.
-    pub earlier_steps: Vec<&'a str>,
+    /// The steps before the one it belongs to.
+    pub earlier_steps: EarlierSteps<'a>,
 }
 
 /// Calls `visit` with every string of a JSON body (object members and array items, not member
-/// names) and its pointer.
-fn body_strings(value: &Value, pointer: &str, visit: &mut impl FnMut(&str, String)) {
+/// names) and its pointer. `pointer` is one buffer extended and cut back on the way, so the
+/// walk costs the size of the body, not the size times its depth.
+fn body_strings(value: &Value, pointer: &mut String, visit: &mut impl FnMut(&str, String)) {
+    let length = pointer.len();
     match value {
-        Value::String(text) => visit(text, pointer.to_owned()),
+        Value::String(text) => visit(text, pointer.clone()),
         Value::Array(items) => {
             for (position, item) in items.iter().enumerate() {
-                body_strings(item, &format!("{pointer}/{position}"), visit);
+                let _ = write!(pointer, "/{position}");
+                body_strings(item, pointer, visit);
+                pointer.truncate(length);
             }
         }
         Value::Object(members) => {
             for (name, member) in members {
-                body_strings(member, &format!("{pointer}/{}", escape(name)), visit);
+                pointer.push('/');
+                pointer.push_str(&escape(name));
+                body_strings(member, pointer, visit);
+                pointer.truncate(length);
             }
         }
         _ => {}
     }
 }
 
+/// The problems found so far: the first [`MAX_PROBLEMS`], and how many more.
 #[derive(Default)]
-struct Problems(Vec<DefinitionProblem>);
+struct Problems {
+    listed: Vec<DefinitionProblem>,
+    omitted: usize,
+}
 
 impl Problems {
     fn add(&mut self, pointer: &str, message: impl Into<String>) {
-        self.0.push(DefinitionProblem {
-            pointer: pointer.to_owned(),
-            message: message.into(),
-        });
+        if self.listed.len() < MAX_PROBLEMS {
+            self.listed.push(DefinitionProblem {
+                pointer: pointer.to_owned(),
+                message: message.into(),
+            });
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.listed.is_empty()
+    }
+
+    fn into_invalid(self) -> InvalidDefinition {
+        InvalidDefinition::listing(self.listed, self.omitted)
     }
 }
 
@@ -489,10 +589,16 @@ fn parse_document(document: &Value, problems: &mut Problems) -> Partial {
         problems.add("/steps", "`steps` must be an array of steps");
         return Partial::default();
     };
+    let mut parsed = Partial {
+        timeout_ms,
+        ..Partial::default()
+    };
     if steps.is_empty() {
         problems.add("/steps", "a workflow needs at least one step");
     }
     if steps.len() > MAX_STEPS {
+        // Refused on the count alone, before any step is read: reading on would make the work
+        // and the answer grow with whatever a client sends.
         problems.add(
             "/steps",
             format!(
@@ -500,12 +606,9 @@ fn parse_document(document: &Value, problems: &mut Problems) -> Partial {
                 steps.len()
             ),
         );
+        return parsed;
     }
     let mut seen = HashSet::new();
-    let mut parsed = Partial {
-        timeout_ms,
-        ..Partial::default()
-    };
     for (index, step) in steps.iter().enumerate() {
         let pointer = format!("/steps/{index}");
         // Duplicates are reported even among steps with other problems.
@@ -759,6 +862,13 @@ fn parse_webhook(
     let mut headers = BTreeMap::new();
     match request.get("headers") {
         None | Some(Value::Null) => {}
+        Some(Value::Object(map)) if map.len() > MAX_HEADERS => problems.add(
+            &format!("{at}/headers"),
+            format!(
+                "a webhook step sends at most {MAX_HEADERS} headers, this one has {}",
+                map.len()
+            ),
+        ),
         Some(Value::Object(map)) => {
             for (name, value) in map {
                 let header_at = format!("{at}/headers/{}", escape(name));
@@ -926,10 +1036,18 @@ fn parse_approval(
     let mut approvers = Vec::new();
     match object.get("approvers") {
         None | Some(Value::Null) => {}
+        Some(Value::Array(ids)) if ids.len() > MAX_APPROVERS => problems.add(
+            &format!("{pointer}/approvers"),
+            format!(
+                "an approval step lists at most {MAX_APPROVERS} approvers, this one lists {}",
+                ids.len()
+            ),
+        ),
         Some(Value::Array(ids)) => {
+            let mut seen = HashSet::new();
             for (position, id) in ids.iter().enumerate() {
                 match parse_uuid(id) {
-                    Some(uuid) if !approvers.contains(&UserId::from_uuid(uuid)) => {
+                    Some(uuid) if seen.insert(uuid) => {
                         approvers.push(UserId::from_uuid(uuid));
                     }
                     Some(_) => problems.add(
@@ -1035,6 +1153,21 @@ mod tests {
         }
     }
 
+    /// The names among those of the tests' definitions that `earlier` contains, in order.
+    fn earlier_names(earlier: EarlierSteps<'_>) -> Vec<String> {
+        [
+            "first",
+            "third",
+            "fetch_order",
+            "manager_approval",
+            "draft_reply",
+        ]
+        .into_iter()
+        .filter(|name| earlier.contains(name))
+        .map(str::to_owned)
+        .collect()
+    }
+
     /// Accepts every template, noting each one's pointer, kind and earlier steps.
     #[derive(Default)]
     struct Recorder(std::cell::RefCell<Vec<(String, TemplateKind, Vec<String>)>>);
@@ -1044,11 +1177,7 @@ mod tests {
             self.0.borrow_mut().push((
                 template.pointer.clone(),
                 template.kind,
-                template
-                    .earlier_steps
-                    .iter()
-                    .map(|name| (*name).to_owned())
-                    .collect(),
+                earlier_names(template.earlier_steps),
             ));
             Ok(())
         }
@@ -1091,7 +1220,7 @@ mod tests {
             if template.source.contains("BAD") {
                 Err(format!(
                     "bad; earlier: {}",
-                    template.earlier_steps.join(",")
+                    earlier_names(template.earlier_steps).join(",")
                 ))
             } else {
                 Ok(())
@@ -1188,6 +1317,151 @@ mod tests {
             {"name": "a", "type": "agent", "agent_id": "0b9d1c1e-7b0f-4a53-8a43-7f1f7c7d2e11", "prompt": "y"}
         ]});
         assert_eq!(pointers(&document), ["/steps/1/name"]);
+    }
+
+    /// A definition of `count` approval steps, each one's message using the step before.
+    fn approvals(count: usize) -> Value {
+        let steps: Vec<Value> = (0..count)
+            .map(|index| {
+                json!({"name": format!("s{index}"), "type": "approval",
+                       "message": format!("After {{{{ steps.s{} }}}}?", index.saturating_sub(1))})
+            })
+            .collect();
+        json!({ "steps": steps })
+    }
+
+    #[test]
+    fn too_many_steps_are_refused_before_any_is_read() {
+        let document = approvals(100_000);
+        let recorder = Recorder::default();
+        let check = WorkflowDefinition::check(&document, &recorder);
+        assert_eq!(
+            check.problems,
+            [DefinitionProblem {
+                pointer: "/steps".to_owned(),
+                message: "a workflow has at most 200 steps, this one has 100000".to_owned(),
+            }]
+        );
+        assert_eq!(check.omitted, 0);
+        assert!(recorder.0.borrow().is_empty(), "no template was checked");
+        assert!(check.agents.is_empty() && check.approvers.is_empty());
+        assert_eq!(pointers(&document), ["/steps"]);
+        // The limit itself is accepted, every template checked once.
+        let recorder = Recorder::default();
+        let check = WorkflowDefinition::check(&approvals(MAX_STEPS), &recorder);
+        assert!(check.problems.is_empty(), "{:?}", check.problems);
+        assert_eq!(recorder.0.borrow().len(), MAX_STEPS);
+        assert_eq!(pointers(&approvals(MAX_STEPS + 1)), ["/steps"]);
+    }
+
+    #[test]
+    fn the_problems_listed_are_capped_and_the_rest_counted() {
+        let steps: Vec<Value> = (0..150)
+            .map(|index| json!({"name": format!("s{index}"), "type": "teleport"}))
+            .collect();
+        let document = json!({ "steps": steps });
+        let problems = WorkflowDefinition::parse(&document).unwrap_err().0;
+        assert_eq!(problems.len(), MAX_PROBLEMS + 1);
+        assert_eq!(problems[99].pointer, "/steps/99/type");
+        let last = problems.last().unwrap();
+        assert_eq!(last.pointer, "");
+        assert_eq!(
+            last.message,
+            "50 more problems are not listed; fix these first"
+        );
+        let check = WorkflowDefinition::check(&document, &Picky);
+        assert_eq!(check.problems.len(), MAX_PROBLEMS);
+        assert_eq!(check.omitted, 50);
+        // Problems added later (those of references) are capped alike.
+        let more = vec![
+            DefinitionProblem {
+                pointer: "/steps/0/agent_id".to_owned(),
+                message: "missing".to_owned(),
+            };
+            5
+        ];
+        let mut listed = check.problems;
+        listed.extend(more);
+        let refusal = InvalidDefinition::listing(listed, check.omitted).0;
+        assert_eq!(refusal.len(), MAX_PROBLEMS + 1);
+        assert_eq!(
+            refusal.last().unwrap().message,
+            "55 more problems are not listed; fix these first"
+        );
+        let few = InvalidDefinition::listing(refusal[..3].to_vec(), 0).0;
+        assert_eq!(few.len(), 3);
+    }
+
+    #[test]
+    fn approvers_and_headers_past_their_limits_are_one_problem_each() {
+        let many: Vec<String> = (0..100_000)
+            .map(|index| format!("00000000-0000-4000-8000-{index:012x}"))
+            .collect();
+        let headers: serde_json::Map<String, Value> = (0..10_000)
+            .map(|index| (format!("X-H{index}"), json!("v")))
+            .collect();
+        let document = json!({"steps": [
+            {"name": "ask", "type": "approval", "message": "ok?", "approvers": many},
+            {"name": "call", "type": "webhook",
+             "request": {"method": "GET", "url": "https://x.example", "headers": headers}}
+        ]});
+        let problems = WorkflowDefinition::parse(&document).unwrap_err().0;
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|problem| (problem.pointer.as_str(), problem.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "/steps/0/approvers",
+                    "an approval step lists at most 100 approvers, this one lists 100000"
+                ),
+                (
+                    "/steps/1/request/headers",
+                    "a webhook step sends at most 32 headers, this one has 10000"
+                ),
+            ]
+        );
+        let at_limit: Vec<&String> = many.iter().take(MAX_APPROVERS).collect();
+        let document = json!({"steps": [
+            {"name": "ask", "type": "approval", "message": "ok?", "approvers": at_limit}]});
+        let definition = WorkflowDefinition::parse(&document).unwrap();
+        let StepKind::Approval(approval) = &definition.steps()[0].kind else {
+            panic!("approval expected")
+        };
+        assert_eq!(approval.approvers.len(), MAX_APPROVERS);
+    }
+
+    #[test]
+    fn earlier_steps_are_those_before_the_first_use_of_a_name() {
+        let names = StepNames::new([Some("a"), None, Some("b"), Some("a")]);
+        assert!(!names.before(0).contains("a"));
+        assert!(names.before(1).contains("a"));
+        assert!(!names.before(2).contains("b"));
+        assert!(names.before(3).contains("b"));
+        assert!(!names.before(4).contains("c"));
+    }
+
+    #[test]
+    fn body_pointers_follow_nesting() {
+        let document = json!({"steps": [{"name": "call", "type": "webhook",
+            "request": {"method": "POST", "url": "https://x.example",
+                        "body": {"a": [{"b/c": "BAD"}, "fine", ["BAD"]], "d": "BAD"}}}]});
+        let check = WorkflowDefinition::check(&document, &Picky);
+        let found: Vec<&str> = check
+            .problems
+            .iter()
+            .map(|problem| problem.pointer.as_str())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "/steps/0/request/body/a/0/b~1c",
+                "/steps/0/request/body/a/2/0",
+                "/steps/0/request/body/d"
+            ]
+        );
     }
 
     #[test]

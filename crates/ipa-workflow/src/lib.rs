@@ -17,8 +17,8 @@ pub mod version;
 pub mod workflow;
 
 pub use definition::{
-    DefinitionCheck, DefinitionProblem, InvalidDefinition, TemplateCheck, TemplateChecker,
-    TemplateKind, WorkflowDefinition,
+    DefinitionCheck, DefinitionProblem, EarlierSteps, InvalidDefinition, StepNames, TemplateCheck,
+    TemplateChecker, TemplateKind, WorkflowDefinition,
 };
 pub use error::{
     DeleteWorkflowError, LifecycleError, PublishError, UpdateWorkflowError, VersionError,

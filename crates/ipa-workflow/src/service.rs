@@ -102,6 +102,7 @@ impl<R: WorkflowRepository, T: TemplateChecker + Send + Sync> WorkflowService<R,
         let reference_problems = states.problems(&check);
         let DefinitionCheck {
             mut problems,
+            omitted,
             definition,
             ..
         } = check;
@@ -115,7 +116,7 @@ impl<R: WorkflowRepository, T: TemplateChecker + Send + Sync> WorkflowService<R,
                 };
                 self.repository.publish(actor, id, &version).await
             }
-            _ => Err(InvalidDefinition(problems).into()),
+            _ => Err(InvalidDefinition::listing(problems, omitted).into()),
         }
     }
 

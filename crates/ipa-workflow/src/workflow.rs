@@ -258,10 +258,7 @@ impl Metadata {
 
     /// Parses metadata.
     pub fn parse(value: Value) -> Result<Self, WorkflowValueError> {
-        let small = serde_json::to_vec(&value)
-            .map(|bytes| bytes.len() <= Self::MAX_BYTES)
-            .unwrap_or(false);
-        if value.is_object() && small {
+        if value.is_object() && serialized_within(&value, Self::MAX_BYTES) {
             Ok(Self(value))
         } else {
             Err(WorkflowValueError::Metadata)
@@ -272,6 +269,29 @@ impl Metadata {
     pub fn as_value(&self) -> &Value {
         &self.0
     }
+}
+
+/// Whether `value` serializes to at most `limit` bytes of compact JSON. Stops writing as soon as
+/// it would not, so measuring a large value costs no more than the limit.
+fn serialized_within(value: &Value, limit: usize) -> bool {
+    /// A writer that only counts, and fails past its budget.
+    struct Budget(usize);
+
+    impl std::io::Write for Budget {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self
+                .0
+                .checked_sub(buf.len())
+                .ok_or_else(|| std::io::Error::other("over budget"))?;
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    serde_json::to_writer(Budget(limit), value).is_ok()
 }
 
 impl Default for Metadata {
@@ -330,6 +350,10 @@ mod tests {
         assert!(Metadata::parse(json!([1, 2])).is_err());
         assert!(Metadata::parse(json!("text")).is_err());
         assert!(Metadata::parse(json!({"blob": "x".repeat(70_000)})).is_err());
+        // The limit is on the compact JSON text, and exact.
+        let filler = Metadata::MAX_BYTES - r#"{"b":""}"#.len();
+        assert!(Metadata::parse(json!({"b": "x".repeat(filler)})).is_ok());
+        assert!(Metadata::parse(json!({"b": "x".repeat(filler + 1)})).is_err());
         assert_eq!(Metadata::default().as_value(), &json!({}));
     }
 
