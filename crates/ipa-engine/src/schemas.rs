@@ -830,10 +830,15 @@ mod tests {
     fn quoting_writes_only_the_beginning_of_a_value() {
         let long = Value::String("é".repeat(1_000_000));
         let quote = quoted(&long);
-        assert_eq!(quote.chars().count(), MAX_QUOTED_CHARS + 1, "{quote}");
+        assert_eq!(quote.chars().count(), MAX_QUOTED_CHARS, "{quote}");
         assert!(
-            quote.starts_with("\"ééé") && quote.ends_with('…'),
+            quote.starts_with("\"ééé") && quote.ends_with("… (cut)"),
             "{quote}"
+        );
+        let short_enough = Value::String("é".repeat(MAX_QUOTED_CHARS + 10));
+        assert!(
+            quoted(&short_enough).ends_with("… (212 characters, cut)"),
+            "a value written whole says how long it was"
         );
         assert_eq!(quoted(&json!({"a": [1, 2]})), r#"{"a":[1,2]}"#);
     }
