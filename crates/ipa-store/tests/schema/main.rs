@@ -9,6 +9,7 @@ mod behaviour;
 mod conformance;
 mod identity;
 mod migrations;
+mod pooling;
 mod support;
 mod workflow_plans;
 mod workflows;
