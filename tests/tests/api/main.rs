@@ -8,5 +8,6 @@ mod agents;
 mod auth;
 mod executions;
 mod health;
+mod interleaving;
 mod users;
 mod workflows;
