@@ -409,45 +409,45 @@ mod tests {
 
     #[test]
     fn transaction_pooling_needs_a_direct_url() {
-        let target = |args: &[&str]| {
-            let cli = Cli::try_parse_from(args).unwrap();
-            cli.global.database_target()
+        // Every database setting is given, so the test's own environment (DATABASE_URL and the
+        // like) cannot change the outcome.
+        let target = |url: Option<&str>, direct: Option<&str>, pooling: DbPooling| {
+            let mut global = Cli::try_parse_from(["ipa", "serve"]).unwrap().global;
+            global.database_url = url.map(str::to_owned);
+            global.database_direct_url = direct.map(str::to_owned);
+            global.db_pooling = pooling;
+            global.database_target()
         };
-        let pooler = "postgres://ipa@127.0.0.1:6432/ipa";
-        let direct = "postgres://ipa@127.0.0.1:5432/ipa";
-        let session = target(&["ipa", "--database-url", pooler, "serve"])
+        let pooler = Some("postgres://ipa@127.0.0.1:6432/ipa");
+        let direct = Some("postgres://ipa@127.0.0.1:5432/ipa");
+        let session = target(pooler, None, DbPooling::Session).unwrap().unwrap();
+        assert_eq!(session.pooling(), Pooling::Session);
+        let pooled = target(pooler, direct, DbPooling::Transaction)
             .unwrap()
             .unwrap();
-        assert_eq!(session.pooling(), Pooling::Session);
-        let pooled = target(&[
-            "ipa",
-            "--database-url",
-            pooler,
-            "--database-direct-url",
-            direct,
-            "--db-pooling",
-            "transaction",
-            "serve",
-        ])
-        .unwrap()
-        .unwrap();
         assert_eq!(pooled.pooling(), Pooling::Transaction);
-        let missing = target(&[
-            "ipa",
-            "--database-url",
-            pooler,
-            "--db-pooling",
-            "transaction",
-            "serve",
-        ])
-        .unwrap_err();
+        let missing = target(pooler, None, DbPooling::Transaction).unwrap_err();
         assert!(
             missing.to_string().contains("IPA_DATABASE_DIRECT_URL"),
             "{missing}"
         );
-        let embedded = target(&["ipa", "--db-pooling", "transaction", "serve"]).unwrap_err();
-        assert!(embedded.to_string().contains("DATABASE_URL"), "{embedded}");
-        assert!(target(&["ipa", "serve"]).unwrap().is_none());
+        let embedded = target(None, None, DbPooling::Transaction).unwrap_err();
+        assert!(
+            embedded.to_string().contains("set DATABASE_URL"),
+            "{embedded}"
+        );
+        assert!(
+            target(Some("  "), None, DbPooling::Session)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_pooling_mode_is_read_from_its_option() {
+        let cli = Cli::try_parse_from(["ipa", "--db-pooling", "transaction", "serve"]).unwrap();
+        assert_eq!(cli.global.db_pooling, DbPooling::Transaction);
+        assert!(Cli::try_parse_from(["ipa", "--db-pooling", "statement", "serve"]).is_err());
     }
 
     #[test]
