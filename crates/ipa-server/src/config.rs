@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipa_api::HttpLimits;
 use ipa_identity::{IdentityPolicy, SessionLifetimes, ThrottlePolicy};
+use ipa_store::{DatabaseTarget, Pooling};
 use time::Duration;
 
 /// IPA Platform: define, version, run and audit automated processes.
@@ -94,6 +95,23 @@ pub struct GlobalOptions {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// PostgreSQL URL of the same database and role on PostgreSQL itself, not through a pooler:
+    /// migrations and LISTEN use it, since they need a session of their own. Default:
+    /// DATABASE_URL. Required with --db-pooling transaction.
+    #[arg(
+        long,
+        env = "IPA_DATABASE_DIRECT_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_direct_url: Option<String>,
+
+    /// How a pooler between DATABASE_URL and PostgreSQL pools its connections: `session` (no
+    /// pooler, or a pooler in session mode) or `transaction` (PgBouncer's pool_mode =
+    /// transaction; needs IPA_DATABASE_DIRECT_URL).
+    #[arg(long, env = "IPA_DB_POOLING", global = true, value_enum, default_value_t = DbPooling::Session)]
+    pub db_pooling: DbPooling,
+
     /// Data directory of the embedded PostgreSQL. Default: $XDG_DATA_HOME/ipa, else
     /// ~/.local/share/ipa; /var/lib/ipa when run as root.
     #[arg(long, env = "IPA_DATA_DIR", global = true)]
@@ -142,6 +160,53 @@ pub struct GlobalOptions {
     /// Log format: human-readable text, or one JSON object per line. RUST_LOG sets the levels.
     #[arg(long, env = "IPA_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// How a pooler in front of PostgreSQL pools the connections of DATABASE_URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DbPooling {
+    /// Each connection is a session of its own: no pooler, or one in session mode.
+    Session,
+    /// A pooler in transaction mode lends a server connection for one transaction at a time.
+    Transaction,
+}
+
+impl GlobalOptions {
+    /// Where the operator's database is, when DATABASE_URL is set (`None`: embedded mode).
+    ///
+    /// # Errors
+    /// When the pooling settings do not fit together.
+    pub fn database_target(&self) -> anyhow::Result<Option<DatabaseTarget>> {
+        let non_empty = |url: &Option<String>| {
+            url.as_deref()
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .map(str::to_owned)
+        };
+        let url = non_empty(&self.database_url);
+        let direct_url = non_empty(&self.database_direct_url);
+        let pooling = match self.db_pooling {
+            DbPooling::Session => Pooling::Session,
+            DbPooling::Transaction => Pooling::Transaction,
+        };
+        match (url, direct_url, pooling) {
+            (None, None, Pooling::Session) => Ok(None),
+            (None, _, _) => anyhow::bail!(
+                "IPA_DATABASE_DIRECT_URL and IPA_DB_POOLING=transaction describe the way to an \
+                 operator's PostgreSQL: set DATABASE_URL too (the embedded PostgreSQL needs \
+                 neither)"
+            ),
+            (Some(_), None, Pooling::Transaction) => anyhow::bail!(
+                "IPA_DB_POOLING=transaction needs IPA_DATABASE_DIRECT_URL: migrations and \
+                 LISTEN need a session of their own, which a pooler in transaction mode does \
+                 not keep; point it at PostgreSQL itself (same database and role)"
+            ),
+            (Some(url), None, Pooling::Session) => Ok(Some(DatabaseTarget::direct(url))),
+            (Some(url), Some(direct_url), pooling) => {
+                Ok(Some(DatabaseTarget::pooled(url, direct_url, pooling)))
+            }
+        }
+    }
 }
 
 /// Log formats.
@@ -393,6 +458,49 @@ mod tests {
             panic!("not serve")
         };
         assert!(options.identity.policy().is_err());
+    }
+
+    #[test]
+    fn transaction_pooling_needs_a_direct_url() {
+        // Every database setting is given, so the test's own environment (DATABASE_URL and the
+        // like) cannot change the outcome.
+        let target = |url: Option<&str>, direct: Option<&str>, pooling: DbPooling| {
+            let mut global = Cli::try_parse_from(["ipa", "serve"]).unwrap().global;
+            global.database_url = url.map(str::to_owned);
+            global.database_direct_url = direct.map(str::to_owned);
+            global.db_pooling = pooling;
+            global.database_target()
+        };
+        let pooler = Some("postgres://ipa@127.0.0.1:6432/ipa");
+        let direct = Some("postgres://ipa@127.0.0.1:5432/ipa");
+        let session = target(pooler, None, DbPooling::Session).unwrap().unwrap();
+        assert_eq!(session.pooling(), Pooling::Session);
+        let pooled = target(pooler, direct, DbPooling::Transaction)
+            .unwrap()
+            .unwrap();
+        assert_eq!(pooled.pooling(), Pooling::Transaction);
+        let missing = target(pooler, None, DbPooling::Transaction).unwrap_err();
+        assert!(
+            missing.to_string().contains("IPA_DATABASE_DIRECT_URL"),
+            "{missing}"
+        );
+        let embedded = target(None, None, DbPooling::Transaction).unwrap_err();
+        assert!(
+            embedded.to_string().contains("set DATABASE_URL"),
+            "{embedded}"
+        );
+        assert!(
+            target(Some("  "), None, DbPooling::Session)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_pooling_mode_is_read_from_its_option() {
+        let cli = Cli::try_parse_from(["ipa", "--db-pooling", "transaction", "serve"]).unwrap();
+        assert_eq!(cli.global.db_pooling, DbPooling::Transaction);
+        assert!(Cli::try_parse_from(["ipa", "--db-pooling", "statement", "serve"]).is_err());
     }
 
     #[test]

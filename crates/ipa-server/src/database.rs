@@ -21,13 +21,9 @@ impl Database {
             max_connections: global.db_max_connections,
             acquire_timeout: std::time::Duration::from_millis(global.db_acquire_timeout_ms),
         };
-        match global
-            .database_url
-            .as_deref()
-            .filter(|url| !url.trim().is_empty())
-        {
-            Some(url) => {
-                let store = Store::connect(url, options).await?;
+        match global.database_target()? {
+            Some(target) => {
+                let store = Store::connect_to(&target, options).await?;
                 Ok(Self {
                     store,
                     embedded: None,

@@ -29,5 +29,5 @@ pub use executions::PgExecutions;
 pub use identity::{PgSessions, PgUsers};
 pub use notifications::{EXECUTION_LOGS_CHANNEL, EXECUTIONS_CHANNEL, Notification, Notifications};
 pub use runs::PgRunJournal;
-pub use store::{ActorTransaction, PoolOptions, Store};
+pub use store::{ActorTransaction, DatabaseTarget, PoolOptions, Pooling, Store};
 pub use workflows::PgWorkflows;

@@ -1,7 +1,9 @@
 //! PostgreSQL notifications as a broadcast channel: one connection per process listens (with
 //! `LISTEN`), and engine workers and event streams subscribe. Notifications only make things
 //! faster: whoever relies on them also polls, because a dropped connection loses the ones sent
-//! meanwhile (the listener reconnects by itself).
+//! meanwhile (the listener reconnects by itself). `LISTEN` lasts as long as its session, so the
+//! listener uses the store's direct connection: behind a pooler in transaction mode, a pooled
+//! connection would listen on whichever server connection it last had.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +46,7 @@ impl Drop for AbortOnDrop {
 }
 
 impl Notifications {
-    /// Starts listening on `channels` with a connection of `store`'s pool.
+    /// Starts listening on `channels` with a connection of `store`'s direct pool.
     pub fn listen(store: &Store, channels: &[&'static str]) -> Self {
         let (sender, _) = broadcast::channel(1024);
         let pool = store

@@ -39,10 +39,14 @@ pub async fn migrate_fresh(store: &Store) -> Result<(), StoreError> {
 }
 
 /// Every migration with its state, in order. Reads only: it never creates the bookkeeping table.
+/// It reads through the pool, in a transaction, so that readiness speaks for the path requests
+/// take (through the pooler, when there is one).
 pub async fn migration_states(store: &Store) -> Result<Vec<MigrationState>, StoreError> {
-    let states = Migrator::get_migration_with_status_read_only(store.owner_connection())
+    let txn = store.begin_maintenance().await?;
+    let states = Migrator::get_migration_with_status_read_only(txn.connection())
         .await
         .map_err(StoreError::database("reading migration status"))?;
+    txn.commit().await?;
     Ok(states
         .into_iter()
         .map(|migration| MigrationState {
@@ -142,10 +146,12 @@ impl RoleReport {
     }
 }
 
-/// Reads the privileges of the login role and of the request role.
+/// Reads the privileges of the login role and of the request role, through the pool (in a
+/// transaction): behind a pooler, the role the pooler logs in as is the one requests run as.
 pub async fn inspect_roles(store: &Store) -> Result<RoleReport, StoreError> {
-    let row = store
-        .owner_connection()
+    let txn = store.begin_maintenance().await?;
+    let row = txn
+        .connection()
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT login.rolname::text, login.rolsuper, login.rolbypassrls, \
@@ -163,6 +169,7 @@ pub async fn inspect_roles(store: &Store) -> Result<RoleReport, StoreError> {
         .ok_or_else(|| {
             StoreError::UnsafeRole("the session's role is not in pg_roles".to_owned())
         })?;
+    txn.commit().await?;
     let get = StoreError::database("reading database roles");
     Ok(RoleReport {
         login_role: row.try_get_by_index(0).map_err(&get)?,

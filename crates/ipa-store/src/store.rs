@@ -3,15 +3,24 @@
 //! The pool connects as the schema's owner. Each unit of request work runs in a transaction that
 //! first switches to the non-owner role `ipa_app` and records the actor, all with
 //! `set_config(..., true)`: the settings end with the transaction, so nothing leaks into the next
-//! user of the connection and the same code works behind PgBouncer's transaction pooling. Row
-//! level security and the audit triggers read these settings.
-
+//! user of the connection. Row level security and the audit triggers read these settings.
+//!
+//! The pool may reach PostgreSQL through a pooler in transaction mode (PgBouncer's
+//! `pool_mode = transaction`, [`Pooling::Transaction`]), which lends a server connection to a
+//! client only for one transaction. Then the pool is used for nothing but transactions, and no
+//! prepared statement outlives its transaction: the driver names every statement it prepares
+//! (`sqlx_s_<n>`, counted per client connection) and would otherwise reuse names another client
+//! left on the same server connection, or bind a statement prepared on another one. So the
+//! client's statement cache is off, each transaction starts by deallocating whatever an earlier
+//! one left on its server connection (in the same round trip as its settings), and deallocates
+//! its own before it commits. What needs a session of its own (migrations, `LISTEN`) uses the
+//! direct connection ([`Store::owner_connection`]), which goes to PostgreSQL itself.
 use std::time::Duration;
 
 use ipa_kernel::Actor;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    Statement, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    TransactionTrait,
 };
 
 use crate::error::StoreError;
@@ -43,37 +52,117 @@ impl Default for PoolOptions {
     }
 }
 
-/// A pool of connections to the platform's database, connected as the schema's owner.
+/// The most connections the direct pool opens when it is a pool of its own: the notification
+/// listener holds one, migrations and upkeep use another now and then.
+const DIRECT_MAX_CONNECTIONS: u32 = 3;
+
+/// What a pooler between the pool and PostgreSQL keeps of a connection's session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pooling {
+    /// Every connection of the pool is one PostgreSQL session: straight to PostgreSQL, or through
+    /// a pooler in session mode.
+    #[default]
+    Session,
+    /// Through a pooler in transaction mode (PgBouncer's `pool_mode = transaction`): one
+    /// connection's consecutive transactions may run on different server connections, and
+    /// nothing may be sent outside a transaction.
+    Transaction,
+}
+
+/// Where the store connects: the URL of its pool, and the direct URL of sessions of its own.
+#[derive(Clone, Debug)]
+pub struct DatabaseTarget {
+    url: String,
+    direct_url: Option<String>,
+    pooling: Pooling,
+}
+
+impl DatabaseTarget {
+    /// Everything through `url`, whose connections are sessions of their own.
+    pub fn direct(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            direct_url: None,
+            pooling: Pooling::Session,
+        }
+    }
+
+    /// The pool through `url`, pooled as `pooling` says; migrations and `LISTEN` through
+    /// `direct_url`, which must reach the same database as the same role, on PostgreSQL itself.
+    pub fn pooled(url: impl Into<String>, direct_url: impl Into<String>, pooling: Pooling) -> Self {
+        Self {
+            url: url.into(),
+            direct_url: Some(direct_url.into()),
+            pooling,
+        }
+    }
+
+    /// How the pool's connections are pooled.
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
+    }
+
+    /// The URL of the pool's connections.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// A pool of connections to the platform's database, connected as the schema's owner, and the
+/// direct connection for what needs a session.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// The same pool as `db`, unless the target names a direct URL of its own.
+    direct: DatabaseConnection,
+    pooling: Pooling,
 }
 
 impl Store {
     /// Connects to `url` (a `postgres://` URL; a unix socket directory goes in `?host=`).
     pub async fn connect(url: &str, options: PoolOptions) -> Result<Self, StoreError> {
-        let mut connect = ConnectOptions::new(url);
-        connect
-            .max_connections(options.max_connections)
-            .min_connections(0)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_timeout(options.acquire_timeout)
-            // Statements are logged by our own spans, never with their bound values (which may be
-            // secrets).
-            .sqlx_logging(false);
-        let db = Database::connect(connect)
-            .await
-            .map_err(|source| StoreError::Connect {
-                target: redact_url(url),
-                source,
-            })?;
-        Ok(Self { db })
+        Self::connect_to(&DatabaseTarget::direct(url), options).await
     }
 
-    /// The owner's connection: for migrations and maintenance only. Request work goes through
-    /// [`Store::begin`].
+    /// Connects to `target`: its pool with `options`, and its direct URL, if it has one of its
+    /// own, with a small pool of its own.
+    pub async fn connect_to(
+        target: &DatabaseTarget,
+        options: PoolOptions,
+    ) -> Result<Self, StoreError> {
+        let db = open_pool(&target.url, options, target.pooling).await?;
+        let direct = match &target.direct_url {
+            Some(direct_url) => {
+                let direct_options = PoolOptions {
+                    max_connections: DIRECT_MAX_CONNECTIONS,
+                    ..options
+                };
+                match open_pool(direct_url, direct_options, Pooling::Session).await {
+                    Ok(direct) => direct,
+                    Err(err) => {
+                        let _ = db.close().await;
+                        return Err(err);
+                    }
+                }
+            }
+            None => db.clone(),
+        };
+        Ok(Self {
+            db,
+            direct,
+            pooling: target.pooling,
+        })
+    }
+
+    /// How the pool's connections are pooled.
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
+    }
+
+    /// The owner's direct connection, a session of its own on PostgreSQL itself: for migrations,
+    /// `LISTEN` and maintenance only. Request work goes through [`Store::begin`].
     pub fn owner_connection(&self) -> &DatabaseConnection {
-        &self.db
+        &self.direct
     }
 
     /// Begins a transaction acting as `actor` through the `ipa_app` role.
@@ -98,24 +187,67 @@ impl Store {
         &self,
         scope: TransactionScope<'_>,
     ) -> Result<ActorTransaction, StoreError> {
+        let settings = scope
+            .settings(self.pooling)
+            .map_err(StoreError::database("setting the transaction's actor"))?;
         let txn = self
             .db
             .begin()
             .await
             .map_err(StoreError::database("beginning a transaction"))?;
-        txn.execute_raw(scope.settings())
+        txn.execute_unprepared(&settings)
             .await
             .map_err(StoreError::database("setting the transaction's actor"))?;
-        Ok(ActorTransaction { txn })
+        Ok(ActorTransaction {
+            txn,
+            pooling: self.pooling,
+        })
     }
 
-    /// Closes every connection of the pool.
+    /// Closes every connection of the pool (and of the direct pool).
     pub async fn close(self) -> Result<(), StoreError> {
-        self.db
+        let closed = self
+            .db
             .close()
             .await
-            .map_err(StoreError::database("closing the pool"))
+            .map_err(StoreError::database("closing the pool"));
+        // Closing a pool twice (when the direct pool is the pool itself) is harmless.
+        let direct = self
+            .direct
+            .close()
+            .await
+            .map_err(StoreError::database("closing the direct pool"));
+        closed.and(direct)
     }
+}
+
+/// Opens a pool of connections to `url`.
+async fn open_pool(
+    url: &str,
+    options: PoolOptions,
+    pooling: Pooling,
+) -> Result<DatabaseConnection, StoreError> {
+    let mut connect = ConnectOptions::new(url);
+    connect
+        .max_connections(options.max_connections)
+        .min_connections(0)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_timeout(options.acquire_timeout)
+        // Statements are logged by our own spans, never with their bound values (which may be
+        // secrets).
+        .sqlx_logging(false);
+    if pooling == Pooling::Transaction {
+        // A cached statement lives on the server connection that prepared it, which the next
+        // transaction may not get. Without the cache every statement is prepared anew in its
+        // transaction (the driver still names it: see the module's documentation).
+        connect.map_sqlx_postgres_opts(|options| options.statement_cache_capacity(0));
+    }
+    Database::connect(connect)
+        .await
+        .map_err(|source| StoreError::Connect {
+            target: redact_url(url),
+            source,
+        })
 }
 
 /// What a transaction acts as: the role, the actor, and the two narrow pre-authentication
@@ -143,8 +275,11 @@ impl<'a> TransactionScope<'a> {
         }
     }
 
-    /// One statement that sets the role and every setting, transaction-locally.
-    fn settings(&self) -> Statement {
+    /// The first statement of the transaction, in the simple protocol: under transaction pooling
+    /// it deallocates what earlier transactions left on the server connection, then it sets the
+    /// role and every setting, transaction-locally. One round trip, and no prepared statement
+    /// of its own, so it runs before anything else can collide with a leftover name.
+    fn settings(&self, pooling: Pooling) -> Result<String, DbErr> {
         let actor = self.actor;
         let user_id = actor.user_id().map(|id| id.to_string()).unwrap_or_default();
         let client_ip = actor
@@ -159,23 +294,68 @@ impl<'a> TransactionScope<'a> {
             .unwrap_or_default();
         // `none` is PostgreSQL's own value for "act as the session's user" (SET ROLE NONE).
         let role = self.role.unwrap_or("none");
-        Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT set_config('role', $1, true), set_config('app.current_user_id', $2, true), \
-             set_config('app.is_superuser', $3, true), set_config('app.client_ip', $4, true), \
-             set_config('app.user_agent', $5, true), set_config('app.login_identifier', $6, true), \
-             set_config('app.session_token_hash', $7, true)",
-            [
-                role.into(),
-                user_id.into(),
-                actor.is_superuser().to_string().into(),
-                client_ip.into(),
-                user_agent.into(),
-                self.login_identifier.unwrap_or_default().into(),
-                self.token_digest_hex.clone().unwrap_or_default().into(),
-            ],
-        )
+        let settings = [
+            ("role", role),
+            ("app.current_user_id", user_id.as_str()),
+            (
+                "app.is_superuser",
+                if actor.is_superuser() {
+                    "true"
+                } else {
+                    "false"
+                },
+            ),
+            ("app.client_ip", client_ip.as_str()),
+            ("app.user_agent", user_agent.as_str()),
+            (
+                "app.login_identifier",
+                self.login_identifier.unwrap_or_default(),
+            ),
+            (
+                "app.session_token_hash",
+                self.token_digest_hex.as_deref().unwrap_or_default(),
+            ),
+        ];
+        let mut sql = String::from(match pooling {
+            Pooling::Session => "SELECT ",
+            Pooling::Transaction => "DEALLOCATE ALL; SELECT ",
+        });
+        for (index, (name, value)) in settings.iter().enumerate() {
+            if index > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str("set_config(");
+            sql.push_str(&quote_literal(name)?);
+            sql.push_str(", ");
+            sql.push_str(&quote_literal(value)?);
+            sql.push_str(", true)");
+        }
+        Ok(sql)
     }
+}
+
+/// `text` as a PostgreSQL string literal, as libpq's `PQescapeLiteral` writes it: an escape
+/// string (`E'...'`) with quotes and backslashes doubled, so its meaning does not depend on
+/// `standard_conforming_strings`. The connection's encoding is UTF-8 (the driver asks for it),
+/// where no byte of a multi-byte character can pass for a quote or a backslash. PostgreSQL
+/// cannot store NUL, and the protocol ends a query at one, so text with NUL is refused.
+fn quote_literal(text: &str) -> Result<String, DbErr> {
+    if text.contains('\0') {
+        return Err(DbErr::Custom(
+            "a transaction setting contains a NUL character".to_owned(),
+        ));
+    }
+    let mut quoted = String::with_capacity(text.len() + 4);
+    quoted.push_str("E'");
+    for character in text.chars() {
+        match character {
+            '\'' => quoted.push_str("''"),
+            '\\' => quoted.push_str("\\\\"),
+            other => quoted.push(other),
+        }
+    }
+    quoted.push('\'');
+    Ok(quoted)
 }
 
 /// A transaction acting for one actor. Dropping it without [`ActorTransaction::commit`] rolls it
@@ -183,6 +363,7 @@ impl<'a> TransactionScope<'a> {
 #[derive(Debug)]
 pub struct ActorTransaction {
     txn: DatabaseTransaction,
+    pooling: Pooling,
 }
 
 impl ActorTransaction {
@@ -193,6 +374,7 @@ impl ActorTransaction {
 
     /// Commits the work.
     pub async fn commit(self) -> Result<(), StoreError> {
+        self.deallocate().await;
         self.txn
             .commit()
             .await
@@ -201,10 +383,25 @@ impl ActorTransaction {
 
     /// Rolls the work back.
     pub async fn rollback(self) -> Result<(), StoreError> {
+        self.deallocate().await;
         self.txn
             .rollback()
             .await
             .map_err(StoreError::database("rolling back"))
+    }
+
+    /// Under transaction pooling, deallocates the statements this transaction prepared before
+    /// the server connection goes back to the pooler. It fails only where the transaction
+    /// already failed (PostgreSQL then refuses everything but its end, and `COMMIT` rolls back
+    /// as it always does) or the connection is lost (which the end reports): either way what
+    /// is left is deallocated by the next transaction's first statement, so the failure is not
+    /// the caller's.
+    async fn deallocate(&self) {
+        if self.pooling == Pooling::Transaction
+            && let Err(error) = self.txn.execute_unprepared("DEALLOCATE ALL").await
+        {
+            tracing::debug!(%error, "cannot deallocate the transaction's statements");
+        }
     }
 }
 
@@ -248,5 +445,30 @@ mod tests {
         assert!(!redacted.contains("hunter2"), "{redacted}");
         assert!(redacted.contains("db.example"));
         assert_eq!(redact_url("not a url"), "<unparseable database URL>");
+    }
+
+    #[test]
+    fn literals_are_quoted_whatever_they_hold() {
+        assert_eq!(quote_literal("plain").unwrap(), "E'plain'");
+        assert_eq!(quote_literal("").unwrap(), "E''");
+        assert_eq!(quote_literal("it's").unwrap(), "E'it''s'");
+        assert_eq!(quote_literal(r"a\'b").unwrap(), r"E'a\\''b'");
+        assert_eq!(quote_literal("日本 $$ ;").unwrap(), "E'日本 $$ ;'");
+        assert!(quote_literal("a\0b").is_err());
+    }
+
+    #[test]
+    fn transaction_pooling_deallocates_before_anything_else() {
+        let actor = Actor::system();
+        let scope = TransactionScope::acting(&actor);
+        let session = scope.settings(Pooling::Session).unwrap();
+        let pooled = scope.settings(Pooling::Transaction).unwrap();
+        assert!(
+            session.starts_with("SELECT set_config(E'role', E'ipa_app', true)"),
+            "{session}"
+        );
+        assert!(!session.contains("DEALLOCATE"), "{session}");
+        assert_eq!(pooled, format!("DEALLOCATE ALL; {session}"));
+        assert_eq!(session.matches("set_config(").count(), 7, "{session}");
     }
 }

@@ -11,6 +11,12 @@
 //! fingerprint, by a non-superuser owner role with CREATEROLE (as in production), and each
 //! [`TestDatabase`] is a new database copied from it and dropped when the test ends. A crashed run
 //! leaves databases and cluster copies behind; the next run sweeps them.
+//!
+//! With `IPA_TEST_POOLER=host:port` (and `DATABASE_URL`), the pools of [`TestDatabase::store`]
+//! (and so the servers of the end-to-end tests) go through the pooler listening there, in
+//! transaction pooling ([`Pooling::Transaction`]), with the direct URL on the server itself. The
+//! pooler must forward every database to the `DATABASE_URL` server (PgBouncer:
+//! `* = host=... port=...`) and let the owner role in with its password (`ipa_test_owner`).
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -26,7 +32,7 @@ use crate::cluster::{
     running_as_root, with_database,
 };
 use crate::schema;
-use crate::store::{PoolOptions, Store};
+use crate::store::{DatabaseTarget, PoolOptions, Pooling, Store};
 
 /// The owner role of every test database: not a superuser, may create roles.
 pub const OWNER_ROLE: &str = "ipa_test_owner";
@@ -38,6 +44,8 @@ const CLUSTER_ADMIN: &str = "ipa_test_admin";
 const ABANDONED_AFTER: Duration = Duration::from_secs(6 * 3600);
 /// Serialises template creation across processes sharing one server.
 const TEMPLATE_LOCK_KEY: i64 = 0x1fa_7e57;
+/// The pooler (`host:port`) the tests' pools go through, when set.
+pub const POOLER_VARIABLE: &str = "IPA_TEST_POOLER";
 
 /// Settings for a cluster that only tests use: durability traded for speed.
 const TEST_SETTINGS: &[(&str, &str)] = &[
@@ -85,8 +93,18 @@ impl TestDatabase {
     }
 
     async fn try_create(migrated: bool) -> Result<Self, String> {
-        let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.trim().is_empty() => {
+        let database_url = std::env::var("DATABASE_URL").ok();
+        if test_pooler().is_some()
+            && database_url
+                .as_deref()
+                .is_none_or(|url| url.trim().is_empty())
+        {
+            return Err(format!(
+                "{POOLER_VARIABLE} needs DATABASE_URL: the server the pooler forwards to"
+            ));
+        }
+        let (admin_url, cluster) = match database_url {
+            Some(url) if !url.trim().is_empty() => {
                 EXTERNAL_PREPARED
                     .get_or_try_init(|| async {
                         prepare_server(&url).await?;
@@ -156,7 +174,22 @@ impl TestDatabase {
         with_database(&self.admin_url, &self.name).unwrap_or_else(|_| self.admin_url.clone())
     }
 
-    /// A pool connected as the owner.
+    /// Where the server's pool connects as the owner: this database, through the pooler of
+    /// `IPA_TEST_POOLER` in transaction pooling when it is set, else directly.
+    ///
+    /// # Panics
+    /// When `IPA_TEST_POOLER` is not a `host:port` the owner URL can take.
+    pub fn target(&self) -> DatabaseTarget {
+        match test_pooler() {
+            Some(pooler) => match with_address(&self.owner_url, &pooler) {
+                Ok(pooled) => DatabaseTarget::pooled(pooled, &self.owner_url, Pooling::Transaction),
+                Err(err) => panic!("{POOLER_VARIABLE}={pooler}: {err}"),
+            },
+            None => DatabaseTarget::direct(&self.owner_url),
+        }
+    }
+
+    /// A pool connected as the owner, at [`TestDatabase::target`].
     ///
     /// # Panics
     /// When the database cannot be reached.
@@ -167,7 +200,7 @@ impl TestDatabase {
             max_connections: 5,
             acquire_timeout: std::time::Duration::from_secs(10),
         };
-        match Store::connect(&self.owner_url, options).await {
+        match Store::connect_to(&self.target(), options).await {
             Ok(store) => store,
             Err(err) => panic!("cannot connect to test database {}: {err}", self.name),
         }
@@ -588,6 +621,28 @@ fn with_user_and_database(
     parsed
         .set_password(Some(password))
         .map_err(|()| "the URL cannot carry a password".to_owned())?;
+    Ok(parsed.to_string())
+}
+
+/// The pooler the tests' pools go through (`IPA_TEST_POOLER`), when set.
+pub fn test_pooler() -> Option<String> {
+    std::env::var(POOLER_VARIABLE)
+        .ok()
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// `url` with its host and port replaced by `address` (`host:port`).
+fn with_address(url: &str, address: &str) -> Result<String, String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| "expected host:port".to_owned())?;
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+    let mut parsed = url::Url::parse(url).map_err(|err| err.to_string())?;
+    parsed.set_host(Some(host)).map_err(|err| err.to_string())?;
+    parsed
+        .set_port(Some(port))
+        .map_err(|()| "the URL cannot carry a port".to_owned())?;
     Ok(parsed.to_string())
 }
 

@@ -10,6 +10,7 @@ mod auth;
 mod backup;
 mod executions;
 mod health;
+mod interleaving;
 mod limits_documents;
 mod limits_door;
 mod outage;

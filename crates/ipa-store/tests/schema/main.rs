@@ -10,6 +10,7 @@ mod conformance;
 mod identity;
 mod leak_matrix;
 mod migrations;
+mod pooling;
 mod support;
 mod workflow_plans;
 mod workflows;
