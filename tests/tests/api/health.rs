@@ -64,11 +64,9 @@ async fn docs_and_the_openapi_document_are_served() {
 
 #[test]
 fn the_committed_openapi_document_is_the_servers() {
-    let committed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/openapi.json"
-    ))
-    .unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
+            .unwrap();
     let committed: Value = serde_json::from_str(&committed).unwrap();
     let served: Value = serde_json::from_str(&ipa_api::openapi_json()).unwrap();
     assert!(
