@@ -54,6 +54,9 @@ pub const MAX_STEPS: usize = 200;
 pub const MAX_APPROVERS: usize = 100;
 /// The most headers a webhook step may send.
 pub const MAX_HEADERS: usize = 32;
+/// The most templates and conditions a definition may hold in all (strings without `{` are
+/// plain text and not counted): each is compiled at publish, so their number bounds the work.
+pub const MAX_TEMPLATES: usize = 2_000;
 /// The most problems listed for one definition: past it a list helps nobody, and a document full
 /// of mistakes would make a very large answer. One more problem says how many were left out.
 pub const MAX_PROBLEMS: usize = 100;
@@ -301,9 +304,21 @@ impl WorkflowDefinition {
             step_templates(*index, kind, parts.when.as_ref(), earlier, &mut uses);
             step_references(*index, kind, &mut agents, &mut approvers);
         }
-        for template in &uses {
-            if let Err(message) = templates.check(template) {
-                problems.add(&template.pointer, message);
+        let compiled = uses.iter().filter(|use_| use_.is_compiled()).count();
+        if compiled > MAX_TEMPLATES {
+            // Counted before any is compiled: compiling is the costly part.
+            problems.add(
+                "/steps",
+                format!(
+                    "a workflow has at most {MAX_TEMPLATES} templates and conditions in all, \
+                     this one has {compiled}"
+                ),
+            );
+        } else {
+            for template in &uses {
+                if let Err(message) = templates.check(template) {
+                    problems.add(&template.pointer, message);
+                }
             }
         }
         let definition = problems
@@ -480,6 +495,14 @@ fn step_references(
             }
         }
         StepKind::Webhook(_) => {}
+    }
+}
+
+impl TemplateCheck<'_> {
+    /// Whether this needs compiling: every condition, and a template only when it has a `{`
+    /// (anything else is plain text).
+    pub fn is_compiled(&self) -> bool {
+        self.kind == TemplateKind::Expression || self.source.contains('{')
     }
 }
 
@@ -1352,6 +1375,40 @@ mod tests {
         assert!(check.problems.is_empty(), "{:?}", check.problems);
         assert_eq!(recorder.0.borrow().len(), MAX_STEPS);
         assert_eq!(pointers(&approvals(MAX_STEPS + 1)), ["/steps"]);
+    }
+
+    #[test]
+    fn too_many_templates_are_refused_before_any_is_compiled() {
+        let body = |count: usize| -> Value {
+            (0..count)
+                .map(|index| (format!("k{index}"), json!("{{ input.a }}")))
+                .collect::<serde_json::Map<String, Value>>()
+                .into()
+        };
+        let document = |count: usize| {
+            json!({"steps": [
+                {"name": "call", "type": "webhook",
+                 "request": {"method": "POST", "url": "https://example.com/hook", "body": body(count)}}
+            ]})
+        };
+        // The URL is plain text: only the body's templates count.
+        let recorder = Recorder::default();
+        let check = WorkflowDefinition::check(&document(MAX_TEMPLATES), &recorder);
+        assert!(check.problems.is_empty(), "{:?}", check.problems);
+        assert_eq!(recorder.0.borrow().len(), MAX_TEMPLATES + 1);
+
+        let recorder = Recorder::default();
+        let check = WorkflowDefinition::check(&document(MAX_TEMPLATES + 1), &recorder);
+        assert_eq!(
+            check.problems,
+            [DefinitionProblem {
+                pointer: "/steps".to_owned(),
+                message: "a workflow has at most 2000 templates and conditions in all, this one \
+                          has 2001"
+                    .to_owned(),
+            }]
+        );
+        assert!(recorder.0.borrow().is_empty(), "no template was compiled");
     }
 
     #[test]
