@@ -65,6 +65,8 @@ where
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            // Shutdown first: a stream of connections must not keep it from being seen.
+            biased;
             () = &mut shutdown => break,
             // Finished connections are collected as they end, so the set stays small.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

@@ -77,8 +77,9 @@ async fn serve_with(
         shutdown,
     )?;
 
+    let signal = shutdown_signal();
     let stopping = async move {
-        shutdown_signal().await;
+        signal.await;
         let _ = stop.send(true);
     };
     let limits = options.http.limits();
@@ -149,28 +150,42 @@ async fn upkeep(store: Store, stats_every: Duration) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed when this is called,
+/// not when the future is first polled: a signal that arrives before the server's loop first
+/// looks at the future must still stop the server gracefully rather than kill it.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(err) => {
-                    tracing::warn!("cannot listen for SIGTERM: {err}");
-                    std::future::pending::<()>().await;
-                }
-            }
+    let listeners = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &str| {
+            signal(kind)
+                .map_err(|err| tracing::warn!("cannot listen for {name}: {err}"))
+                .ok()
         };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate => {}
+        (
+            listen(SignalKind::interrupt(), "SIGINT"),
+            listen(SignalKind::terminate(), "SIGTERM"),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let (interrupt, terminate) = listeners;
+            let received = |listener: Option<tokio::signal::unix::Signal>| async move {
+                match listener {
+                    Some(mut listener) => {
+                        listener.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = received(interrupt) => {}
+                () = received(terminate) => {}
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested; finishing requests in flight");
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutdown requested; finishing requests in flight");
 }
