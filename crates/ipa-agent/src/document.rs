@@ -2,8 +2,6 @@
 //! pointer instead of stopping at the first, so a client fixes a configuration in one round trip.
 //! At most [`MAX_PROBLEMS`] are listed, then one more saying how many were left out.
 
-use std::io;
-
 use serde_json::{Map, Value};
 
 use crate::ports::DocumentProblem;
@@ -68,29 +66,6 @@ impl Problems {
         }
         listed
     }
-}
-
-/// Whether `value` serializes to at most `limit` bytes of compact JSON; stops as soon as it
-/// would not, so a large value costs no more than the limit to measure.
-pub(crate) fn serialized_within(value: &Value, limit: usize) -> bool {
-    /// A writer that only counts, and fails past its budget.
-    struct Budget(usize);
-
-    impl io::Write for Budget {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0 = self
-                .0
-                .checked_sub(buf.len())
-                .ok_or_else(|| io::Error::other("over budget"))?;
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    serde_json::to_writer(Budget(limit), value).is_ok()
 }
 
 /// `base` extended by one member name, escaped per RFC 6901.
@@ -281,14 +256,6 @@ mod tests {
             listed[MAX_PROBLEMS].message,
             "150 more problems are not listed; fix these first"
         );
-    }
-
-    #[test]
-    fn sizes_are_measured_without_writing_past_the_limit() {
-        let value = json!({"a": "x".repeat(100)});
-        let size = value.to_string().len();
-        assert!(serialized_within(&value, size));
-        assert!(!serialized_within(&value, size - 1));
     }
 
     #[test]

@@ -10,12 +10,13 @@
 
 use std::collections::{HashMap, HashSet};
 
+use ipa_kernel::json::serialized_within;
 use ipa_kernel::{AgentId, AgentToolId};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::config::{Headers, MapSecret, ReadSecret, collect_secrets};
-use crate::document::{Object, Problems, child, serialized_within, type_name};
+use crate::document::{Object, Problems, child, type_name};
 use crate::ports::{DocumentProblem, SchemaChecker};
 use crate::secret::StoredSecret;
 use crate::values::{Description, HttpUrl, ToolName};

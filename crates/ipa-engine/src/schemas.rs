@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::io;
 
 use ipa_agent::{DocumentProblem, SchemaChecker};
+use ipa_kernel::json::serialized_within;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{Draft, JsonType, ReferencingError, ValidationError, Validator};
 use serde_json::Value;
@@ -281,28 +282,6 @@ fn too_deep(value: &Value) -> bool {
         }
     }
     false
-}
-
-/// Whether `value` serializes to at most `limit` bytes; stops writing as soon as it would not.
-fn serialized_within(value: &Value, limit: usize) -> bool {
-    /// A writer that only counts, and fails past its budget.
-    struct Budget(usize);
-
-    impl io::Write for Budget {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0 = self
-                .0
-                .checked_sub(buf.len())
-                .ok_or_else(|| io::Error::other("over budget"))?;
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    serde_json::to_writer(Budget(limit), value).is_ok()
 }
 
 /// A reference keyword inside a schema.

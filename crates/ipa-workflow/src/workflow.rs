@@ -1,6 +1,7 @@
 //! The workflow aggregate: its values (name, description, tags, metadata), its lifecycle's
 //! transitions, and the changes and filters clients express over it.
 
+use ipa_kernel::json::serialized_within;
 use ipa_kernel::{Keyset, UserId, WorkflowId};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -269,29 +270,6 @@ impl Metadata {
     pub fn as_value(&self) -> &Value {
         &self.0
     }
-}
-
-/// Whether `value` serializes to at most `limit` bytes of compact JSON. Stops writing as soon as
-/// it would not, so measuring a large value costs no more than the limit.
-fn serialized_within(value: &Value, limit: usize) -> bool {
-    /// A writer that only counts, and fails past its budget.
-    struct Budget(usize);
-
-    impl std::io::Write for Budget {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 = self
-                .0
-                .checked_sub(buf.len())
-                .ok_or_else(|| std::io::Error::other("over budget"))?;
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    serde_json::to_writer(Budget(limit), value).is_ok()
 }
 
 impl Default for Metadata {
