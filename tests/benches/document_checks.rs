@@ -7,7 +7,7 @@
 //! was allocated before the check began (the JSON text itself excluded). Linear checks show both
 //! growing at most ten-fold per row; checks that stop at their limit barely grow at all. A third
 //! document, one webhook step whose body holds 1,000 to 100,000 templates, shows the cost of
-//! compiling templates within the limits.
+//! compiling templates up to the 2,000 a definition may hold, and of refusing more.
 //!
 //! Run with `cargo bench -p tests --bench document_checks` (or `just bench-checks`); set
 //! `DOCUMENT_CHECKS_SIZES` (e.g. `1000,10000`) to choose the sizes, and `DOCUMENT_CHECKS_KINDS`
