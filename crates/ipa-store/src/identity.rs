@@ -21,7 +21,7 @@ use crate::audit;
 use crate::sql::{
     ListQuery, commit, db_error, from_store, like_literal, read_page, statement, storage,
 };
-use crate::store::{Store, TransactionScope};
+use crate::store::{ActorTransaction, Store, TransactionScope};
 
 /// The columns of a [`User`], NULLs of the seed's nullable columns read as their defaults.
 const USER_COLUMNS: &str = "id, email, username, full_name, is_active IS TRUE AS is_active, \
@@ -348,6 +348,22 @@ impl PgSessions {
     pub fn new(store: Store) -> Self {
         Self { store }
     }
+
+    /// A transaction acting as `actor` in the narrow context of a sign-in with `identifier`,
+    /// which row level security lets read and settle that identifier's attempts.
+    async fn signing_in(
+        &self,
+        actor: &Actor,
+        identifier: &LoginIdentifier,
+    ) -> Result<ActorTransaction, StorageError> {
+        self.store
+            .begin_with(TransactionScope {
+                login_identifier: Some(identifier.as_str()),
+                ..TransactionScope::acting(actor)
+            })
+            .await
+            .map_err(from_store)
+    }
 }
 
 /// How long an unsettled attempt (admitted, its password not yet checked) counts as a failure.
@@ -386,14 +402,7 @@ impl SessionRepository for PgSessions {
         policy: &ThrottlePolicy,
     ) -> Result<SignInLookup, StorageError> {
         let anonymous = Actor::anonymous(client.clone());
-        let txn = self
-            .store
-            .begin_with(TransactionScope {
-                login_identifier: Some(identifier.as_str()),
-                ..TransactionScope::acting(&anonymous)
-            })
-            .await
-            .map_err(from_store)?;
+        let txn = self.signing_in(&anonymous, identifier).await?;
         let conn = txn.connection();
         // Attempts on one identifier queue here for the few milliseconds of the check and the
         // record, so concurrent guesses cannot all slip under the limit.
@@ -475,14 +484,7 @@ impl SessionRepository for PgSessions {
         reason: SignInFailure,
     ) -> Result<(), StorageError> {
         let anonymous = Actor::anonymous(client.clone());
-        let txn = self
-            .store
-            .begin_with(TransactionScope {
-                login_identifier: Some(identifier.as_str()),
-                ..TransactionScope::acting(&anonymous)
-            })
-            .await
-            .map_err(from_store)?;
+        let txn = self.signing_in(&anonymous, identifier).await?;
         if let Some(attempt) = attempt {
             txn.connection()
                 .execute_raw(statement(
@@ -517,14 +519,7 @@ impl SessionRepository for PgSessions {
         lifetimes: SessionLifetimes,
     ) -> Result<Session, StorageError> {
         let actor = Actor::user(user.id, user.is_superuser, client.clone());
-        let txn = self
-            .store
-            .begin_with(TransactionScope {
-                login_identifier: Some(identifier.as_str()),
-                ..TransactionScope::acting(&actor)
-            })
-            .await
-            .map_err(from_store)?;
+        let txn = self.signing_in(&actor, identifier).await?;
         let conn = txn.connection();
         conn.execute_raw(statement(
             "UPDATE login_attempts SET succeeded = true WHERE id = $1",
