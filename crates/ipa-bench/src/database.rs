@@ -35,6 +35,7 @@ pub struct BenchDatabase {
     binaries: PostgresBinaries,
     keep: bool,
     stopped: bool,
+    finished: bool,
 }
 
 impl BenchDatabase {
@@ -62,6 +63,7 @@ impl BenchDatabase {
             binaries,
             keep,
             stopped: true,
+            finished: false,
         };
         let starting = database.cluster.clone();
         tokio::task::spawn_blocking(move || {
@@ -193,8 +195,12 @@ impl BenchDatabase {
             .ok_or_else(|| anyhow::anyhow!("pgbench printed no tps: {}", clip(&stdout, 2000)))
     }
 
-    /// Stops the cluster and removes the directory, unless told to keep it.
+    /// Stops the cluster and removes the directory, unless told to keep it. Once.
     pub fn stop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
         if !self.stopped {
             // Immediate: the data is thrown away (or kept for inspection as it stands).
             if let Err(error) = self.cluster.stop(self.keep) {
@@ -219,8 +225,6 @@ impl BenchDatabase {
 impl Drop for BenchDatabase {
     fn drop(&mut self) {
         self.stop();
-        // Once stopped, a second call only repeats the note about a kept directory.
-        self.keep = false;
     }
 }
 
@@ -231,6 +235,23 @@ pub enum PgbenchLength {
     Seconds(u64),
     /// For this many script runs per client.
     Transactions(u64),
+}
+
+/// The milliseconds psql's `\timing` printed (`Time: 12.345 ms`, or `Time: 1234.567 ms
+/// (00:01.235)`), summed over every timed command.
+pub fn parse_timing(output: &str) -> Option<f64> {
+    let times: Vec<f64> = output
+        .lines()
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix("Time: ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    (!times.is_empty()).then(|| times.iter().sum())
 }
 
 /// pgbench's `tps = X (without initial connection time)`.
@@ -277,6 +298,16 @@ mod tests {
             parse_tps("tps = abc (without initial connection time)"),
             None
         );
+    }
+
+    #[test]
+    fn psql_timing_is_read() {
+        assert_eq!(parse_timing("Time: 10.228 ms\n"), Some(10.228));
+        assert_eq!(
+            parse_timing("COPY 5\nTime: 1234.5 ms (00:01.235)\nTime: 0.5 ms\n"),
+            Some(1235.0)
+        );
+        assert_eq!(parse_timing("COPY 5\n"), None);
     }
 
     #[test]

@@ -101,13 +101,22 @@ async fn wait_for_refresh(database: &BenchDatabase) -> anyhow::Result<()> {
 }
 
 /// Starts the server with `workers` workers and waits until it is ready and quiet.
-pub async fn start_server(setup: &EngineSetup<'_>, workers: u32) -> anyhow::Result<Server> {
+async fn start_server(setup: &EngineSetup<'_>, workers: u32) -> anyhow::Result<Server> {
     let config = ServerConfig {
         workers,
         ..setup.config.clone()
     };
-    let server = Server::start(&config, setup.client).await?;
-    wait_for_refresh(setup.database).await?;
+    start_quiet(setup.database, &config, setup.client).await
+}
+
+/// Starts a server as `config` says and waits until it is ready and quiet.
+pub async fn start_quiet(
+    database: &BenchDatabase,
+    config: &ServerConfig,
+    client: &reqwest::Client,
+) -> anyhow::Result<Server> {
+    let server = Server::start(config, client).await?;
+    wait_for_refresh(database).await?;
     Ok(server)
 }
 

@@ -116,7 +116,7 @@ pub async fn run(
 }
 
 /// Rows per second of psql's `\copy` of `rows` lines of the same shape (as the superuser: `COPY
-/// FROM` is refused on a table under row level security).
+/// FROM` is refused on a table under row level security), as psql's `\timing` measures it.
 async fn copy_rate(
     database: &BenchDatabase,
     execution: &str,
@@ -136,7 +136,11 @@ async fn copy_rate(
         "\\copy execution_logs (execution_id, execution_step_id, level, message, context) FROM '{}'",
         path.display()
     );
-    let began = Instant::now();
-    database.psql(SUPERUSER, &["-c", &command]).await?;
-    Ok(rows as f64 / began.elapsed().as_secs_f64())
+    // psql times the command itself: its own start and connection are not counted.
+    let output = database
+        .psql(SUPERUSER, &["-c", "\\timing on", "-c", &command])
+        .await?;
+    let millis = crate::database::parse_timing(&output)
+        .with_context(|| format!("psql printed no timing: {output}"))?;
+    Ok(rows as f64 / (millis / 1000.0))
 }
