@@ -45,3 +45,8 @@ bench-login:
 # Print the time and peak memory of checking definitions and group agents of 1,000 to 100,000 items.
 bench-checks:
     cargo bench -p tests --bench document_checks
+
+# Run the benchmark suite on a fresh, seeded PostgreSQL (release build); `just bench --size small`.
+bench *ARGS:
+    cargo build --release -p ipa-server -p ipa-bench
+    cargo run --release -q -p ipa-bench -- {{ARGS}}

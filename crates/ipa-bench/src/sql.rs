@@ -1,0 +1,714 @@
+//! The SQL the server runs for each measured request, transaction for transaction, as pgbench
+//! scripts (the "pgbench equivalent" of every row), and as the queries the EXPLAIN checks plan.
+//!
+//! Each piece names the store function it mirrors (`crates/ipa-store/src/...`). When the store
+//! changes its SQL, change the mirror here: the comparison is only as honest as the copy.
+//!
+//! pgbench variables: `uid` (the benchmark user), `token` (the hex SHA-256 of its bearer token),
+//! `owned`, `startable`, `runs` (counts from the seed), `deep_at` and
+//! `deep_id` (the deep cursor's position). Ids are computed from integers with the seed's formulas
+//! ([`crate::seed::Table`]). The server binds values as parameters; pgbench in prepared mode does
+//! the same with its variables.
+
+use crate::seed::{self, Table};
+
+/// The client address and user agent every measured request carries (the load sends this
+/// user agent; the server records the TCP peer's address).
+pub const CLIENT_IP: &str = "127.0.0.1";
+/// The user agent of the load.
+pub const USER_AGENT: &str = "ipa-bench";
+
+/// `WORKFLOW_COLUMNS` of `crates/ipa-store/src/workflows.rs`.
+pub const WORKFLOW_COLUMNS: &str = "w.id, w.name, w.description, w.created_by, \
+     coalesce(w.status, 'draft')::text AS status, w.current_version_id, \
+     v.version_number AS current_version_number, to_jsonb(coalesce(w.tags, '{}')) AS tags, \
+     coalesce(w.metadata, '{}') AS metadata, coalesce(w.created_at, now()) AS created_at, \
+     coalesce(w.updated_at, w.created_at, now()) AS updated_at";
+
+/// `WORKFLOW_FROM` of `crates/ipa-store/src/workflows.rs`.
+pub const WORKFLOW_FROM: &str =
+    "workflows w LEFT JOIN workflow_versions v ON v.id = w.current_version_id";
+
+/// `SUMMARY_COLUMNS` of `crates/ipa-store/src/workflows.rs`.
+const SUMMARY_COLUMNS: &str = "v.id, v.workflow_id, v.version_number, v.change_summary, \
+     v.created_by, coalesce(v.created_at, now()) AS created_at";
+
+/// `EXECUTION_COLUMNS` of `crates/ipa-store/src/executions.rs`.
+pub const EXECUTION_COLUMNS: &str = "e.id, e.workflow_id, e.workflow_version_id, \
+     v.version_number, e.triggered_by, coalesce(e.status, 'pending')::text AS status, \
+     e.waiting_step_id, coalesce(e.input_data, '{}') AS input_data, e.output_data, \
+     e.error_message, e.started_at, e.completed_at, e.duration_ms::bigint AS duration_ms, \
+     coalesce(e.retry_count, 0) AS retry_count, e.recoveries, \
+     coalesce(e.created_at, now()) AS created_at, \
+     coalesce(e.updated_at, e.created_at, now()) AS updated_at";
+
+/// `EXECUTION_FROM` of `crates/ipa-store/src/executions.rs`.
+pub const EXECUTION_FROM: &str =
+    "executions e LEFT JOIN workflow_versions v ON v.id = e.workflow_version_id";
+
+/// `STEP_COLUMNS` of `crates/ipa-store/src/executions.rs`.
+const STEP_COLUMNS: &str = "s.id, s.execution_id, s.step_name, s.step_index, \
+     s.step_type, coalesce(s.status, 'pending')::text AS status, s.input_data, s.output_data, \
+     s.error_message, s.started_at, s.completed_at, s.duration_ms::bigint AS duration_ms, \
+     coalesce(s.retry_count, 0) AS retry_count";
+
+/// `LOG_COLUMNS` of `crates/ipa-store/src/executions.rs`.
+pub const LOG_COLUMNS: &str = "id, execution_id, execution_step_id, level::text AS level, message, \
+     coalesce(context, '{}') AS context, created_at";
+
+/// `USER_COLUMNS` of `crates/ipa-store/src/identity.rs`.
+const USER_COLUMNS: &str = "id, email, username, full_name, is_active IS TRUE AS is_active, \
+     is_superuser IS TRUE AS is_superuser, coalesce(created_at, now()) AS created_at, \
+     coalesce(updated_at, created_at, now()) AS updated_at, last_login_at";
+
+/// `THROTTLE_SQL` of `crates/ipa-store/src/identity.rs`, its parameters as pgbench variables
+/// and the server's default policy (15-minute window, 5 per account, 50 per address, unsettled
+/// attempts counted for 60 s).
+const THROTTLE_SQL: &str = "\
+WITH last_success AS ( \
+    SELECT max(attempted_at) AS at FROM login_attempts WHERE identifier = :ident AND succeeded \
+), account AS ( \
+    SELECT attempted_at FROM login_attempts \
+     WHERE identifier = :ident \
+       AND (succeeded IS FALSE OR (succeeded IS NULL AND attempted_at > now() - 60.0 * interval '1 second')) \
+       AND attempted_at > now() - 900.0 * interval '1 second' \
+       AND attempted_at > coalesce((SELECT at FROM last_success), '-infinity') \
+     ORDER BY attempted_at DESC OFFSET 5 - 1 LIMIT 1 \
+), address AS ( \
+    SELECT ipa_address_failure_at(900.0, 50, 60.0) AS attempted_at \
+) \
+SELECT extract(epoch FROM greatest((SELECT attempted_at FROM account), (SELECT attempted_at FROM address)) \
+                         + 900.0 * interval '1 second' - clock_timestamp())::float8 AS locked_for;";
+
+/// The identifier pgbench's client `n` signs in with: the account the load's client `n` uses
+/// ([`crate::api::sign_in_account`]).
+const SIGN_IN_IDENTIFIER: &str = "('bench-signin-' || :client_id)";
+
+/// Who a transaction acts as, for its first statement.
+#[derive(Clone, Copy, Debug)]
+pub enum Acting<'a> {
+    /// No one, presenting the bearer token (`PgSessions::authenticate`).
+    Bearer,
+    /// No one, signing in with [`SIGN_IN_IDENTIFIER`] (`PgSessions::signing_in`, admitting an
+    /// attempt).
+    SigningIn,
+    /// The account found, `:u_id`, in a sign-in's context (`PgSessions::signing_in`, starting a
+    /// session).
+    SignedIn,
+    /// The benchmark user (`Store::begin`).
+    User,
+    /// The engine: the system actor, a superuser with no client (`PgRunJournal::begin`).
+    System,
+    /// A user given literally, for EXPLAIN scripts run through psql.
+    Literal(&'a str),
+}
+
+/// The first statement of every transaction: `TransactionScope::settings` of
+/// `crates/ipa-store/src/store.rs` (session pooling).
+pub fn settings(acting: Acting<'_>) -> String {
+    let literal = |text: &str| format!("'{text}'");
+    let (user, superuser, ip, agent, identifier, token) = match acting {
+        Acting::Bearer => (
+            literal(""),
+            "false",
+            literal(CLIENT_IP),
+            literal(USER_AGENT),
+            literal(""),
+            ":token".to_owned(),
+        ),
+        Acting::SigningIn => (
+            literal(""),
+            "false",
+            literal(CLIENT_IP),
+            literal(USER_AGENT),
+            SIGN_IN_IDENTIFIER.to_owned(),
+            literal(""),
+        ),
+        Acting::SignedIn => (
+            ":u_id".to_owned(),
+            "false",
+            literal(CLIENT_IP),
+            literal(USER_AGENT),
+            SIGN_IN_IDENTIFIER.to_owned(),
+            literal(""),
+        ),
+        Acting::User => (
+            ":uid".to_owned(),
+            "false",
+            literal(CLIENT_IP),
+            literal(USER_AGENT),
+            literal(""),
+            literal(""),
+        ),
+        Acting::System => (
+            literal(""),
+            "true",
+            literal(""),
+            literal(""),
+            literal(""),
+            literal(""),
+        ),
+        Acting::Literal(user) => (
+            literal(user),
+            "false",
+            literal(CLIENT_IP),
+            literal(USER_AGENT),
+            literal(""),
+            literal(""),
+        ),
+    };
+    format!(
+        "SELECT set_config('role', 'ipa_app', true), set_config('app.current_user_id', {user}, true), \
+         set_config('app.is_superuser', '{superuser}', true), set_config('app.client_ip', {ip}, true), \
+         set_config('app.user_agent', {agent}, true), set_config('app.login_identifier', {identifier}, true), \
+         set_config('app.session_token_hash', {token}, true);"
+    )
+}
+
+/// One transaction: `BEGIN`, the settings, the statements, `COMMIT` (each its own round trip, as
+/// the driver sends them).
+fn transaction(acting: Acting<'_>, statements: &[String]) -> String {
+    let mut script = String::from("BEGIN;\n");
+    script.push_str(&settings(acting));
+    script.push('\n');
+    for statement in statements {
+        script.push_str(statement);
+        script.push('\n');
+    }
+    script.push_str("COMMIT;\n");
+    script
+}
+
+/// The authentication of a request presenting a bearer token: `PgSessions::authenticate`
+/// (a session used within the last minute is not touched, so no `UPDATE`).
+fn authenticate() -> String {
+    transaction(
+        Acting::Bearer,
+        &[
+            "SELECT s.id, s.user_id, u.is_superuser IS TRUE AS is_superuser, \
+                  s.last_used_at < now() - interval '60 seconds' AS stale \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+            WHERE s.token_hash = decode(:token, 'hex') AND s.revoked_at IS NULL \
+              AND s.expires_at > now() AND s.idle_expires_at > now() \
+              AND u.is_active IS TRUE;"
+                .to_owned(),
+        ],
+    )
+}
+
+/// pgbench lines picking the owned workflow `:i` at random.
+fn pick_owned_workflow() -> String {
+    "\\set k random(0, :owned - 1)\n\\set i (:k / 3) * 5 + :k % 3 + 1\n".to_owned()
+}
+
+/// `find_workflow` of `crates/ipa-store/src/workflows.rs` (no lock), of workflow `id_sql`.
+pub fn find_workflow(id_sql: &str) -> String {
+    format!("SELECT {WORKFLOW_COLUMNS} FROM {WORKFLOW_FROM} WHERE w.id = {id_sql};")
+}
+
+/// The measured operations' pgbench scripts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Script {
+    /// `POST /auth/login` without the password check: `PgSessions::admit_attempt`, then
+    /// `PgSessions::start_session`.
+    SignIn,
+    /// `GET /workflows/{id}`: authenticate, `PgWorkflows::find`.
+    GetWorkflow,
+    /// `GET /workflows?tags=...`: authenticate, `PgWorkflows::list`.
+    ListByTag,
+    /// `GET /workflows?metadata=...`: authenticate, `PgWorkflows::list`.
+    ListByMetadata,
+    /// `GET /executions`: authenticate, `PgExecutions::list`.
+    ListExecutions,
+    /// `GET /executions?cursor=...` deep: authenticate, `PgExecutions::list` after a position.
+    DeepPage,
+    /// `POST /workflows/{id}/versions`: authenticate, `PgWorkflows::find` (the service's
+    /// visibility check), `PgWorkflows::publish` (no agents or approvers to check).
+    Publish,
+    /// `POST /workflows/{id}/executions`: authenticate, `PgExecutions::start`.
+    Start,
+    /// `GET /executions/{id}/logs`: authenticate, `PgExecutions::logs`.
+    ReadLogs,
+}
+
+impl Script {
+    /// The script's text.
+    pub fn text(self) -> String {
+        let wid = Table::Workflow.sql_id(":i");
+        match self {
+            Self::SignIn => {
+                let ident = SIGN_IN_IDENTIFIER;
+                let admit = transaction(
+                    Acting::SigningIn,
+                    &[
+                        format!(
+                            "SELECT pg_advisory_xact_lock(hashtextextended('ipa.sign_in:' || {ident}, 0));"
+                        ),
+                        format!(
+                            "SELECT {USER_COLUMNS}, hashed_password FROM users \
+                             WHERE email = lower({ident}) OR username = {ident} \\gset u_"
+                        ),
+                        THROTTLE_SQL.replace(":ident", ident),
+                        format!(
+                            "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
+                             VALUES ({ident}, ipa_client_ip(), NULL) RETURNING id AS attempt \\gset"
+                        ),
+                    ],
+                );
+                let start = transaction(
+                    Acting::SignedIn,
+                    &[
+                        "UPDATE login_attempts SET succeeded = true WHERE id = :attempt;".to_owned(),
+                        "INSERT INTO sessions (user_id, token_hash, idle_expires_at, expires_at, ip_address, user_agent) \
+                         VALUES (:u_id::uuid, decode(md5(random()::text) || md5(random()::text), 'hex'), \
+                                 now() + 28800.0 * interval '1 second', now() + 604800.0 * interval '1 second', \
+                                 ipa_client_ip(), ipa_user_agent()) \
+                         RETURNING id AS session_id, created_at, idle_expires_at, expires_at \\gset"
+                            .to_owned(),
+                        "UPDATE users SET last_login_at = now() WHERE id = :u_id::uuid;".to_owned(),
+                        audit_insert("login", "user", ":u_id::uuid", "jsonb_build_object('outcome', 'success', 'session_id', :session_id::uuid)"),
+                    ],
+                );
+                format!("{admit}{start}")
+            }
+            Self::GetWorkflow => format!(
+                "{}{}{}",
+                pick_owned_workflow(),
+                authenticate(),
+                transaction(Acting::User, &[find_workflow(&wid)])
+            ),
+            Self::ListByTag => format!(
+                "\\set t random(1, 50)\n{}{}",
+                authenticate(),
+                transaction(
+                    Acting::User,
+                    &[list_workflows(&format!(
+                        "w.tags @> ARRAY[({})[:t::int]]::text[]",
+                        seed::tags_array_sql()
+                    ))]
+                )
+            ),
+            Self::ListByMetadata => format!(
+                "\\set t random(0, {} - 1)\n{}{}",
+                seed::TEAMS,
+                authenticate(),
+                transaction(
+                    Acting::User,
+                    &[list_workflows(
+                        "w.metadata @> ('{\"team\": \"team-' || :t || '\"}')::jsonb"
+                    )]
+                )
+            ),
+            Self::ListExecutions => format!(
+                "{}{}",
+                authenticate(),
+                transaction(Acting::User, &[list_executions(None)])
+            ),
+            Self::DeepPage => format!(
+                "{}{}",
+                authenticate(),
+                transaction(
+                    Acting::User,
+                    &[list_executions(Some(
+                        "(e.created_at, e.id) < (:deep_at::timestamptz, :deep_id::uuid)"
+                    ))]
+                )
+            ),
+            Self::Publish => {
+                let definition = seed::webhook_definition("https://hooks.example/published");
+                format!(
+                    "{}{}{}{}",
+                    pick_owned_workflow(),
+                    authenticate(),
+                    transaction(Acting::User, &[find_workflow(&wid)]),
+                    transaction(
+                        Acting::User,
+                        &[
+                            format!("SELECT id FROM workflows WHERE id = {wid} FOR UPDATE;"),
+                            format!(
+                                "INSERT INTO workflow_versions AS v \
+                                 (workflow_id, version_number, definition, change_summary, created_by) \
+                                 SELECT {wid}, coalesce(max(version_number), 0) + 1, '{definition}'::jsonb, \
+                                        'Published by the benchmark', :uid::uuid \
+                                 FROM workflow_versions WHERE workflow_id = {wid} \
+                                 RETURNING {SUMMARY_COLUMNS}, v.definition \\gset p_"
+                            ),
+                            format!(
+                                "UPDATE workflows SET current_version_id = :p_id::uuid WHERE id = {wid};"
+                            ),
+                        ]
+                    )
+                )
+            }
+            Self::Start => {
+                let wid = Table::Workflow.sql_id(":i");
+                let steps = "[{\"name\": \"notify\", \"type\": \"webhook\"}]";
+                format!(
+                    "\\set m random(0, :startable - 1)\n\\set i 10 * :m + 1\n{}{}",
+                    authenticate(),
+                    transaction(
+                        Acting::User,
+                        &[
+                            format!(
+                                "SELECT coalesce(status, 'draft')::text AS status, current_version_id \
+                                 FROM workflows WHERE id = {wid} FOR KEY SHARE \\gset w_"
+                            ),
+                            "SELECT id, definition FROM workflow_versions WHERE id = :w_current_version_id::uuid;"
+                                .to_owned(),
+                            format!(
+                                "INSERT INTO executions (workflow_id, workflow_version_id, triggered_by, status, \
+                                     input_data, metadata, idempotency_key, idempotency_request) \
+                                 VALUES ({wid}, :w_current_version_id::uuid, :uid::uuid, 'pending', \
+                                         '{{\"order_id\": 1}}'::jsonb, '{{}}', NULL, NULL) \
+                                 ON CONFLICT (triggered_by, idempotency_key) WHERE idempotency_key IS NOT NULL \
+                                 DO NOTHING RETURNING id AS eid \\gset"
+                            ),
+                            format!(
+                                "INSERT INTO execution_steps (execution_id, step_name, step_index, step_type, status) \
+                                 SELECT :eid::uuid, s.step->>'name', (s.position - 1)::int, s.step->>'type', 'pending' \
+                                 FROM jsonb_array_elements('{steps}'::jsonb) WITH ORDINALITY AS s(step, position);"
+                            ),
+                            format!(
+                                "SELECT {EXECUTION_COLUMNS} FROM {EXECUTION_FROM} WHERE e.id = :eid::uuid;"
+                            ),
+                            insert_logs(
+                                "[{\"step_id\": null, \"level\": \"info\", \"message\": \"Execution started\", \
+                                  \"context\": {\"event\": \"execution\", \"status\": \"pending\", \"version_number\": 1}}]",
+                            ),
+                            audit_insert(
+                                "execute",
+                                "execution",
+                                ":eid::uuid",
+                                &format!(
+                                    "jsonb_build_object('workflow_id', {wid}, 'workflow_version_id', \
+                                     :w_current_version_id::uuid, 'version_number', 1, 'idempotency_key', NULL)"
+                                ),
+                            ),
+                        ]
+                    )
+                )
+            }
+            Self::ReadLogs => {
+                let eid = Table::Execution.sql_id(":j");
+                format!(
+                    "{}\\set r random(0, :runs - 1)\n\\set j :i + :r * :workflows\n{}{}",
+                    pick_owned_workflow(),
+                    authenticate(),
+                    transaction(
+                        Acting::User,
+                        &[
+                            format!("SELECT 1 AS one FROM executions WHERE id = {eid};"),
+                            read_logs(&eid, None),
+                        ]
+                    )
+                )
+            }
+        }
+    }
+}
+
+/// `ListQuery::newest_first` over workflows with one condition, the default page (50 + 1).
+pub fn list_workflows(condition: &str) -> String {
+    format!(
+        "SELECT {WORKFLOW_COLUMNS} FROM {WORKFLOW_FROM} WHERE {condition} \
+         ORDER BY w.created_at DESC, w.id DESC LIMIT 51;"
+    )
+}
+
+/// `ListQuery::newest_first` over executions, with or without a condition.
+pub fn list_executions(condition: Option<&str>) -> String {
+    let filter = condition.map(|c| format!("WHERE {c} ")).unwrap_or_default();
+    format!(
+        "SELECT {EXECUTION_COLUMNS} FROM {EXECUTION_FROM} {filter}\
+         ORDER BY e.created_at DESC, e.id DESC LIMIT 51;"
+    )
+}
+
+/// `PgExecutions::logs`: the first page of a run's lines, with an extra condition.
+pub fn read_logs(execution_sql: &str, condition: Option<&str>) -> String {
+    let extra = condition.map(|c| format!(" AND {c}")).unwrap_or_default();
+    format!(
+        "SELECT {LOG_COLUMNS} FROM execution_logs WHERE execution_id = {execution_sql}{extra} \
+         ORDER BY id LIMIT 51;"
+    )
+}
+
+/// `insert_logs` of `crates/ipa-store/src/executions.rs`, for the run `:eid`, with the lines
+/// as a JSON array literal.
+fn insert_logs(lines: &str) -> String {
+    format!(
+        "INSERT INTO execution_logs (execution_id, execution_step_id, level, message, context) \
+         SELECT :eid::uuid, (l.line->>'step_id')::uuid, (l.line->>'level')::log_level, \
+                l.line->>'message', coalesce(l.line->'context', '{{}}') \
+         FROM jsonb_array_elements('{lines}'::jsonb) WITH ORDINALITY AS l(line, position) \
+         ORDER BY l.position;"
+    )
+}
+
+/// `audit::record` of `crates/ipa-store/src/audit.rs`.
+fn audit_insert(
+    action: &str,
+    resource_type: &str,
+    resource_sql: &str,
+    changes_sql: &str,
+) -> String {
+    format!(
+        "INSERT INTO audit_logs (user_id, action, resource_type, resource_id, changes, ip_address, user_agent) \
+         VALUES (ipa_current_user_id(), '{action}'::audit_action, '{resource_type}', {resource_sql}, \
+                 {changes_sql}, ipa_client_ip(), ipa_user_agent());"
+    )
+}
+
+/// `LOCK_HELD_RUN` of `crates/ipa-store/src/runs.rs`.
+const LOCK_HELD_RUN: &str = "SELECT coalesce(status, 'pending')::text AS status, \
+     waiting_step_id FROM executions WHERE id = :eid::uuid AND lease_owner = 'bench-' || :client_id \
+     FOR NO KEY UPDATE;";
+
+/// `apply_step` of `crates/ipa-store/src/runs.rs` for the step `:s_id`: its read, then its
+/// update to `status` (`starting` or `finishing`), as the engine binds them.
+fn apply_step(
+    status: &str,
+    input: &str,
+    output: &str,
+    starting: bool,
+    finishing: bool,
+) -> [String; 2] {
+    [
+        "SELECT coalesce(status, 'pending')::text AS status FROM execution_steps \
+         WHERE id = :s_id::uuid AND execution_id = :eid::uuid;"
+            .to_owned(),
+        format!(
+            "UPDATE execution_steps SET status = '{status}'::step_status, \
+                 input_data = coalesce({input}, input_data), \
+                 output_data = CASE WHEN {finishing}::boolean THEN {output} ELSE output_data END, \
+                 error_message = NULL, \
+                 started_at = CASE WHEN {starting}::boolean THEN now() ELSE coalesce(started_at, now()) END, \
+                 completed_at = CASE WHEN {finishing}::boolean THEN now() ELSE NULL END, \
+                 duration_ms = CASE WHEN {finishing}::boolean THEN duration_ms ELSE NULL END, \
+                 retry_count = 0 \
+             WHERE id = :s_id::uuid;"
+        ),
+    ]
+}
+
+/// The engine's SQL for a one-step webhook run (`PgRunJournal` of
+/// `crates/ipa-store/src/runs.rs` as `crates/ipa-engine/src/engine.rs` drives it): the claim
+/// (with its log line and the reads of the run and its steps), the step's start, the step's
+/// completion with its two lines, and the run's completion. The worker is `bench-<client id>`.
+pub fn engine_script() -> String {
+    let claim = transaction(
+        Acting::System,
+        &[
+            "WITH ready AS ( \
+                 SELECT id, status, lease_owner FROM executions \
+                 WHERE (status IN ('pending', 'running') \
+                        OR (waiting_step_id IS NOT NULL AND wake_at <= now())) \
+                   AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
+                 ORDER BY created_at \
+                 LIMIT 1 \
+                 FOR UPDATE SKIP LOCKED) \
+             UPDATE executions e SET \
+                 lease_owner = 'bench-' || :client_id, \
+                 lease_expires_at = now() + make_interval(secs => 30.0), \
+                 status = CASE WHEN r.status = 'pending' THEN 'running'::execution_status \
+                               ELSE e.status END, \
+                 started_at = coalesce(e.started_at, now()), \
+                 recoveries = e.recoveries + CASE WHEN r.status = 'running' \
+                                                  AND r.lease_owner IS NOT NULL \
+                                                  THEN 1 ELSE 0 END \
+             FROM ready r WHERE e.id = r.id \
+             RETURNING e.id AS eid, r.status::text AS previous_status \\gset"
+                .to_owned(),
+            insert_logs(
+                "[{\"step_id\": null, \"level\": \"info\", \"message\": \"Execution running\", \
+                  \"context\": {\"event\": \"execution\", \"status\": \"running\", \"worker\": \"bench\"}}]",
+            ),
+            "SELECT e.id, v.definition, \
+                    coalesce(e.input_data, '{}') AS input_data, e.recoveries, e.started_at, \
+                    e.waiting_step_id \
+             FROM executions e \
+             JOIN workflow_versions v ON v.id = e.workflow_version_id \
+             WHERE e.id = ANY(('{' || :eid || '}')::uuid[]);"
+                .to_owned(),
+            format!(
+                "SELECT {STEP_COLUMNS} FROM execution_steps s \
+                 WHERE s.execution_id = ANY(('{{' || :eid || '}}')::uuid[]) ORDER BY s.execution_id, s.step_index \\gset s_"
+            ),
+        ],
+    );
+    let step_line = |status: &str, message: &str| {
+        format!(
+            "{{\"step_id\": \"' || :s_id || '\", \"level\": \"info\", \"message\": \"{message}\", \
+              \"context\": {{\"event\": \"step\", \"status\": \"{status}\", \"step\": \"notify\", \"step_index\": 0}}}}"
+        )
+    };
+    // The step's lines carry its id, spliced into the JSON text.
+    let insert_step_logs = |lines: &[String]| {
+        format!(
+            "INSERT INTO execution_logs (execution_id, execution_step_id, level, message, context) \
+             SELECT :eid::uuid, (l.line->>'step_id')::uuid, (l.line->>'level')::log_level, \
+                    l.line->>'message', coalesce(l.line->'context', '{{}}') \
+             FROM jsonb_array_elements(('[{}]')::jsonb) WITH ORDINALITY AS l(line, position) \
+             ORDER BY l.position;",
+            lines.join(", ")
+        )
+    };
+    let [read, start] = apply_step(
+        "running",
+        "'{\"method\": \"POST\", \"url\": \"http://127.0.0.1/hook\", \"headers\": [], \"body\": {\"order\": \"1\"}}'::jsonb",
+        "NULL",
+        true,
+        false,
+    );
+    let started = transaction(
+        Acting::System,
+        &[
+            LOCK_HELD_RUN.to_owned(),
+            read,
+            start,
+            insert_step_logs(&[step_line("running", "Step started")]),
+        ],
+    );
+    let [read, complete] = apply_step("completed", "NULL", "'{}'::jsonb", false, true);
+    let completed = transaction(
+        Acting::System,
+        &[
+            LOCK_HELD_RUN.to_owned(),
+            read,
+            complete,
+            insert_step_logs(&[
+                "{\"step_id\": \"' || :s_id || '\", \"level\": \"info\", \"message\": \"Attempt 1 succeeded\", \
+                  \"context\": {\"attempt\": 1, \"status_code\": 200, \"duration_ms\": 1, \"bytes\": 2, \"truncated\": false}}"
+                    .to_owned(),
+                step_line("completed", "Step completed"),
+            ]),
+        ],
+    );
+    let finished = transaction(
+        Acting::System,
+        &[
+            LOCK_HELD_RUN.to_owned(),
+            "UPDATE executions SET status = 'completed', output_data = '{\"notify\": {}}'::jsonb, \
+                 completed_at = now(), lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = :eid::uuid;"
+                .to_owned(),
+            insert_logs(
+                "[{\"step_id\": null, \"level\": \"info\", \"message\": \"Execution completed\", \
+                  \"context\": {\"event\": \"execution\", \"status\": \"completed\"}}]",
+            ),
+        ],
+    );
+    format!("{claim}{started}{completed}{finished}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The variables a script refers to (`:name`, not `::type`).
+    fn variables(script: &str) -> Vec<String> {
+        let bytes = script.as_bytes();
+        let mut found = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            if bytes[at] == b':' {
+                if bytes.get(at + 1) == Some(&b':') {
+                    at += 2;
+                    continue;
+                }
+                let name: String = script[at + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                // pgbench reads any name of letters, digits and `_` after a colon as a variable.
+                if !name.is_empty() {
+                    found.push(name);
+                }
+            }
+            at += 1;
+        }
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    #[test]
+    fn scripts_use_only_known_variables() {
+        let known = [
+            "uid",
+            "token",
+            "ident",
+            "owned",
+            "startable",
+            "runs",
+            "workflows",
+            "deep_at",
+            "deep_id",
+            "client_id",
+            "k",
+            "i",
+            "t",
+            "m",
+            "r",
+            "j",
+            "attempt",
+            "session_id",
+            "p_id",
+            "w_current_version_id",
+            "eid",
+            "s_id",
+            "u_id",
+        ];
+        let mut scripts: Vec<String> = [
+            Script::SignIn,
+            Script::GetWorkflow,
+            Script::ListByTag,
+            Script::ListByMetadata,
+            Script::ListExecutions,
+            Script::DeepPage,
+            Script::Publish,
+            Script::Start,
+            Script::ReadLogs,
+        ]
+        .iter()
+        .map(|script| script.text())
+        .collect();
+        scripts.push(engine_script());
+        for script in scripts {
+            for name in variables(&script) {
+                assert!(
+                    known.contains(&name.as_str()),
+                    "unknown :{name} in\n{script}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_transaction_is_closed_and_starts_with_its_settings() {
+        let script = Script::Publish.text();
+        assert_eq!(script.matches("BEGIN;").count(), 3);
+        assert_eq!(script.matches("COMMIT;").count(), 3);
+        for block in script.split("BEGIN;\n").skip(1) {
+            assert!(
+                block.starts_with("SELECT set_config('role', 'ipa_app', true)"),
+                "{block}"
+            );
+        }
+        let engine = engine_script();
+        assert_eq!(engine.matches("BEGIN;").count(), 4);
+        assert_eq!(
+            engine
+                .matches("set_config('app.is_superuser', 'true', true)")
+                .count(),
+            4
+        );
+    }
+
+    #[test]
+    fn settings_match_the_stores_form() {
+        let user = settings(Acting::Literal("abc"));
+        assert!(user.starts_with("SELECT set_config('role', 'ipa_app', true), set_config('app.current_user_id', 'abc', true)"), "{user}");
+        assert_eq!(user.matches("set_config(").count(), 7);
+    }
+}
