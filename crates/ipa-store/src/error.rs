@@ -91,6 +91,27 @@ pub fn is_unavailable(err: &DbErr) -> bool {
     }
 }
 
+/// Whether `err` is a pooled connection found broken when used (reset or closed under us, its
+/// backend terminated), as opposed to no connection being available at all: work that failed so
+/// before anything was done (a `BEGIN`, a lone statement that changes nothing twice) may be tried
+/// again at once on another connection.
+pub fn is_broken_connection(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx_err))
+    | DbErr::Query(RuntimeErr::SqlxError(sqlx_err))
+    | DbErr::Conn(RuntimeErr::SqlxError(sqlx_err))) = err
+    else {
+        return false;
+    };
+    use sea_orm::sqlx::Error;
+    match sqlx_err.as_ref() {
+        Error::Io(_) | Error::Tls(_) | Error::WorkerCrashed => true,
+        Error::Database(db_err) => db_err
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.as_ref() == "57P01"),
+        _ => false,
+    }
+}
+
 /// SQLSTATEs that say the server cannot serve now rather than that a statement is wrong:
 /// class 08 (connection exceptions), `57P01` admin_shutdown, `57P02` crash_shutdown, `57P03`
 /// cannot_connect_now, `53300` too_many_connections.
@@ -152,6 +173,29 @@ mod tests {
         for code in ["23505", "23514", "42501", "40001", "57014"] {
             assert!(!unavailable_state(code), "{code}");
         }
+    }
+
+    #[test]
+    fn only_a_connection_broken_in_use_may_be_tried_again() {
+        for kind in [io::ErrorKind::ConnectionReset, io::ErrorKind::UnexpectedEof] {
+            assert!(is_broken_connection(&sqlx(sea_orm::sqlx::Error::Io(
+                io::Error::from(kind)
+            ))));
+        }
+        assert!(is_broken_connection(&sqlx(
+            sea_orm::sqlx::Error::WorkerCrashed
+        )));
+        // No connection to be had: trying again would only wait as long once more.
+        assert!(!is_broken_connection(&DbErr::ConnectionAcquire(
+            ConnAcquireErr::Timeout
+        )));
+        assert!(!is_broken_connection(&sqlx(
+            sea_orm::sqlx::Error::PoolTimedOut
+        )));
+        assert!(!is_broken_connection(&sqlx(
+            sea_orm::sqlx::Error::RowNotFound
+        )));
+        assert!(!is_broken_connection(&DbErr::Custom("bad".to_owned())));
     }
 
     #[test]

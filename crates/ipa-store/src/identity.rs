@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use crate::audit;
 use crate::sql::{
-    ListQuery, commit, db_error, from_store, like_literal, read_page, statement, storage,
+    ListQuery, commit, db_error, from_store, like_literal, query_one_alone, read_page, statement,
+    storage,
 };
 use crate::store::{ActorTransaction, Store, TransactionScope};
 
@@ -30,7 +31,7 @@ const USER_COLUMNS: &str = "id, email, username, full_name, is_active IS TRUE AS
 
 /// A session is touched (idle expiry pushed forward) at most this often, so authenticating is a
 /// read on almost every request rather than a write.
-const TOUCH_INTERVAL_SECONDS: i64 = 60;
+const TOUCH_INTERVAL_SECONDS: f64 = 60.0;
 
 fn seconds(duration: Duration) -> f64 {
     duration.as_seconds_f64()
@@ -575,54 +576,32 @@ impl SessionRepository for PgSessions {
         client: &ClientInfo,
         lifetimes: SessionLifetimes,
     ) -> Result<Option<Principal>, StorageError> {
-        let anonymous = Actor::anonymous(client.clone());
-        let txn = self
-            .store
-            .begin_with(TransactionScope {
-                token_digest_hex: Some(digest.to_hex()),
-                ..TransactionScope::acting(&anonymous)
-            })
-            .await
-            .map_err(from_store)?;
-        let conn = txn.connection();
-        let Some(row) = conn
-            .query_one_raw(statement(
-                &format!(
-                    "SELECT s.id, s.user_id, u.is_superuser IS TRUE AS is_superuser, \
-                            s.last_used_at < now() - interval '{TOUCH_INTERVAL_SECONDS} seconds' AS stale \
-                       FROM sessions s JOIN users u ON u.id = s.user_id \
-                      WHERE s.token_hash = $1 AND s.revoked_at IS NULL \
-                        AND s.expires_at > now() AND s.idle_expires_at > now() \
-                        AND u.is_active IS TRUE"
-                ),
-                [digest.as_bytes().to_vec().into()],
-            ))
-            .await
-            .map_err(storage("authenticating a token"))?
+        // One statement: the lookup and, when due, the touch (`ipa_authenticate`, which takes
+        // the application role and the token's context itself).
+        let Some(row) = query_one_alone(
+            &self.store,
+            &Actor::anonymous(client.clone()),
+            statement(
+                "SELECT session_id, user_id, is_superuser FROM ipa_authenticate($1, $2, $3)",
+                [
+                    digest.as_bytes().to_vec().into(),
+                    seconds(lifetimes.idle()).into(),
+                    TOUCH_INTERVAL_SECONDS.into(),
+                ],
+            ),
+            "authenticating a token",
+        )
+        .await?
         else {
             return Ok(None);
         };
         let get = storage("reading a session");
-        let session_id: Uuid = row.try_get("", "id").map_err(&get)?;
-        let principal = Principal {
+        Ok(Some(Principal {
             user_id: UserId::from_uuid(row.try_get("", "user_id").map_err(&get)?),
             is_superuser: row.try_get("", "is_superuser").map_err(&get)?,
-            session_id: SessionId::from_uuid(session_id),
+            session_id: SessionId::from_uuid(row.try_get("", "session_id").map_err(&get)?),
             client: client.clone(),
-        };
-        let stale: bool = row.try_get("", "stale").map_err(&get)?;
-        if stale {
-            conn.execute_raw(statement(
-                "UPDATE sessions SET last_used_at = now(), \
-                 idle_expires_at = least(now() + $2 * interval '1 second', expires_at) \
-                 WHERE id = $1",
-                [session_id.into(), seconds(lifetimes.idle()).into()],
-            ))
-            .await
-            .map_err(storage("touching a session"))?;
-        }
-        commit(txn).await?;
-        Ok(Some(principal))
+        }))
     }
 
     async fn end_session(&self, principal: &Principal) -> Result<(), StorageError> {

@@ -5,7 +5,7 @@ use ipa_kernel::{Actor, Keyset, Page, PageRequest, StorageError};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 
 use crate::StoreError;
-use crate::store::{ActorTransaction, Store};
+use crate::store::{ActorTransaction, Pooling, Store};
 
 /// Wraps a driver error with what we were doing.
 pub(crate) fn storage(context: &'static str) -> impl Fn(DbErr) -> StorageError {
@@ -132,6 +132,37 @@ pub(crate) async fn read_page<T>(
     commit(txn).await?;
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
     Ok(Page::from_overfetched(items, page.limit, keyset))
+}
+
+/// Runs `statement`, a single statement that sets the role and context it needs itself (such as
+/// `ipa_authenticate`), in a transaction of its own, and returns its one row if any. When the
+/// pool's connections are sessions of their own it is sent alone, outside an explicit
+/// transaction: one round trip, its settings ending with it. Under transaction pooling it runs in
+/// a transaction acting as `actor`, whose first statement clears what other clients left on the
+/// server connection (see [`crate::store`]). `context` names the work in errors.
+pub(crate) async fn query_one_alone(
+    store: &Store,
+    actor: &Actor,
+    statement: Statement,
+    context: &'static str,
+) -> Result<Option<QueryResult>, StorageError> {
+    match store.pooling() {
+        Pooling::Session => store
+            .statement_connection()
+            .query_one_raw(statement)
+            .await
+            .map_err(storage(context)),
+        Pooling::Transaction => {
+            let txn = store.begin(actor).await.map_err(from_store)?;
+            let row = txn
+                .connection()
+                .query_one_raw(statement)
+                .await
+                .map_err(storage(context))?;
+            commit(txn).await?;
+            Ok(row)
+        }
+    }
 }
 
 /// Escapes `%`, `_` and `\` so a client's text matches literally in `LIKE ... ESCAPE '\'`.

@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use ipa_kernel::Actor;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, Statement, TransactionTrait,
 };
 
-use crate::error::StoreError;
+use crate::error::{StoreError, is_broken_connection};
 
 /// Sizing of the connection pool.
 #[derive(Clone, Copy, Debug)]
@@ -113,6 +113,9 @@ impl DatabaseTarget {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// How many connections a `BEGIN` may find broken before it gives up: one more than the
+    /// pool holds (see [`Store::begin_with`]).
+    begin_attempts: u32,
     /// The same pool as `db`, unless the target names a direct URL of its own.
     direct: DatabaseConnection,
     pooling: Pooling,
@@ -149,6 +152,7 @@ impl Store {
         };
         Ok(Self {
             db,
+            begin_attempts: options.max_connections.saturating_add(1),
             direct,
             pooling: target.pooling,
         })
@@ -163,6 +167,13 @@ impl Store {
     /// `LISTEN` and maintenance only. Request work goes through [`Store::begin`].
     pub fn owner_connection(&self) -> &DatabaseConnection {
         &self.direct
+    }
+
+    /// The pool itself, for a single statement sent outside an explicit transaction, connected as
+    /// the owner with no settings: only for statements that take the role and context they need
+    /// themselves ([`crate::sql::query_one_alone`]).
+    pub(crate) fn statement_connection(&self) -> &DatabaseConnection {
+        &self.db
     }
 
     /// Begins a transaction acting as `actor` through the `ipa_app` role.
@@ -190,18 +201,35 @@ impl Store {
         let settings = scope
             .settings(self.pooling)
             .map_err(StoreError::database("setting the transaction's actor"))?;
-        let txn = self
-            .db
-            .begin()
-            .await
-            .map_err(StoreError::database("beginning a transaction"))?;
-        txn.execute_unprepared(&settings)
-            .await
-            .map_err(StoreError::database("setting the transaction's actor"))?;
+        let txn = self.begin_on_a_live_connection().await?;
+        match settings {
+            Settings::Prepared(statement) => txn.execute_raw(statement).await,
+            Settings::Simple(sql) => txn.execute_unprepared(&sql).await,
+        }
+        .map_err(StoreError::database("setting the transaction's actor"))?;
         Ok(ActorTransaction {
             txn,
             pooling: self.pooling,
         })
+    }
+
+    /// `BEGIN` on a pooled connection. The pool does not ping a connection before lending it (a
+    /// round trip on every transaction); the `BEGIN` is that test instead: one that finds its
+    /// connection broken (reset while idle, its backend terminated by a restart) has done
+    /// nothing, and the connection is discarded as it goes back, so it is sent again on another,
+    /// at most once per connection the pool holds. No connection at all (the database is down) is
+    /// not retried: the pool's bounded wait already happened.
+    async fn begin_on_a_live_connection(&self) -> Result<DatabaseTransaction, StoreError> {
+        let mut attempt = 1;
+        loop {
+            match self.db.begin().await {
+                Err(error) if attempt < self.begin_attempts && is_broken_connection(&error) => {
+                    tracing::debug!(%error, attempt, "a pooled connection was broken; beginning on another");
+                    attempt += 1;
+                }
+                result => return result.map_err(StoreError::database("beginning a transaction")),
+            }
+        }
     }
 
     /// Closes every connection of the pool (and of the direct pool).
@@ -233,6 +261,10 @@ async fn open_pool(
         .min_connections(0)
         .acquire_timeout(options.acquire_timeout)
         .connect_timeout(options.acquire_timeout)
+        // No ping before lending a connection: it would cost a round trip per transaction. The
+        // driver tests each connection as it comes back, and a `BEGIN` that finds one broken
+        // while idle is sent again on another (`Store::begin_on_a_live_connection`).
+        .test_before_acquire(false)
         // Statements are logged by our own spans, never with their bound values (which may be
         // secrets).
         .sqlx_logging(false);
@@ -275,11 +307,40 @@ impl<'a> TransactionScope<'a> {
         }
     }
 
-    /// The first statement of the transaction, in the simple protocol: under transaction pooling
-    /// it deallocates what earlier transactions left on the server connection, then it sets the
-    /// role and every setting, transaction-locally. One round trip, and no prepared statement
-    /// of its own, so it runs before anything else can collide with a leftover name.
-    fn settings(&self, pooling: Pooling) -> Result<String, DbErr> {
+    /// The first statement of the transaction: it sets the role and every setting,
+    /// transaction-locally, in one round trip. Straight to PostgreSQL it is a prepared statement
+    /// with the values bound ([`PREPARED_SETTINGS`]), parsed and planned once per connection.
+    /// Under transaction pooling it is sent in the simple protocol with the values as escaped
+    /// literals, after a `DEALLOCATE ALL` that clears what earlier transactions left on the
+    /// server connection: no prepared statement of its own, so it runs before anything else can
+    /// collide with a leftover name.
+    fn settings(&self, pooling: Pooling) -> Result<Settings, DbErr> {
+        let values = self.setting_values();
+        match pooling {
+            Pooling::Session => Ok(Settings::Prepared(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                PREPARED_SETTINGS,
+                values.map(sea_orm::Value::from),
+            ))),
+            Pooling::Transaction => {
+                let mut sql = String::from("DEALLOCATE ALL; SELECT ");
+                for (index, (name, value)) in SETTING_NAMES.iter().zip(&values).enumerate() {
+                    if index > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str("set_config(");
+                    sql.push_str(&quote_literal(name)?);
+                    sql.push_str(", ");
+                    sql.push_str(&quote_literal(value)?);
+                    sql.push_str(", true)");
+                }
+                Ok(Settings::Simple(sql))
+            }
+        }
+    }
+
+    /// The value of each of [`SETTING_NAMES`], in order.
+    fn setting_values(&self) -> [String; SETTING_NAMES.len()] {
         let actor = self.actor;
         let user_id = actor.user_id().map(|id| id.to_string()).unwrap_or_default();
         let client_ip = actor
@@ -294,44 +355,46 @@ impl<'a> TransactionScope<'a> {
             .unwrap_or_default();
         // `none` is PostgreSQL's own value for "act as the session's user" (SET ROLE NONE).
         let role = self.role.unwrap_or("none");
-        let settings = [
-            ("role", role),
-            ("app.current_user_id", user_id.as_str()),
-            (
-                "app.is_superuser",
-                if actor.is_superuser() {
-                    "true"
-                } else {
-                    "false"
-                },
-            ),
-            ("app.client_ip", client_ip.as_str()),
-            ("app.user_agent", user_agent.as_str()),
-            (
-                "app.login_identifier",
-                self.login_identifier.unwrap_or_default(),
-            ),
-            (
-                "app.session_token_hash",
-                self.token_digest_hex.as_deref().unwrap_or_default(),
-            ),
-        ];
-        let mut sql = String::from(match pooling {
-            Pooling::Session => "SELECT ",
-            Pooling::Transaction => "DEALLOCATE ALL; SELECT ",
-        });
-        for (index, (name, value)) in settings.iter().enumerate() {
-            if index > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str("set_config(");
-            sql.push_str(&quote_literal(name)?);
-            sql.push_str(", ");
-            sql.push_str(&quote_literal(value)?);
-            sql.push_str(", true)");
-        }
-        Ok(sql)
+        let is_superuser = if actor.is_superuser() {
+            "true"
+        } else {
+            "false"
+        };
+        [
+            role.to_owned(),
+            user_id,
+            is_superuser.to_owned(),
+            client_ip,
+            user_agent,
+            self.login_identifier.unwrap_or_default().to_owned(),
+            self.token_digest_hex.clone().unwrap_or_default(),
+        ]
     }
+}
+
+/// The settings every transaction makes, in the order of [`PREPARED_SETTINGS`]'s parameters.
+const SETTING_NAMES: [&str; 7] = [
+    "role",
+    "app.current_user_id",
+    "app.is_superuser",
+    "app.client_ip",
+    "app.user_agent",
+    "app.login_identifier",
+    "app.session_token_hash",
+];
+
+/// [`SETTING_NAMES`] set transaction-locally to `$1` to `$7`.
+const PREPARED_SETTINGS: &str = "SELECT set_config('role', $1, true), \
+     set_config('app.current_user_id', $2, true), set_config('app.is_superuser', $3, true), \
+     set_config('app.client_ip', $4, true), set_config('app.user_agent', $5, true), \
+     set_config('app.login_identifier', $6, true), set_config('app.session_token_hash', $7, true)";
+
+/// A transaction's first statement ([`TransactionScope::settings`]).
+enum Settings {
+    /// Sent as a prepared statement with its values bound.
+    Prepared(Statement),
+    /// Sent in the simple protocol, values inlined as literals.
+    Simple(String),
 }
 
 /// `text` as a PostgreSQL string literal, as libpq's `PQescapeLiteral` writes it: an escape
@@ -461,14 +524,35 @@ mod tests {
     fn transaction_pooling_deallocates_before_anything_else() {
         let actor = Actor::system();
         let scope = TransactionScope::acting(&actor);
-        let session = scope.settings(Pooling::Session).unwrap();
-        let pooled = scope.settings(Pooling::Transaction).unwrap();
+        let Settings::Simple(pooled) = scope.settings(Pooling::Transaction).unwrap() else {
+            panic!("transaction pooling sends literals");
+        };
         assert!(
-            session.starts_with("SELECT set_config(E'role', E'ipa_app', true)"),
-            "{session}"
+            pooled.starts_with("DEALLOCATE ALL; SELECT set_config(E'role', E'ipa_app', true)"),
+            "{pooled}"
         );
-        assert!(!session.contains("DEALLOCATE"), "{session}");
-        assert_eq!(pooled, format!("DEALLOCATE ALL; {session}"));
-        assert_eq!(session.matches("set_config(").count(), 7, "{session}");
+        assert_eq!(pooled.matches("set_config(").count(), 7, "{pooled}");
+    }
+
+    #[test]
+    fn the_prepared_settings_set_every_setting_in_order() {
+        for (index, name) in SETTING_NAMES.iter().enumerate() {
+            let call = format!("set_config('{name}', ${}, true)", index + 1);
+            assert!(PREPARED_SETTINGS.contains(&call), "{call}");
+        }
+        assert_eq!(
+            PREPARED_SETTINGS.matches("set_config(").count(),
+            SETTING_NAMES.len()
+        );
+        let actor = Actor::system();
+        let Settings::Prepared(statement) = TransactionScope::acting(&actor)
+            .settings(Pooling::Session)
+            .unwrap()
+        else {
+            panic!("straight to PostgreSQL the settings are prepared");
+        };
+        let values = statement.values.unwrap().0;
+        assert_eq!(values.len(), SETTING_NAMES.len());
+        assert_eq!(values[0], sea_orm::Value::from("ipa_app".to_owned()));
     }
 }

@@ -1,0 +1,1 @@
+DROP FUNCTION ipa_authenticate(bytea, double precision, double precision);
