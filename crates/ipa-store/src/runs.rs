@@ -19,7 +19,10 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::executions::{STEP_COLUMNS, insert_logs, parse_label, state_from_row, step_from_row};
+use crate::executions::{
+    INSERT_LOGS_FROM_BATCH, STEP_COLUMNS, insert_logs, log_batch, parse_label, state_from_row,
+    step_from_row,
+};
 use crate::sql::{array_literal, commit, from_store, statement, storage, store_error};
 use crate::store::{ActorTransaction, Store};
 
@@ -164,11 +167,13 @@ impl RunJournal for PgRunJournal {
             }
             let opened = match first(&run) {
                 Some(change) => {
-                    Some(apply_change(conn, id, state, &run.steps, change, &mut lines).await?)
+                    Some(apply_change(conn, id, state, &run.steps, change, lines).await?)
                 }
-                None => None,
+                None => {
+                    insert_logs(conn, id, &lines).await?;
+                    None
+                }
             };
-            insert_logs(conn, id, &lines).await?;
             result.push(Claimed { run, first: opened });
         }
         commit(txn).await?;
@@ -219,9 +224,7 @@ impl RunJournal for PgRunJournal {
             return Ok(Committed::LeaseLost);
         };
         let state = state_from_row(&row)?;
-        let mut lines = Vec::new();
-        let committed = apply_change(conn, id, state, &[], change, &mut lines).await?;
-        insert_logs(conn, id, &lines).await?;
+        let committed = apply_change(conn, id, state, &[], change, Vec::new()).await?;
         commit(txn).await?;
         Ok(committed)
     }
@@ -271,16 +274,17 @@ async fn set_status(
     Ok(())
 }
 
-/// Applies `change` to the run `id`, locked by its worker in this transaction and in `state`;
-/// says where that left the run. The log lines to write go to the end of `lines`: the change's,
-/// then the run events it caused.
+/// Applies `change` to the run `id`, locked by its worker in this transaction and in `state`,
+/// and writes `lines` followed by the change's and those of the run events it caused; says where
+/// that left the run. The run is changed first, so the step's change and every line are then
+/// written by one statement.
 async fn apply_change(
     conn: &DatabaseTransaction,
     id: ExecutionId,
     mut state: RunState,
     known_steps: &[ExecutionStep],
     change: RunChange,
-    lines: &mut Vec<NewLogLine>,
+    mut lines: Vec<NewLogLine>,
 ) -> Result<Committed, StorageError> {
     let RunChange {
         step,
@@ -288,18 +292,15 @@ async fn apply_change(
         mut logs,
     } = change;
     lines.append(&mut logs);
-    let committed = match state.status {
+    let (committed, step) = match state.status {
         ExecutionStatus::Cancelled | ExecutionStatus::Completed | ExecutionStatus::Failed => {
             // Finished by someone else (a cancel): only what the worker has to say is kept.
             release(conn, id).await?;
-            Committed::Cancelled
+            (Committed::Cancelled, None)
         }
         ExecutionStatus::Paused if state.awaiting.is_none() => {
-            if let Some(step) = &step {
-                apply_step(conn, id, step, known_steps).await?;
-            }
             release(conn, id).await?;
-            Committed::Paused
+            (Committed::Paused, step)
         }
         _ => {
             if state.status == ExecutionStatus::Pending {
@@ -312,29 +313,33 @@ async fn apply_change(
                 ));
                 state = RunState::new(ExecutionStatus::Running);
             }
-            if let Some(step) = &step {
-                apply_step(conn, id, step, known_steps).await?;
-            }
             match &outcome {
                 Some(outcome) => {
-                    apply_outcome(conn, id, state, outcome, lines).await?;
-                    Committed::Released
+                    apply_outcome(conn, id, state, outcome, &mut lines).await?;
+                    (Committed::Released, step)
                 }
-                None => Committed::Continue,
+                None => (Committed::Continue, step),
             }
         }
     };
+    match &step {
+        Some(step) => apply_step(conn, id, step, known_steps, &lines).await?,
+        None => insert_logs(conn, id, &lines).await?,
+    }
     Ok(committed)
 }
 
-/// Applies `change` to its step, as the step's state machine allows, in one update of the step
-/// only when its status is one the change may leave (each [`StepAction`] leads to one status).
-/// When the update misses, the step is looked up (in `known_steps` when it is there) to say why.
+/// Applies `change` to its step, as the step's state machine allows, and writes the run's
+/// `lines`, in one statement: an update of the step only when its status is one the change may
+/// leave (each [`StepAction`] leads to one status). When the update misses, the step is looked up
+/// (in `known_steps` when it is there) to say why, and the error rolls the lines back with the
+/// rest of the transaction.
 async fn apply_step(
     conn: &DatabaseTransaction,
     execution: ExecutionId,
     change: &StepChange,
     known_steps: &[ExecutionStep],
+    lines: &[NewLogLine],
 ) -> Result<(), StorageError> {
     const CONTEXT: &str = "changing a step";
     let mut next = None;
@@ -353,20 +358,29 @@ async fn apply_step(
         StepStatus::Completed | StepStatus::Failed | StepStatus::Skipped
     );
     let retries = i32::try_from(change.attempts.saturating_sub(1)).unwrap_or(i32::MAX);
-    let changed = conn
-        .execute_raw(statement(
-            "UPDATE execution_steps SET status = $2::step_status, \
-                 input_data = coalesce($3, input_data), \
-                 output_data = CASE WHEN $4::boolean THEN $5 ELSE output_data END, \
-                 error_message = $6, \
-                 started_at = CASE WHEN $7::boolean THEN now() \
-                                   ELSE coalesce(started_at, now()) END, \
-                 completed_at = CASE WHEN $8::boolean THEN now() ELSE NULL END, \
-                 duration_ms = CASE WHEN $8::boolean THEN duration_ms ELSE NULL END, \
-                 retry_count = $9 \
-             WHERE id = $1 AND execution_id = $10 \
-               AND coalesce(status, 'pending')::text = ANY($11::text[])",
+    let get = storage(CONTEXT);
+    let changed: i64 = conn
+        .query_one_raw(statement(
+            &format!(
+                "WITH changed AS ( \
+                     UPDATE execution_steps SET status = $4::step_status, \
+                         input_data = coalesce($5, input_data), \
+                         output_data = CASE WHEN $6::boolean THEN $7 ELSE output_data END, \
+                         error_message = $8, \
+                         started_at = CASE WHEN $9::boolean THEN now() \
+                                           ELSE coalesce(started_at, now()) END, \
+                         completed_at = CASE WHEN $6::boolean THEN now() ELSE NULL END, \
+                         duration_ms = CASE WHEN $6::boolean THEN duration_ms ELSE NULL END, \
+                         retry_count = $10 \
+                     WHERE id = $3 AND execution_id = $1 \
+                       AND coalesce(status, 'pending')::text = ANY($11::text[]) \
+                     RETURNING id), \
+                 logged AS (INSERT INTO execution_logs {INSERT_LOGS_FROM_BATCH}) \
+                 SELECT count(*) AS changed FROM changed"
+            ),
             [
+                execution.as_uuid().into(),
+                log_batch(lines).into(),
                 change.step_id.as_uuid().into(),
                 next.as_str().into(),
                 change.input.clone().into(),
@@ -374,15 +388,16 @@ async fn apply_step(
                 change.output.clone().into(),
                 change.error.clone().into(),
                 starting.into(),
-                finishing.into(),
                 retries.into(),
-                execution.as_uuid().into(),
                 array_literal(from).into(),
             ],
         ))
         .await
-        .map_err(storage(CONTEXT))?;
-    if changed.rows_affected() == 1 {
+        .map_err(&get)?
+        .ok_or_else(|| StorageError::new(CONTEXT, "the step change answered nothing"))?
+        .try_get("", "changed")
+        .map_err(&get)?;
+    if changed == 1 {
         return Ok(());
     }
     // Not applied: say why, as the state machine sees it.
