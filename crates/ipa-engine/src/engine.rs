@@ -2,6 +2,11 @@
 //! runs its unfinished steps in order and commits every step's result (with its log lines) in
 //! one transaction, so a completed step never runs again.
 //!
+//! A step is first *opened*: its start (or skip, or the run's end) is decided without waiting on
+//! anything and written; then what it started is run. A run's first opening is written by the
+//! claim itself, and the run's end with its last step's completion, so a one-step run costs two
+//! transactions: claim and start, then completion.
+//!
 //! Workers wake on [`Signal::Ready`] (the server forwards PostgreSQL notifications) and poll as
 //! a fallback; [`Signal::Stop`] interrupts the step in flight of a cancelled run. A step in flight
 //! is also interrupted when the lease turns out to be lost, and when the engine shuts down (the
@@ -13,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use ipa_agent::{AgentRepository, SecretOpener};
 use ipa_execution::{
-    ClaimedRun, Committed, ExecutionStatus, ExecutionStep, LogLevel, NewLogLine, RunChange,
-    RunJournal, RunOutcome, StepAction, StepChange, StepStatus, WorkerId, step_event,
+    Claimed, ClaimedRun, Committed, ExecutionStatus, ExecutionStep, LogLevel, NewLogLine,
+    RunChange, RunJournal, RunOutcome, StepAction, StepChange, StepStatus, WorkerId, step_event,
 };
-use ipa_kernel::ExecutionId;
+use ipa_kernel::{ExecutionId, StorageError};
 use ipa_workflow::WorkflowDefinition;
 use ipa_workflow::definition::{AgentStep, ApprovalStep, Step, StepKind, WebhookStep};
 use serde_json::{Map, Value, json};
@@ -26,7 +31,7 @@ use tokio::task::JoinSet;
 
 use crate::agent::{AgentRunner, OPENAI_BASE_URL, Recorder, StepCall};
 use crate::templates::Templates;
-use crate::webhook::{WebhookClient, WebhookFailure, render_request};
+use crate::webhook::{WebhookClient, WebhookFailure, WebhookRequest, render_request};
 
 /// How the engine runs.
 #[derive(Clone, Debug)]
@@ -173,7 +178,10 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
             tokio::select! {
                 _ = stop.wait_for(|stopping| *stopping) => break,
                 signal = signals.recv(), if listening => match signal {
-                    Ok(Signal::Ready) => self.ready.notify_waiters(),
+                    // One idle worker per ready run: it claims at once, and the others stay
+                    // asleep instead of all racing to the same row. With none idle, the
+                    // wake-up is kept for the next worker that waits.
+                    Ok(Signal::Ready) => self.ready.notify_one(),
                     Ok(Signal::Stop(id)) => self.interrupt(id, Interrupt::Cancelled),
                     // Missed notifications are made up by the poll.
                     Err(broadcast::error::RecvError::Lagged(_)) => self.ready.notify_waiters(),
@@ -215,10 +223,10 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
             let ready = self.ready.notified();
             tokio::pin!(ready);
             ready.as_mut().enable();
-            match self.journal.claim(&worker, self.options.lease, 1).await {
+            match self.claim(&worker).await {
                 Ok(runs) if !runs.is_empty() => {
-                    for run in runs {
-                        self.execute(run).await;
+                    for (claimed, plan) in runs {
+                        self.execute(claimed, plan).await;
                     }
                     continue;
                 }
@@ -236,14 +244,91 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
         tracing::info!(worker = worker.as_str(), "engine worker stopped");
     }
 
+    /// Claims a ready run, with its first write (see [`Engine::open_run`]) made by the claim.
+    /// When that write fails for another reason than an unavailable database, the run is
+    /// claimed without it, and the worker writes it apart as any other, failing as it would.
+    async fn claim(&self, worker: &WorkerId) -> Result<Vec<(Claimed, Plan)>, StorageError> {
+        match self.claim_with(worker, true).await {
+            Err(error) if !error.is_unavailable() => {
+                tracing::warn!(worker = worker.as_str(), %error, "claiming a run with its first write failed");
+                self.claim_with(worker, false).await
+            }
+            claimed => claimed,
+        }
+    }
+
+    /// Claims a ready run, with its first write when `write_first`. The run's interrupts are
+    /// registered while its row is still locked by the claim, so a cancel (which waits for that
+    /// lock) always finds the step it must stop.
+    async fn claim_with(
+        &self,
+        worker: &WorkerId,
+        write_first: bool,
+    ) -> Result<Vec<(Claimed, Plan)>, StorageError> {
+        let mut plans = Vec::new();
+        let claimed = self
+            .journal
+            .claim(worker, self.options.lease, 1, |run| {
+                let (sender, interrupts) = watch::channel(None);
+                self.lock_in_flight().insert(run.lease.execution_id, sender);
+                let (progress, opening) = self.open_run(run);
+                plans.push(Plan {
+                    id: run.lease.execution_id,
+                    progress,
+                    then: opening.then,
+                    interrupts,
+                });
+                write_first.then_some(opening.change)
+            })
+            .await;
+        let claimed = match claimed {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                let mut in_flight = self.lock_in_flight();
+                for plan in &plans {
+                    in_flight.remove(&plan.id);
+                }
+                return Err(error);
+            }
+        };
+        let mut runs = Vec::with_capacity(claimed.len());
+        for run in claimed {
+            let id = run.run.lease.execution_id;
+            if let Some(at) = plans.iter().position(|plan| plan.id == id) {
+                runs.push((run, plans.swap_remove(at)));
+            }
+        }
+        Ok(runs)
+    }
+
     /// Runs one claimed run until the worker is done with it, renewing the lease meanwhile.
-    async fn execute(&self, run: ClaimedRun) {
-        let id = run.lease.execution_id;
-        let (sender, interrupts) = watch::channel(None);
-        self.lock_in_flight().insert(id, sender);
+    async fn execute(&self, claimed: Claimed, plan: Plan) {
+        let Claimed { run, first } = claimed;
+        let Plan {
+            id,
+            progress,
+            then,
+            interrupts,
+        } = plan;
         let heartbeat = tokio::spawn(self.clone().heartbeat(run.lease.clone()));
-        let lease = run.lease.clone();
-        let result = self.drive(run, interrupts.clone()).await;
+        let result = match (first, progress) {
+            (Some(Committed::Continue), Some(progress)) => {
+                self.drive(&run, progress, then, &interrupts).await
+            }
+            // Nothing was written with the claim: write the first change now.
+            (None, _) => {
+                let (progress, opening) = self.open_run(&run);
+                match (self.commit(&run, opening.change).await, progress) {
+                    (Ok(true), Some(progress)) => {
+                        self.drive(&run, progress, opening.then, &interrupts).await
+                    }
+                    (Ok(_), _) => Ok(()),
+                    (Err(lost), _) => Err(lost),
+                }
+            }
+            // The first write ended the worker's part, or found the run cancelled or paused.
+            (Some(_), _) => Ok(()),
+        };
         heartbeat.abort();
         self.lock_in_flight().remove(&id);
         let shutting_down = *interrupts.borrow() == Some(Interrupt::Shutdown);
@@ -251,7 +336,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
             tracing::warn!(execution = %id.as_uuid(), %reason, "letting go of a run");
         }
         if (result.is_err() || shutting_down)
-            && let Err(error) = self.journal.release(&lease).await
+            && let Err(error) = self.journal.release(&run.lease).await
         {
             tracing::warn!(execution = %id.as_uuid(), %error, "releasing a run failed");
         }
@@ -310,45 +395,23 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
         }
     }
 
+    /// Fails the run with `error`, with the step change `step` (when a step failed) and `logs`.
     async fn fail_run(
         &self,
         run: &ClaimedRun,
         step: Option<StepChange>,
         error: String,
-        mut logs: Vec<NewLogLine>,
+        logs: Vec<NewLogLine>,
     ) -> Result<(), Lost> {
-        if let Some(change) = &step
-            && let Some(row) = run.steps.iter().find(|row| row.id == change.step_id)
-        {
-            logs.push(step_event(
-                row,
-                StepStatus::Failed,
-                format!(
-                    "Step '{}' failed: {}",
-                    row.name,
-                    change.error.as_deref().unwrap_or("")
-                ),
-                json!({"attempts": change.attempts}),
-            ));
-        }
-        self.commit(
-            run,
-            RunChange {
-                step,
-                outcome: Some(RunOutcome::Fail(error)),
-                logs,
-            },
-        )
-        .await?;
+        self.commit(run, failure(run, step, error, logs)).await?;
         Ok(())
     }
 
-    /// Goes through the run's steps from its first unfinished one.
-    async fn drive(
-        &self,
-        run: ClaimedRun,
-        interrupts: watch::Receiver<Option<Interrupt>>,
-    ) -> Result<(), Lost> {
+    /// A claimed run's first write, decided from the run alone: its failure when it cannot go
+    /// on (its definition no longer parses, it lost its worker too often, the approval it waited
+    /// on ran out of time), else what [`Engine::open_next`] says of its steps. With it, what the
+    /// run's settled steps leave to the next ones; `None` when the run cannot go on.
+    fn open_run(&self, run: &ClaimedRun) -> (Option<Progress>, Opening) {
         let definition = match WorkflowDefinition::parse(&run.definition) {
             Ok(definition) => definition,
             Err(problems) => {
@@ -357,8 +420,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                      corrected version",
                     problems.0.len()
                 );
-                self.fail_run(&run, None, error, Vec::new()).await?;
-                return Ok(());
+                return (None, Opening::stop(failure(run, None, error, Vec::new())));
             }
         };
         let mut logs = Vec::new();
@@ -371,8 +433,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                      then retry it",
                     run.recoveries
                 );
-                self.fail_run(&run, None, error, Vec::new()).await?;
-                return Ok(());
+                return (None, Opening::stop(failure(run, None, error, Vec::new())));
             }
             if run.recoveries > 0 {
                 logs.push(NewLogLine::run(
@@ -398,8 +459,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                 .find(|step| step.id == waiting)
                 .map_or("?", |step| step.name.as_str());
             let error = format!("approval step '{name}' timed out without a decision");
-            self.fail_run(&run, Some(change), error, logs).await?;
-            return Ok(());
+            return (None, Opening::stop(failure(run, Some(change), error, logs)));
         }
         let deadline = definition.timeout_ms().map(|ms| {
             (
@@ -408,82 +468,62 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                 ms,
             )
         });
-        let mut outputs = Map::new();
-        let mut steps_context = Map::new();
+        let mut progress = Progress {
+            definition,
+            deadline,
+            next: 0,
+            outputs: Map::new(),
+            steps: Map::new(),
+        };
         for row in &run.steps {
             if row.status.is_settled() {
-                steps_context.insert(
+                progress.steps.insert(
                     row.name.clone(),
                     step_context(row.output.clone(), row.status),
                 );
                 if row.status == StepStatus::Completed {
-                    outputs.insert(row.name.clone(), row.output.clone().unwrap_or(Value::Null));
+                    progress
+                        .outputs
+                        .insert(row.name.clone(), row.output.clone().unwrap_or(Value::Null));
                 }
             }
         }
-        for (step, row) in definition.steps().iter().zip(&run.steps) {
-            if row.status.is_settled() {
-                continue;
-            }
-            if let Some((deadline, ms)) = deadline
-                && OffsetDateTime::now_utc() >= deadline
-            {
-                let error = format!("the run exceeded its time limit of {ms} ms");
-                self.fail_run(&run, None, error, std::mem::take(&mut logs))
-                    .await?;
-                return Ok(());
-            }
-            let context = json!({"input": run.input, "steps": steps_context});
-            let turn = StepTurn {
-                run: &run,
-                step,
-                row,
-                context: &context,
-                deadline,
-                interrupts: &interrupts,
-            };
-            let outcome = self.run_step(turn, std::mem::take(&mut logs)).await?;
-            match outcome {
-                StepEnd::Completed(output) => {
-                    steps_context.insert(
-                        row.name.clone(),
-                        step_context(Some(output.clone()), StepStatus::Completed),
-                    );
-                    outputs.insert(row.name.clone(), output);
-                }
-                StepEnd::Skipped => {
-                    steps_context.insert(row.name.clone(), step_context(None, StepStatus::Skipped));
-                }
-                StepEnd::Stop => return Ok(()),
-            }
-        }
-        self.commit(
-            &run,
-            RunChange {
+        let opening = self.open_next(run, &mut progress, logs);
+        (Some(progress), opening)
+    }
+
+    /// The run's next write, decided without waiting on anything, with `logs` written first:
+    /// its first unsettled step from `progress.next` on started (or skipped, when its condition
+    /// is false; or started and then failed, when it cannot be rendered), the run failed when
+    /// out of time, or completed when no step is left.
+    fn open_next(
+        &self,
+        run: &ClaimedRun,
+        progress: &mut Progress,
+        mut logs: Vec<NewLogLine>,
+    ) -> Opening {
+        let count = progress.definition.steps().len().min(run.steps.len());
+        let Some(index) = (progress.next..count).find(|at| !run.steps[*at].status.is_settled())
+        else {
+            let outputs = std::mem::take(&mut progress.outputs);
+            return Opening::stop(RunChange {
                 step: None,
                 outcome: Some(RunOutcome::Complete(Value::Object(outputs))),
                 logs,
-            },
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Runs one step: its condition, then what it does.
-    async fn run_step(
-        &self,
-        turn: StepTurn<'_>,
-        mut logs: Vec<NewLogLine>,
-    ) -> Result<StepEnd, Lost> {
-        let StepTurn {
-            run,
-            step,
-            row,
-            context,
-            ..
-        } = turn;
+            });
+        };
+        progress.next = index;
+        if let Some((deadline, ms)) = progress.deadline
+            && OffsetDateTime::now_utc() >= deadline
+        {
+            let error = format!("the run exceeded its time limit of {ms} ms");
+            return Opening::stop(failure(run, None, error, logs));
+        }
+        let step = &progress.definition.steps()[index];
+        let row = &run.steps[index];
+        let context = json!({"input": run.input, "steps": progress.steps});
         if let Some(condition) = &step.when {
-            match self.templates.evaluate(&condition.source, context) {
+            match self.templates.evaluate(&condition.source, &context) {
                 Ok(true) => {}
                 Ok(false) => {
                     logs.push(step_event(
@@ -492,78 +532,46 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                         format!("Step '{}' skipped: its condition is false", row.name),
                         json!({"when": condition.source}),
                     ));
+                    progress
+                        .steps
+                        .insert(row.name.clone(), step_context(None, StepStatus::Skipped));
+                    progress.next = index + 1;
                     let change = StepChange::new(row.id, StepAction::Skip, 0);
-                    let goes_on = self.commit(run, RunChange::step(change, logs)).await?;
-                    return Ok(if goes_on {
-                        StepEnd::Skipped
-                    } else {
-                        StepEnd::Stop
-                    });
+                    return Opening {
+                        change: RunChange::step(change, logs),
+                        then: Then::Next,
+                    };
                 }
                 Err(error) => {
                     let message = format!("its condition could not be evaluated: {error}");
-                    self.start_and_fail(run, row, None, message, logs).await?;
-                    return Ok(StepEnd::Stop);
+                    return start_and_fail(index, row, message, logs);
                 }
             }
         }
         match &step.kind {
-            StepKind::Webhook(webhook) => self.run_webhook(turn, webhook, logs).await,
-            StepKind::Approval(approval) => self.await_approval(turn, approval, logs).await,
-            StepKind::Agent(agent) => self.run_agent(turn, agent, logs).await,
+            StepKind::Webhook(webhook) => self.open_webhook(run, index, webhook, &context, logs),
+            StepKind::Approval(approval) => {
+                self.open_approval(index, step, row, approval, &context, logs)
+            }
+            StepKind::Agent(agent) => self.open_agent(index, row, agent, &context, logs),
         }
     }
 
-    /// Records `row` started and then failed with `message`, failing the run.
-    async fn start_and_fail(
+    /// Starts an approval step: the run waits for a decision.
+    fn open_approval(
         &self,
-        run: &ClaimedRun,
+        index: usize,
+        step: &Step,
         row: &ExecutionStep,
-        input: Option<Value>,
-        message: String,
-        mut logs: Vec<NewLogLine>,
-    ) -> Result<(), Lost> {
-        logs.push(step_event(
-            row,
-            StepStatus::Running,
-            format!("Step '{}' started", row.name),
-            json!({}),
-        ));
-        let started = StepChange {
-            input,
-            ..StepChange::new(row.id, StepAction::Start, 1)
-        };
-        if !self.commit(run, RunChange::step(started, logs)).await? {
-            return Ok(());
-        }
-        let failed = StepChange {
-            error: Some(message.clone()),
-            ..StepChange::new(row.id, StepAction::Fail, 1)
-        };
-        let error = format!("step '{}' failed: {message}", row.name);
-        self.fail_run(run, Some(failed), error, Vec::new()).await?;
-        Ok(())
-    }
-
-    async fn await_approval(
-        &self,
-        turn: StepTurn<'_>,
         approval: &ApprovalStep,
+        context: &Value,
         mut logs: Vec<NewLogLine>,
-    ) -> Result<StepEnd, Lost> {
-        let StepTurn {
-            run,
-            step,
-            row,
-            context,
-            ..
-        } = turn;
+    ) -> Opening {
         let message = match self.templates.render(&approval.message.source, context) {
             Ok(message) => message,
             Err(error) => {
                 let message = format!("its message could not be rendered: {error}");
-                self.start_and_fail(run, row, None, message, logs).await?;
-                return Ok(StepEnd::Stop);
+                return start_and_fail(index, row, message, logs);
             }
         };
         let approvers: Vec<_> = approval.approvers.iter().map(|id| id.as_uuid()).collect();
@@ -586,43 +594,31 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
             input: Some(json!({"message": message, "approvers": approvers})),
             ..StepChange::new(row.id, StepAction::Start, 1)
         };
-        self.commit(
-            run,
-            RunChange {
-                step: Some(change),
-                outcome: Some(RunOutcome::AwaitApproval {
-                    step: row.id,
-                    deadline,
-                }),
-                logs,
-            },
-        )
-        .await?;
-        Ok(StepEnd::Stop)
+        Opening::stop(RunChange {
+            step: Some(change),
+            outcome: Some(RunOutcome::AwaitApproval {
+                step: row.id,
+                deadline,
+            }),
+            logs,
+        })
     }
 
-    async fn run_webhook(
+    /// Starts a webhook step, its request rendered.
+    fn open_webhook(
         &self,
-        turn: StepTurn<'_>,
+        run: &ClaimedRun,
+        index: usize,
         webhook: &WebhookStep,
+        context: &Value,
         mut logs: Vec<NewLogLine>,
-    ) -> Result<StepEnd, Lost> {
-        let StepTurn {
-            run,
-            step,
-            row,
-            context,
-            deadline,
-            interrupts,
-        } = turn;
+    ) -> Opening {
+        let row = &run.steps[index];
         // The same key on every attempt, after a lost worker too: receivers can de-duplicate.
         let key = format!("{}:{}", run.lease.execution_id.as_uuid(), row.id.as_uuid());
         let request = match render_request(webhook, &self.templates, context, &key) {
             Ok(request) => request,
-            Err(error) => {
-                self.start_and_fail(run, row, None, error, logs).await?;
-                return Ok(StepEnd::Stop);
-            }
+            Err(error) => return start_and_fail(index, row, error, logs),
         };
         // Header values may carry credentials: only their names are kept.
         let header_names: Vec<&str> = request
@@ -639,9 +635,6 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
         });
         let max_attempts = u32::from(webhook.retry.max_attempts.max(1));
         let first_attempt = u32::try_from(row.retry_count).unwrap_or(0) + 1;
-        let step_timeout = step
-            .timeout_ms
-            .map_or(self.options.default_step_timeout, Duration::from_millis);
         logs.push(step_event(
             row,
             StepStatus::Running,
@@ -652,12 +645,189 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
             input: Some(input),
             ..StepChange::new(row.id, StepAction::Start, first_attempt)
         };
-        if !self
-            .commit(run, RunChange::step(started, std::mem::take(&mut logs)))
-            .await?
-        {
-            return Ok(StepEnd::Stop);
+        Opening {
+            change: RunChange::step(started, logs),
+            then: Then::Webhook {
+                index,
+                request,
+                first_attempt,
+                max_attempts,
+            },
         }
+    }
+
+    /// Starts an agent step, its prompt rendered.
+    fn open_agent(
+        &self,
+        index: usize,
+        row: &ExecutionStep,
+        agent: &AgentStep,
+        context: &Value,
+        mut logs: Vec<NewLogLine>,
+    ) -> Opening {
+        let prompt = match self.templates.render(&agent.prompt.source, context) {
+            Ok(prompt) => prompt,
+            Err(error) => {
+                let message = format!("its prompt could not be rendered: {}", error.message());
+                return start_and_fail(index, row, message, logs);
+            }
+        };
+        let attempt = u32::try_from(row.retry_count).unwrap_or(0) + 1;
+        let agent_id = agent.agent_id.as_uuid();
+        logs.push(step_event(
+            row,
+            StepStatus::Running,
+            format!("Step '{}' started", row.name),
+            json!({"agent_id": agent_id}),
+        ));
+        let started = StepChange {
+            input: Some(json!({"agent_id": agent_id, "prompt": prompt})),
+            ..StepChange::new(row.id, StepAction::Start, attempt)
+        };
+        Opening {
+            change: RunChange::step(started, logs),
+            then: Then::Agent {
+                index,
+                prompt,
+                attempt,
+            },
+        }
+    }
+
+    /// Goes on with a run whose last write was the opening of `then`: runs what it started,
+    /// and writes each next opening, until the worker is done with the run. A step's completion
+    /// is written together with the run's end when no step is left after it.
+    async fn drive(
+        &self,
+        run: &ClaimedRun,
+        mut progress: Progress,
+        mut then: Then,
+        interrupts: &watch::Receiver<Option<Interrupt>>,
+    ) -> Result<(), Lost> {
+        loop {
+            let step = |index: usize| {
+                let step = progress.definition.steps().get(index);
+                let row = run.steps.get(index);
+                step.zip(row)
+            };
+            let finished = match then {
+                Then::Stop => return Ok(()),
+                Then::Next => None,
+                Then::Fail { index, message } => {
+                    let Some(row) = run.steps.get(index) else {
+                        return Ok(());
+                    };
+                    let failed = StepChange {
+                        error: Some(message.clone()),
+                        ..StepChange::new(row.id, StepAction::Fail, 1)
+                    };
+                    let error = format!("step '{}' failed: {message}", row.name);
+                    self.fail_run(run, Some(failed), error, Vec::new()).await?;
+                    return Ok(());
+                }
+                Then::Webhook {
+                    index,
+                    request,
+                    first_attempt,
+                    max_attempts,
+                } => {
+                    let Some((step, row)) = step(index) else {
+                        return Ok(());
+                    };
+                    let StepKind::Webhook(webhook) = &step.kind else {
+                        return Ok(());
+                    };
+                    let call = WebhookTurn {
+                        run,
+                        step,
+                        row,
+                        webhook,
+                        request,
+                        first_attempt,
+                        max_attempts,
+                        deadline: progress.deadline,
+                        interrupts,
+                    };
+                    match self.call_webhook(call).await? {
+                        Some(Completion { output, change }) => Some((index, output, change)),
+                        None => return Ok(()),
+                    }
+                }
+                Then::Agent {
+                    index,
+                    prompt,
+                    attempt,
+                } => {
+                    let Some((step, row)) = step(index) else {
+                        return Ok(());
+                    };
+                    let StepKind::Agent(agent) = &step.kind else {
+                        return Ok(());
+                    };
+                    let turn = AgentTurn {
+                        run,
+                        step,
+                        row,
+                        agent,
+                        prompt,
+                        attempt,
+                        progress: &progress,
+                        interrupts,
+                    };
+                    match self.ask_agent(turn).await? {
+                        Some(Completion { output, change }) => Some((index, output, change)),
+                        None => return Ok(()),
+                    }
+                }
+            };
+            let completion = finished.map(|(index, output, change)| {
+                let name = run.steps[index].name.clone();
+                progress.steps.insert(
+                    name.clone(),
+                    step_context(Some(output.clone()), StepStatus::Completed),
+                );
+                progress.outputs.insert(name, output);
+                progress.next = index + 1;
+                change
+            });
+            let opening = self.open_next(run, &mut progress, Vec::new());
+            if let Some(mut change) = completion {
+                if opening.change.step.is_none() && matches!(opening.then, Then::Stop) {
+                    // The run's end, written with its last step's completion.
+                    change.outcome = opening.change.outcome;
+                    change.logs.extend(opening.change.logs);
+                    self.commit(run, change).await?;
+                    return Ok(());
+                }
+                if !self.commit(run, change).await? {
+                    return Ok(());
+                }
+            }
+            if !self.commit(run, opening.change).await? {
+                return Ok(());
+            }
+            then = opening.then;
+        }
+    }
+
+    /// Calls a started webhook step, with its retries; answers its completion, unwritten, or
+    /// `None` once it has written how the step failed or was interrupted.
+    async fn call_webhook(&self, turn: WebhookTurn<'_>) -> Result<Option<Completion>, Lost> {
+        let WebhookTurn {
+            run,
+            step,
+            row,
+            webhook,
+            request,
+            first_attempt,
+            max_attempts,
+            deadline,
+            interrupts,
+        } = turn;
+        let step_timeout = step
+            .timeout_ms
+            .map_or(self.options.default_step_timeout, Duration::from_millis);
+        let mut logs = Vec::new();
         // A retried run gets the step's whole policy again; the recorded count goes on from the
         // attempts already made.
         let mut attempt = 1;
@@ -682,7 +852,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                 Ok(result) => result,
                 Err(why) => {
                     self.interrupted(run, row, why, attempt, elapsed).await?;
-                    return Ok(StepEnd::Stop);
+                    return Ok(None);
                 }
             };
             match result {
@@ -703,12 +873,10 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                         output: Some(response.body.clone()),
                         ..StepChange::new(row.id, StepAction::Complete, first_attempt + attempt - 1)
                     };
-                    let goes_on = self.commit(run, RunChange::step(completed, logs)).await?;
-                    return Ok(if goes_on {
-                        StepEnd::Completed(response.body)
-                    } else {
-                        StepEnd::Stop
-                    });
+                    return Ok(Some(Completion {
+                        output: response.body,
+                        change: RunChange::step(completed, logs),
+                    }));
                 }
                 Err(failure) => {
                     let mut detail = json!({"attempt": attempt, "duration_ms": elapsed, "error": failure.to_string()});
@@ -734,7 +902,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                             .commit(run, RunChange::logs(std::mem::take(&mut logs)))
                             .await?
                         {
-                            return Ok(StepEnd::Stop);
+                            return Ok(None);
                         }
                         let slept = tokio::select! {
                             () = tokio::time::sleep(Duration::from_millis(delay)) => None,
@@ -742,7 +910,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                         };
                         if let Some(why) = slept {
                             self.interrupted(run, row, why, attempt, 0).await?;
-                            return Ok(StepEnd::Stop);
+                            return Ok(None);
                         }
                         attempt += 1;
                         continue;
@@ -771,51 +939,29 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                     };
                     let error = format!("step '{}' failed: {message}", step.name.as_str());
                     self.fail_run(run, Some(failed), error, logs).await?;
-                    return Ok(StepEnd::Stop);
+                    return Ok(None);
                 }
             }
         }
     }
 
-    /// Runs an agent step: the agent answers the rendered prompt while its calls' log lines are
-    /// committed as they come; the step's `timeout_ms` bounds the whole conversation.
-    async fn run_agent(
-        &self,
-        turn: StepTurn<'_>,
-        agent: &AgentStep,
-        mut logs: Vec<NewLogLine>,
-    ) -> Result<StepEnd, Lost> {
-        let StepTurn {
+    /// Asks a started agent step's agent, committing its calls' log lines as they come; the
+    /// step's `timeout_ms` bounds the whole conversation. Answers the step's completion,
+    /// unwritten, or `None` once it has written how the step failed or was interrupted.
+    async fn ask_agent(&self, turn: AgentTurn<'_>) -> Result<Option<Completion>, Lost> {
+        let AgentTurn {
             run,
             step,
             row,
-            context,
-            deadline,
+            agent,
+            prompt,
+            attempt,
+            progress,
             interrupts,
         } = turn;
-        let prompt = match self.templates.render(&agent.prompt.source, context) {
-            Ok(prompt) => prompt,
-            Err(error) => {
-                let message = format!("its prompt could not be rendered: {}", error.message());
-                self.start_and_fail(run, row, None, message, logs).await?;
-                return Ok(StepEnd::Stop);
-            }
-        };
-        let attempt = u32::try_from(row.retry_count).unwrap_or(0) + 1;
-        let agent_id = agent.agent_id.as_uuid();
-        logs.push(step_event(
-            row,
-            StepStatus::Running,
-            format!("Step '{}' started", row.name),
-            json!({"agent_id": agent_id}),
-        ));
-        let started = StepChange {
-            input: Some(json!({"agent_id": agent_id, "prompt": prompt})),
-            ..StepChange::new(row.id, StepAction::Start, attempt)
-        };
-        if !self.commit(run, RunChange::step(started, logs)).await? {
-            return Ok(StepEnd::Stop);
-        }
+        let deadline = progress.deadline;
+        let context = json!({"input": run.input, "steps": progress.steps});
+        let context = &context;
         // The step's own limit and the run's, whichever comes first.
         let now = Instant::now();
         let step_limit = step.timeout_ms.map(|ms| {
@@ -863,7 +1009,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                         batch.push(line);
                     }
                     if !self.commit(run, RunChange::logs(batch)).await? {
-                        return Ok(StepEnd::Stop);
+                        return Ok(None);
                     }
                 }
                 () = &mut expired => {
@@ -872,7 +1018,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                 why = wait_interrupt(interrupts.clone()) => {
                     let elapsed = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
                     self.interrupted(run, row, why, 1, elapsed).await?;
-                    return Ok(StepEnd::Stop);
+                    return Ok(None);
                 }
             }
         };
@@ -892,12 +1038,10 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                     output: Some(output.clone()),
                     ..StepChange::new(row.id, StepAction::Complete, attempt)
                 };
-                let goes_on = self.commit(run, RunChange::step(completed, logs)).await?;
-                Ok(if goes_on {
-                    StepEnd::Completed(output)
-                } else {
-                    StepEnd::Stop
-                })
+                Ok(Some(Completion {
+                    output,
+                    change: RunChange::step(completed, logs),
+                }))
             }
             Err(message) => {
                 let failed = StepChange {
@@ -906,7 +1050,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                 };
                 let error = format!("step '{}' failed: {message}", step.name.as_str());
                 self.fail_run(run, Some(failed), error, logs).await?;
-                Ok(StepEnd::Stop)
+                Ok(None)
             }
         }
     }
@@ -941,31 +1085,152 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
     }
 }
 
-/// A step about to run, with what every kind of step needs from its run.
-#[derive(Clone, Copy)]
-struct StepTurn<'a> {
-    /// The claimed run.
-    run: &'a ClaimedRun,
-    /// The step as defined.
-    step: &'a Step,
-    /// Its row in the run.
-    row: &'a ExecutionStep,
-    /// What its templates read: `{"input", "steps"}`.
-    context: &'a Value,
+/// What a run's settled steps leave to the next ones, as its worker goes through it.
+struct Progress {
+    /// The version's definition.
+    definition: WorkflowDefinition,
     /// When the run runs out of time, and its limit in milliseconds.
     deadline: Option<(OffsetDateTime, u64)>,
+    /// The first step not yet looked at.
+    next: usize,
+    /// Completed steps' outputs by name: the run's output.
+    outputs: Map<String, Value>,
+    /// What templates read of settled steps (`steps.<name>`).
+    steps: Map<String, Value>,
+}
+
+/// A claimed run's first write, the worker's plan after it, and how to interrupt it.
+struct Plan {
+    /// The run.
+    id: ExecutionId,
+    /// Where the run is; `None` when the first write ends it.
+    progress: Option<Progress>,
+    /// What follows the first write.
+    then: Then,
     /// Cancel, shutdown or a lost lease, which stop a step in flight.
+    interrupts: watch::Receiver<Option<Interrupt>>,
+}
+
+/// A run's next write, decided without waiting on anything, and what follows once it is
+/// written.
+struct Opening {
+    /// The write.
+    change: RunChange,
+    /// What follows.
+    then: Then,
+}
+
+impl Opening {
+    /// `change`, after which the worker is done with the run.
+    fn stop(change: RunChange) -> Self {
+        Self {
+            change,
+            then: Then::Stop,
+        }
+    }
+}
+
+/// What a worker does once an [`Opening`] is written.
+enum Then {
+    /// Nothing: the run finished, failed or waits for an approval.
+    Stop,
+    /// Open the next step (this one was skipped).
+    Next,
+    /// Fail the step at `index` it started (it could not be rendered) with `message`.
+    Fail { index: usize, message: String },
+    /// Call the webhook of the step at `index` it started.
+    Webhook {
+        index: usize,
+        request: WebhookRequest,
+        first_attempt: u32,
+        max_attempts: u32,
+    },
+    /// Ask the agent of the step at `index` it started.
+    Agent {
+        index: usize,
+        prompt: String,
+        attempt: u32,
+    },
+}
+
+/// A started webhook step to call.
+struct WebhookTurn<'a> {
+    run: &'a ClaimedRun,
+    step: &'a Step,
+    row: &'a ExecutionStep,
+    webhook: &'a WebhookStep,
+    request: WebhookRequest,
+    first_attempt: u32,
+    max_attempts: u32,
+    deadline: Option<(OffsetDateTime, u64)>,
     interrupts: &'a watch::Receiver<Option<Interrupt>>,
 }
 
-/// How a step ended, for the run's loop.
-enum StepEnd {
-    /// With this output: go on.
-    Completed(Value),
-    /// Skipped: go on.
-    Skipped,
-    /// The worker is done with the run.
-    Stop,
+/// A started agent step to ask.
+struct AgentTurn<'a> {
+    run: &'a ClaimedRun,
+    step: &'a Step,
+    row: &'a ExecutionStep,
+    agent: &'a AgentStep,
+    prompt: String,
+    attempt: u32,
+    progress: &'a Progress,
+    interrupts: &'a watch::Receiver<Option<Interrupt>>,
+}
+
+/// A called step's success: its output, and the change recording it, not yet written.
+struct Completion {
+    /// The step's output.
+    output: Value,
+    /// Its completion, with its log lines.
+    change: RunChange,
+}
+
+/// The run failed with `error`, with the step change `step` (and its log line) and `logs`.
+fn failure(
+    run: &ClaimedRun,
+    step: Option<StepChange>,
+    error: String,
+    mut logs: Vec<NewLogLine>,
+) -> RunChange {
+    if let Some(change) = &step
+        && let Some(row) = run.steps.iter().find(|row| row.id == change.step_id)
+    {
+        logs.push(step_event(
+            row,
+            StepStatus::Failed,
+            format!(
+                "Step '{}' failed: {}",
+                row.name,
+                change.error.as_deref().unwrap_or("")
+            ),
+            json!({"attempts": change.attempts}),
+        ));
+    }
+    RunChange {
+        step,
+        outcome: Some(RunOutcome::Fail(error)),
+        logs,
+    }
+}
+
+/// The step at `index` (`row`) started, to be failed with `message` next.
+fn start_and_fail(
+    index: usize,
+    row: &ExecutionStep,
+    message: String,
+    mut logs: Vec<NewLogLine>,
+) -> Opening {
+    logs.push(step_event(
+        row,
+        StepStatus::Running,
+        format!("Step '{}' started", row.name),
+        json!({}),
+    ));
+    Opening {
+        change: RunChange::step(StepChange::new(row.id, StepAction::Start, 1), logs),
+        then: Then::Fail { index, message },
+    }
 }
 
 /// What later steps see of a step: `steps.<name>.output` and `steps.<name>.status`.

@@ -14,8 +14,8 @@ pub use model::{
     run_event, step_event,
 };
 pub use ports::{
-    ClaimedRun, Committed, ExecutionRepository, Lease, LogPage, RunChange, RunJournal, RunOutcome,
-    StepChange, WorkerId,
+    Claimed, ClaimedRun, Committed, ExecutionRepository, Lease, LogPage, RunChange, RunJournal,
+    RunOutcome, StepChange, WorkerId,
 };
 pub use state::{IllegalTransition, RunAction, RunState, StepAction};
 

@@ -134,6 +134,15 @@ pub struct ClaimedRun {
     pub started_at: OffsetDateTime,
 }
 
+/// A run claimed by a worker, with where its first change (written with the claim) left it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claimed {
+    /// The run as read under the claim (before its first change).
+    pub run: ClaimedRun,
+    /// Where the first change left the run; `None` when there was none to write.
+    pub first: Option<Committed>,
+}
+
 /// A change to one step, made in the same transaction as the rest of a [`RunChange`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepChange {
@@ -233,13 +242,22 @@ pub enum Committed {
 /// The engine's side of storage.
 pub trait RunJournal: Send + Sync + 'static {
     /// Claims up to `limit` runs ready for a worker (skipping rows other workers are claiming),
-    /// holding each for `lease`.
-    fn claim(
+    /// holding each for `lease`, and writes each run's first change in the same transaction.
+    ///
+    /// `first` is asked once per claimed run, with the run as read under the claim, for the
+    /// change the worker would otherwise commit right after claiming it (its next step's start,
+    /// say); it decides without waiting on anything, since the run's row is locked meanwhile.
+    /// The change is applied as [`RunJournal::commit`] would apply it, and the answer says where
+    /// that left the run (`None` when `first` had nothing to write).
+    fn claim<F>(
         &self,
         worker: &WorkerId,
         lease: Duration,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<ClaimedRun>, StorageError>> + Send;
+        first: F,
+    ) -> impl Future<Output = Result<Vec<Claimed>, StorageError>> + Send
+    where
+        F: FnMut(&ClaimedRun) -> Option<RunChange> + Send;
 
     /// Extends the hold on a run by `lease`; returns the run's status, or `None` when the worker
     /// no longer holds it.

@@ -148,31 +148,39 @@ pub(crate) async fn insert_logs(
     if lines.is_empty() {
         return Ok(());
     }
-    let batch: Vec<serde_json::Value> = lines
-        .iter()
-        .map(|line| {
-            json!({
-                "step_id": line.step_id.map(|id| id.as_uuid()),
-                "level": line.level.as_str(),
-                "message": line.message,
-                "context": line.context,
-            })
-        })
-        .collect();
     conn.execute_raw(statement(
-        "INSERT INTO execution_logs (execution_id, execution_step_id, level, message, context) \
-         SELECT $1, (l.line->>'step_id')::uuid, (l.line->>'level')::log_level, \
-                l.line->>'message', coalesce(l.line->'context', '{}') \
-         FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS l(line, position) \
-         ORDER BY l.position",
-        [
-            execution.as_uuid().into(),
-            serde_json::Value::Array(batch).into(),
-        ],
+        &format!("INSERT INTO execution_logs {INSERT_LOGS_FROM_BATCH}"),
+        [execution.as_uuid().into(), log_batch(lines).into()],
     ))
     .await
     .map_err(storage("writing log lines"))?;
     Ok(())
+}
+
+/// The columns and rows of an `INSERT INTO execution_logs` of a run's (`$1`) lines given as one
+/// JSON array ([`log_batch`], `$2`), written in their order so their ids follow it.
+pub(crate) const INSERT_LOGS_FROM_BATCH: &str = "(execution_id, execution_step_id, level, \
+     message, context) \
+     SELECT $1, (l.line->>'step_id')::uuid, (l.line->>'level')::log_level, \
+            l.line->>'message', coalesce(l.line->'context', '{}') \
+     FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS l(line, position) \
+     ORDER BY l.position";
+
+/// `lines` as one JSON array, for [`INSERT_LOGS_FROM_BATCH`]: one parameter however many lines.
+pub(crate) fn log_batch(lines: &[NewLogLine]) -> serde_json::Value {
+    serde_json::Value::Array(
+        lines
+            .iter()
+            .map(|line| {
+                json!({
+                    "step_id": line.step_id.map(|id| id.as_uuid()),
+                    "level": line.level.as_str(),
+                    "message": line.message,
+                    "context": line.context,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// Reads one run (as the transaction's actor sees it).

@@ -1,6 +1,8 @@
 //! The engine's journal on PostgreSQL ([`PgRunJournal`]): workers claim runs with
 //! `FOR UPDATE SKIP LOCKED`, hold them with a lease they renew, and write each step's change, the
 //! run's outcome and log lines in one transaction that first checks the lease is still theirs.
+//! A claim writes the run's first change (its next step's start, typically) in the claim's own
+//! transaction, so a one-step run costs two transactions: claim and start, then completion.
 //!
 //! Workers act as the system actor (through `ipa_app`, like requests), which row level security
 //! lets see every run.
@@ -8,15 +10,19 @@
 use std::time::Duration;
 
 use ipa_execution::{
-    ClaimedRun, Committed, ExecutionStatus, Lease, NewLogLine, RunAction, RunChange, RunJournal,
-    RunOutcome, RunState, StepAction, StepChange, StepStatus, WorkerId, run_event,
+    Claimed, ClaimedRun, Committed, ExecutionStatus, ExecutionStep, Lease, NewLogLine, RunAction,
+    RunChange, RunJournal, RunOutcome, RunState, StepAction, StepChange, StepStatus, WorkerId,
+    run_event,
 };
-use ipa_kernel::{Actor, ExecutionId, ExecutionStepId, StorageError};
+use ipa_kernel::{Actor, ExecutionId, StorageError};
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::json;
-use uuid::Uuid;
+use time::OffsetDateTime;
 
-use crate::executions::{STEP_COLUMNS, insert_logs, parse_label, state_from_row, step_from_row};
+use crate::executions::{
+    INSERT_LOGS_FROM_BATCH, STEP_COLUMNS, insert_logs, log_batch, parse_label, state_from_row,
+    step_from_row,
+};
 use crate::sql::{array_literal, commit, from_store, statement, storage, store_error};
 use crate::store::{ActorTransaction, Store};
 
@@ -48,17 +54,22 @@ const LOCK_HELD_RUN: &str = "SELECT coalesce(status, 'pending')::text AS status,
      waiting_step_id FROM executions WHERE id = $1 AND lease_owner = $2 FOR NO KEY UPDATE";
 
 impl RunJournal for PgRunJournal {
-    async fn claim(
+    async fn claim<F>(
         &self,
         worker: &WorkerId,
         lease: Duration,
         limit: u32,
-    ) -> Result<Vec<ClaimedRun>, StorageError> {
+        mut first: F,
+    ) -> Result<Vec<Claimed>, StorageError>
+    where
+        F: FnMut(&ClaimedRun) -> Option<RunChange> + Send,
+    {
         let txn = self.begin().await?;
         let conn = txn.connection();
         // Ready: waiting runs, runs whose worker let go or was lost (its lease ran out), and
         // approvals whose time is up. A pending run still leased is one resumed while its worker
-        // finishes a step: that worker goes on with it.
+        // finishes a step: that worker goes on with it. The claim returns what the worker needs
+        // of the run, its version's definition included, in the same statement.
         let claimed = conn
             .query_all_raw(statement(
                 "WITH ready AS ( \
@@ -78,8 +89,12 @@ impl RunJournal for PgRunJournal {
                      recoveries = e.recoveries + CASE WHEN r.status = 'running' \
                                                       AND r.lease_owner IS NOT NULL \
                                                       THEN 1 ELSE 0 END \
-                 FROM ready r WHERE e.id = r.id \
-                 RETURNING e.id, r.status::text AS previous_status",
+                 FROM ready r, workflow_versions v \
+                 WHERE e.id = r.id AND v.id = e.workflow_version_id \
+                 RETURNING e.id, r.status::text AS previous_status, \
+                     coalesce(e.status, 'pending')::text AS status, e.waiting_step_id, \
+                     v.definition, coalesce(e.input_data, '{}') AS input_data, e.recoveries, \
+                     e.started_at, e.created_at",
                 [
                     worker.as_str().into(),
                     seconds(lease).into(),
@@ -93,79 +108,75 @@ impl RunJournal for PgRunJournal {
             return Ok(Vec::new());
         }
         let get = storage("reading claimed runs");
-        let mut previous = Vec::with_capacity(claimed.len());
+        let mut runs = Vec::with_capacity(claimed.len());
         for row in &claimed {
-            let id: Uuid = row.try_get("", "id").map_err(&get)?;
-            let status: String = row.try_get("", "previous_status").map_err(&get)?;
-            let status: ExecutionStatus = parse_label(&status, "reading claimed runs")?;
-            if status == ExecutionStatus::Pending {
-                insert_logs(
-                    conn,
-                    ExecutionId::from_uuid(id),
-                    &[run_event(
-                        ExecutionStatus::Running,
-                        "Execution running",
-                        json!({"worker": worker.as_str()}),
-                    )],
-                )
-                .await?;
-            }
-            previous.push((id, status));
+            let id = ExecutionId::from_uuid(row.try_get("", "id").map_err(&get)?);
+            let previous: String = row.try_get("", "previous_status").map_err(&get)?;
+            let previous_status: ExecutionStatus = parse_label(&previous, "reading claimed runs")?;
+            let state = state_from_row(row)?;
+            let created_at: Option<OffsetDateTime> = row.try_get("", "created_at").map_err(&get)?;
+            let run = ClaimedRun {
+                lease: Lease {
+                    execution_id: id,
+                    worker: worker.clone(),
+                },
+                previous_status,
+                awaiting: state.awaiting,
+                definition: row.try_get("", "definition").map_err(&get)?,
+                input: row.try_get("", "input_data").map_err(&get)?,
+                steps: Vec::new(),
+                recoveries: row.try_get("", "recoveries").map_err(&get)?,
+                started_at: row.try_get("", "started_at").map_err(&get)?,
+            };
+            runs.push((created_at, state, run));
         }
-        let ids: Vec<String> = previous.iter().map(|(id, _)| id.to_string()).collect();
-        let ids = array_literal(ids.iter().map(String::as_str));
-        let runs = conn
-            .query_all_raw(statement(
-                "SELECT e.id, v.definition, \
-                        coalesce(e.input_data, '{}') AS input_data, e.recoveries, e.started_at, \
-                        e.waiting_step_id \
-                 FROM executions e \
-                 JOIN workflow_versions v ON v.id = e.workflow_version_id \
-                 WHERE e.id = ANY($1::uuid[])",
-                [ids.clone().into()],
-            ))
-            .await
-            .map_err(storage("reading claimed runs"))?;
+        // Oldest first, as claimed, whatever order the update returned them in.
+        runs.sort_by_key(|(created_at, _, _)| *created_at);
+        let ids: Vec<String> = runs
+            .iter()
+            .map(|(_, _, run)| run.lease.execution_id.as_uuid().to_string())
+            .collect();
         let steps = conn
             .query_all_raw(statement(
                 &format!(
                     "SELECT {STEP_COLUMNS} FROM execution_steps s \
                      WHERE s.execution_id = ANY($1::uuid[]) ORDER BY s.execution_id, s.step_index"
                 ),
-                [ids.into()],
+                [array_literal(ids.iter().map(String::as_str)).into()],
             ))
             .await
             .map_err(storage("reading claimed runs' steps"))?
             .iter()
             .map(step_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        commit(txn).await?;
         let mut result = Vec::with_capacity(runs.len());
-        for row in &runs {
-            let id = ExecutionId::from_uuid(row.try_get("", "id").map_err(&get)?);
-            let previous_status = previous
+        for (_, state, mut run) in runs {
+            let id = run.lease.execution_id;
+            run.steps = steps
                 .iter()
-                .find(|(claimed, _)| *claimed == id.as_uuid())
-                .map_or(ExecutionStatus::Pending, |(_, status)| *status);
-            let waiting: Option<Uuid> = row.try_get("", "waiting_step_id").map_err(&get)?;
-            result.push(ClaimedRun {
-                lease: Lease {
-                    execution_id: id,
-                    worker: worker.clone(),
-                },
-                previous_status,
-                awaiting: waiting.map(ExecutionStepId::from_uuid),
-                definition: row.try_get("", "definition").map_err(&get)?,
-                input: row.try_get("", "input_data").map_err(&get)?,
-                steps: steps
-                    .iter()
-                    .filter(|step| step.execution_id == id)
-                    .cloned()
-                    .collect(),
-                recoveries: row.try_get("", "recoveries").map_err(&get)?,
-                started_at: row.try_get("", "started_at").map_err(&get)?,
-            });
+                .filter(|step| step.execution_id == id)
+                .cloned()
+                .collect();
+            let mut lines = Vec::new();
+            if run.previous_status == ExecutionStatus::Pending {
+                lines.push(run_event(
+                    ExecutionStatus::Running,
+                    "Execution running",
+                    json!({"worker": worker.as_str()}),
+                ));
+            }
+            let opened = match first(&run) {
+                Some(change) => {
+                    Some(apply_change(conn, id, state, &run.steps, change, lines).await?)
+                }
+                None => {
+                    insert_logs(conn, id, &lines).await?;
+                    None
+                }
+            };
+            result.push(Claimed { run, first: opened });
         }
+        commit(txn).await?;
         Ok(result)
     }
 
@@ -212,47 +223,8 @@ impl RunJournal for PgRunJournal {
                 .map_err(|error| store_error("rolling back", error))?;
             return Ok(Committed::LeaseLost);
         };
-        let mut state = state_from_row(&row)?;
-        let mut lines = Vec::new();
-        let committed = match state.status {
-            ExecutionStatus::Cancelled | ExecutionStatus::Completed | ExecutionStatus::Failed => {
-                // Finished by someone else (a cancel): only what the worker has to say is kept.
-                release(conn, id).await?;
-                Committed::Cancelled
-            }
-            ExecutionStatus::Paused if state.awaiting.is_none() => {
-                if let Some(step) = &change.step {
-                    apply_step(conn, id, step).await?;
-                }
-                release(conn, id).await?;
-                Committed::Paused
-            }
-            _ => {
-                if state.status == ExecutionStatus::Pending {
-                    // Resumed while this worker finished a step: it simply goes on.
-                    set_status(conn, id, ExecutionStatus::Running).await?;
-                    lines.push(run_event(
-                        ExecutionStatus::Running,
-                        "Execution running",
-                        json!({}),
-                    ));
-                    state = RunState::new(ExecutionStatus::Running);
-                }
-                if let Some(step) = &change.step {
-                    apply_step(conn, id, step).await?;
-                }
-                match &change.outcome {
-                    Some(outcome) => {
-                        apply_outcome(conn, id, state, outcome, &mut lines).await?;
-                        Committed::Released
-                    }
-                    None => Committed::Continue,
-                }
-            }
-        };
-        let mut all = change.logs;
-        all.append(&mut lines);
-        insert_logs(conn, id, &all).await?;
+        let state = state_from_row(&row)?;
+        let committed = apply_change(conn, id, state, &[], change, Vec::new()).await?;
         commit(txn).await?;
         Ok(committed)
     }
@@ -302,61 +274,156 @@ async fn set_status(
     Ok(())
 }
 
-/// Applies `change` to its step, as the step's state machine allows.
+/// Applies `change` to the run `id`, locked by its worker in this transaction and in `state`,
+/// and writes `lines` followed by the change's and those of the run events it caused; says where
+/// that left the run. The run is changed first, so the step's change and every line are then
+/// written by one statement.
+async fn apply_change(
+    conn: &DatabaseTransaction,
+    id: ExecutionId,
+    mut state: RunState,
+    known_steps: &[ExecutionStep],
+    change: RunChange,
+    mut lines: Vec<NewLogLine>,
+) -> Result<Committed, StorageError> {
+    let RunChange {
+        step,
+        outcome,
+        mut logs,
+    } = change;
+    lines.append(&mut logs);
+    let (committed, step) = match state.status {
+        ExecutionStatus::Cancelled | ExecutionStatus::Completed | ExecutionStatus::Failed => {
+            // Finished by someone else (a cancel): only what the worker has to say is kept.
+            release(conn, id).await?;
+            (Committed::Cancelled, None)
+        }
+        ExecutionStatus::Paused if state.awaiting.is_none() => {
+            release(conn, id).await?;
+            (Committed::Paused, step)
+        }
+        _ => {
+            if state.status == ExecutionStatus::Pending {
+                // Resumed while this worker finished a step: it simply goes on.
+                set_status(conn, id, ExecutionStatus::Running).await?;
+                lines.push(run_event(
+                    ExecutionStatus::Running,
+                    "Execution running",
+                    json!({}),
+                ));
+                state = RunState::new(ExecutionStatus::Running);
+            }
+            match &outcome {
+                Some(outcome) => {
+                    apply_outcome(conn, id, state, outcome, &mut lines).await?;
+                    (Committed::Released, step)
+                }
+                None => (Committed::Continue, step),
+            }
+        }
+    };
+    match &step {
+        Some(step) => apply_step(conn, id, step, known_steps, &lines).await?,
+        None => insert_logs(conn, id, &lines).await?,
+    }
+    Ok(committed)
+}
+
+/// Applies `change` to its step, as the step's state machine allows, and writes the run's
+/// `lines`, in one statement: an update of the step only when its status is one the change may
+/// leave (each [`StepAction`] leads to one status). When the update misses, the step is looked up
+/// (in `known_steps` when it is there) to say why, and the error rolls the lines back with the
+/// rest of the transaction.
 async fn apply_step(
     conn: &DatabaseTransaction,
     execution: ExecutionId,
     change: &StepChange,
+    known_steps: &[ExecutionStep],
+    lines: &[NewLogLine],
 ) -> Result<(), StorageError> {
     const CONTEXT: &str = "changing a step";
-    let row = conn
-        .query_one_raw(statement(
-            "SELECT coalesce(status, 'pending')::text AS status FROM execution_steps \
-             WHERE id = $1 AND execution_id = $2",
-            [change.step_id.as_uuid().into(), execution.as_uuid().into()],
-        ))
-        .await
-        .map_err(storage(CONTEXT))?
-        .ok_or_else(|| StorageError::new(CONTEXT, "the step is not part of the run"))?;
-    let current: String = row.try_get("", "status").map_err(storage(CONTEXT))?;
-    let current: StepStatus = parse_label(&current, CONTEXT)?;
-    let next = current.apply(change.action).ok_or_else(|| {
-        StorageError::new(
-            CONTEXT,
-            format!("a {current} step cannot {:?}", change.action),
-        )
-    })?;
+    let mut next = None;
+    let mut from = Vec::new();
+    for status in StepStatus::ALL {
+        if let Some(to) = status.apply(change.action) {
+            next = Some(to);
+            from.push(status.as_str());
+        }
+    }
+    let next =
+        next.ok_or_else(|| StorageError::new(CONTEXT, format!("no step can {:?}", change.action)))?;
     let starting = change.action == StepAction::Start;
     let finishing = matches!(
         next,
         StepStatus::Completed | StepStatus::Failed | StepStatus::Skipped
     );
     let retries = i32::try_from(change.attempts.saturating_sub(1)).unwrap_or(i32::MAX);
-    conn.execute_raw(statement(
-        "UPDATE execution_steps SET status = $2::step_status, \
-             input_data = coalesce($3, input_data), \
-             output_data = CASE WHEN $4::boolean THEN $5 ELSE output_data END, \
-             error_message = $6, \
-             started_at = CASE WHEN $7::boolean THEN now() ELSE coalesce(started_at, now()) END, \
-             completed_at = CASE WHEN $8::boolean THEN now() ELSE NULL END, \
-             duration_ms = CASE WHEN $8::boolean THEN duration_ms ELSE NULL END, \
-             retry_count = $9 \
-         WHERE id = $1",
-        [
-            change.step_id.as_uuid().into(),
-            next.as_str().into(),
-            change.input.clone().into(),
-            finishing.into(),
-            change.output.clone().into(),
-            change.error.clone().into(),
-            starting.into(),
-            finishing.into(),
-            retries.into(),
-        ],
-    ))
-    .await
-    .map_err(storage(CONTEXT))?;
-    Ok(())
+    let get = storage(CONTEXT);
+    let changed: i64 = conn
+        .query_one_raw(statement(
+            &format!(
+                "WITH changed AS ( \
+                     UPDATE execution_steps SET status = $4::step_status, \
+                         input_data = coalesce($5, input_data), \
+                         output_data = CASE WHEN $6::boolean THEN $7 ELSE output_data END, \
+                         error_message = $8, \
+                         started_at = CASE WHEN $9::boolean THEN now() \
+                                           ELSE coalesce(started_at, now()) END, \
+                         completed_at = CASE WHEN $6::boolean THEN now() ELSE NULL END, \
+                         duration_ms = CASE WHEN $6::boolean THEN duration_ms ELSE NULL END, \
+                         retry_count = $10 \
+                     WHERE id = $3 AND execution_id = $1 \
+                       AND coalesce(status, 'pending')::text = ANY($11::text[]) \
+                     RETURNING id), \
+                 logged AS (INSERT INTO execution_logs {INSERT_LOGS_FROM_BATCH}) \
+                 SELECT count(*) AS changed FROM changed"
+            ),
+            [
+                execution.as_uuid().into(),
+                log_batch(lines).into(),
+                change.step_id.as_uuid().into(),
+                next.as_str().into(),
+                change.input.clone().into(),
+                finishing.into(),
+                change.output.clone().into(),
+                change.error.clone().into(),
+                starting.into(),
+                retries.into(),
+                array_literal(from).into(),
+            ],
+        ))
+        .await
+        .map_err(&get)?
+        .ok_or_else(|| StorageError::new(CONTEXT, "the step change answered nothing"))?
+        .try_get("", "changed")
+        .map_err(&get)?;
+    if changed == 1 {
+        return Ok(());
+    }
+    // Not applied: say why, as the state machine sees it.
+    let current = match known_steps.iter().find(|step| step.id == change.step_id) {
+        Some(step) => Some(step.status),
+        None => conn
+            .query_one_raw(statement(
+                "SELECT coalesce(status, 'pending')::text AS status FROM execution_steps \
+                 WHERE id = $1 AND execution_id = $2",
+                [change.step_id.as_uuid().into(), execution.as_uuid().into()],
+            ))
+            .await
+            .map_err(storage(CONTEXT))?
+            .map(|row| {
+                let status: String = row.try_get("", "status").map_err(storage(CONTEXT))?;
+                parse_label::<StepStatus>(&status, CONTEXT)
+            })
+            .transpose()?,
+    };
+    Err(match current {
+        Some(current) => StorageError::new(
+            CONTEXT,
+            format!("a {current} step cannot {:?}", change.action),
+        ),
+        None => StorageError::new(CONTEXT, "the step is not part of the run"),
+    })
 }
 
 /// Applies the run's `outcome`, as the run's state machine allows.

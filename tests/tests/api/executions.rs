@@ -781,6 +781,58 @@ async fn a_thousand_runs_across_four_workers_each_run_exactly_once() {
 }
 
 #[tokio::test]
+async fn an_idle_worker_starts_a_new_run_at_once_in_two_transactions() {
+    let server = TestServer::start().await;
+    let target = WebhookTarget::start().await;
+    let (_, token) = server.signed_in("alice", false).await;
+    let workflow = server
+        .active_workflow(
+            &token,
+            "prompt",
+            json!({"steps": [webhook("call", &target.url("/echo"))]}),
+        )
+        .await;
+    // Workers that look for work by themselves only once an hour: every run below starts
+    // because its start woke an idle worker.
+    let engine = server.start_engine_with(ipa_engine::EngineOptions {
+        workers: 2,
+        lease: LEASE,
+        poll_interval: Duration::from_secs(3600),
+        name: "prompt".to_owned(),
+        ..ipa_engine::EngineOptions::default()
+    });
+    for _ in 0..3 {
+        let run = server.start_run(&token, &workflow, json!({})).await;
+        let id = run["id"].as_str().unwrap();
+        let run = server.wait_for_run(&token, id, &["completed"], WAIT).await;
+        // Claimed with its step's start, and completed with the step's completion: each pair
+        // shares its transaction's time.
+        let call = step(&run, "call");
+        assert_eq!(run["started_at"], call["started_at"], "{run:#}");
+        assert_eq!(run["completed_at"], call["completed_at"], "{run:#}");
+        assert!(run["started_at"].is_string(), "{run:#}");
+        let lines = logs(&server, &token, id, "").await;
+        let messages: Vec<&str> = lines
+            .iter()
+            .map(|line| line["message"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "Execution started",
+                "Execution running",
+                "Step 'call' started",
+                "Attempt 1 succeeded: HTTP 200",
+                "Step 'call' completed",
+                "Execution completed",
+            ],
+            "{lines:#?}"
+        );
+    }
+    engine.stop().await;
+}
+
+#[tokio::test]
 async fn an_event_stream_delivers_every_event_in_order_and_resumes() {
     let server = TestServer::start().await;
     let target = WebhookTarget::start().await;
