@@ -1,13 +1,16 @@
 //! Argon2id password hashing. The parameters are written out here rather than taken from the
 //! library's defaults, so a library upgrade never weakens them silently. Hashing takes tens of
-//! milliseconds of CPU by design, so it runs on tokio's blocking pool, never on the async
-//! threads that serve requests.
+//! milliseconds of CPU and 19 MiB of memory by design, so it runs on tokio's blocking pool, never
+//! on the async threads that serve requests, and at most one hash per core runs at a time: more
+//! would not finish sooner, and a burst of sign-ins would otherwise hold 19 MiB per request in
+//! flight (a gigabyte at fifty concurrent sign-ins), memory the allocator keeps afterwards.
 
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use ipa_identity::{CryptoError, Password, PasswordHash, PasswordHasher};
+use tokio::sync::Semaphore;
 
 /// Memory cost in KiB: OWASP's minimum for argon2id (19 MiB).
 pub const ARGON2_M_COST_KIB: u32 = 19_456;
@@ -23,6 +26,8 @@ pub struct Argon2Hasher {
     /// A hash of a random password at the current parameters: unknown accounts are verified
     /// against it, so they cost what a known account costs.
     dummy: Arc<PasswordHash>,
+    /// One permit per core: the hashes that may run at once; the others wait their turn.
+    running: Arc<Semaphore>,
 }
 
 impl Argon2Hasher {
@@ -31,9 +36,15 @@ impl Argon2Hasher {
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(|error| CryptoError(error.to_string()))?;
         let dummy = hash_blocking(&random)?;
-        Ok(Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Ok(Self::with_dummy(dummy, cores))
+    }
+
+    fn with_dummy(dummy: PasswordHash, at_once: usize) -> Self {
+        Self {
             dummy: Arc::new(dummy),
-        })
+            running: Arc::new(Semaphore::new(at_once)),
+        }
     }
 }
 
@@ -65,17 +76,27 @@ fn verify_blocking(password: &[u8], hash: &PasswordHash) -> Result<bool, CryptoE
     }
 }
 
-async fn off_the_async_threads<R: Send + 'static>(
-    work: impl FnOnce() -> Result<R, CryptoError> + Send + 'static,
-) -> Result<R, CryptoError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| CryptoError(format!("the hashing worker stopped: {error}")))?
+impl Argon2Hasher {
+    /// Runs `work` on the blocking pool once one of the permits is free.
+    async fn off_the_async_threads<R: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<R, CryptoError> + Send + 'static,
+    ) -> Result<R, CryptoError> {
+        let _permit = self
+            .running
+            .acquire()
+            .await
+            .map_err(|error| CryptoError(format!("the hashing permits are gone: {error}")))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|error| CryptoError(format!("the hashing worker stopped: {error}")))?
+    }
 }
 
 impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: Password) -> Result<PasswordHash, CryptoError> {
-        off_the_async_threads(move || hash_blocking(password.expose())).await
+        self.off_the_async_threads(move || hash_blocking(password.expose()))
+            .await
     }
 
     async fn verify(
@@ -85,8 +106,9 @@ impl PasswordHasher for Argon2Hasher {
     ) -> Result<bool, CryptoError> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.as_ref().clone());
-        let matches =
-            off_the_async_threads(move || verify_blocking(password.expose(), &hash)).await?;
+        let matches = self
+            .off_the_async_threads(move || verify_blocking(password.expose(), &hash))
+            .await?;
         Ok(known && matches)
     }
 }
@@ -134,6 +156,29 @@ mod tests {
             "{}",
             hash.as_str()
         );
+    }
+
+    #[tokio::test]
+    async fn a_hash_waits_while_every_permit_is_taken() {
+        let dummy = hash_blocking(b"dummy").unwrap();
+        let hasher = Argon2Hasher::with_dummy(dummy, 1);
+        let held = hasher.running.clone().acquire_owned().await.unwrap();
+        let waiting = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.hash(password("correct horse")).await }
+        });
+        // One hash takes tens of milliseconds; with the only permit held it does not start.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(!waiting.is_finished(), "a hash ran without a permit");
+        drop(held);
+        let hash = waiting.await.unwrap().unwrap();
+        assert!(
+            hasher
+                .verify(password("correct horse"), Some(hash))
+                .await
+                .unwrap()
+        );
+        assert_eq!(hasher.running.available_permits(), 1);
     }
 
     #[tokio::test]
