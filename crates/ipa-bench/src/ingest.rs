@@ -62,10 +62,10 @@ pub async fn run(
     let journal = PgRunJournal::new(store.clone());
     let worker = WorkerId::new("bench-ingest");
     let claimed = journal
-        .claim(&worker, Duration::from_secs(3600), 1)
+        .claim(&worker, Duration::from_secs(3600), 1, |_| None)
         .await
         .context("claiming the ingestion run")?;
-    let Some(run) = claimed.into_iter().next() else {
+    let Some(run) = claimed.into_iter().next().map(|claimed| claimed.run) else {
         bail!("the journal claimed no run to write log lines to");
     };
     if run.lease.execution_id.as_uuid().to_string() != Table::Execution.id(number) {

@@ -87,8 +87,6 @@ const SIGN_IN_IDENTIFIER: &str = "('bench-signin-' || :client_id)";
 /// Who a transaction acts as, for its first statement.
 #[derive(Clone, Copy, Debug)]
 pub enum Acting<'a> {
-    /// No one, presenting the bearer token (`PgSessions::authenticate`).
-    Bearer,
     /// No one, signing in with [`SIGN_IN_IDENTIFIER`] (`PgSessions::signing_in`, admitting an
     /// attempt).
     SigningIn,
@@ -108,14 +106,6 @@ pub enum Acting<'a> {
 pub fn settings(acting: Acting<'_>) -> String {
     let literal = |text: &str| format!("'{text}'");
     let (user, superuser, ip, agent, identifier, token) = match acting {
-        Acting::Bearer => (
-            literal(""),
-            "false",
-            literal(CLIENT_IP),
-            literal(USER_AGENT),
-            literal(""),
-            ":token".to_owned(),
-        ),
         Acting::SigningIn => (
             literal(""),
             "false",
@@ -179,21 +169,13 @@ fn transaction(acting: Acting<'_>, statements: &[String]) -> String {
     script
 }
 
-/// The authentication of a request presenting a bearer token: `PgSessions::authenticate`
-/// (a session used within the last minute is not touched, so no `UPDATE`).
+/// The authentication of a request presenting a bearer token: `PgSessions::authenticate`, one
+/// statement outside an explicit transaction (`ipa_authenticate`, which takes the role and the
+/// token's context itself; a session used within the last minute is not touched).
 fn authenticate() -> String {
-    transaction(
-        Acting::Bearer,
-        &[
-            "SELECT s.id, s.user_id, u.is_superuser IS TRUE AS is_superuser, \
-                  s.last_used_at < now() - interval '60 seconds' AS stale \
-             FROM sessions s JOIN users u ON u.id = s.user_id \
-            WHERE s.token_hash = decode(:token, 'hex') AND s.revoked_at IS NULL \
-              AND s.expires_at > now() AND s.idle_expires_at > now() \
-              AND u.is_active IS TRUE;"
-                .to_owned(),
-        ],
-    )
+    "SELECT session_id, user_id, is_superuser \
+     FROM ipa_authenticate(decode(:token, 'hex'), 28800.0, 60.0);\n"
+        .to_owned()
 }
 
 /// pgbench lines picking the owned workflow `:i` at random.
@@ -464,38 +446,52 @@ const LOCK_HELD_RUN: &str = "SELECT coalesce(status, 'pending')::text AS status,
      waiting_step_id FROM executions WHERE id = :eid::uuid AND lease_owner = 'bench-' || :client_id \
      FOR NO KEY UPDATE;";
 
-/// `apply_step` of `crates/ipa-store/src/runs.rs` for the step `:s_id`: its read, then its
-/// update to `status` (`starting` or `finishing`), as the engine binds them.
-fn apply_step(
+/// A step's change and the transaction's log lines in one statement (`apply_step` with
+/// `INSERT_LOGS_FROM_BATCH` of `crates/ipa-store/src/runs.rs` and `executions.rs`): the step
+/// `:s_id` moves to `status` only from one of `from`, and `lines` (JSON objects, the step's id
+/// spliced in as `' || :s_id || '`) are written in order.
+fn apply_step_with_logs(
     status: &str,
+    from: &str,
     input: &str,
     output: &str,
     starting: bool,
     finishing: bool,
-) -> [String; 2] {
-    [
-        "SELECT coalesce(status, 'pending')::text AS status FROM execution_steps \
-         WHERE id = :s_id::uuid AND execution_id = :eid::uuid;"
-            .to_owned(),
-        format!(
-            "UPDATE execution_steps SET status = '{status}'::step_status, \
-                 input_data = coalesce({input}, input_data), \
-                 output_data = CASE WHEN {finishing}::boolean THEN {output} ELSE output_data END, \
-                 error_message = NULL, \
-                 started_at = CASE WHEN {starting}::boolean THEN now() ELSE coalesce(started_at, now()) END, \
-                 completed_at = CASE WHEN {finishing}::boolean THEN now() ELSE NULL END, \
-                 duration_ms = CASE WHEN {finishing}::boolean THEN duration_ms ELSE NULL END, \
-                 retry_count = 0 \
-             WHERE id = :s_id::uuid;"
-        ),
-    ]
+    lines: &[String],
+) -> String {
+    format!(
+        "WITH changed AS (UPDATE execution_steps SET status = '{status}'::step_status, \
+             input_data = coalesce({input}, input_data), \
+             output_data = CASE WHEN {finishing} THEN {output} ELSE output_data END, \
+             error_message = NULL, \
+             started_at = CASE WHEN {starting} THEN now() ELSE coalesce(started_at, now()) END, \
+             completed_at = CASE WHEN {finishing} THEN now() ELSE NULL END, \
+             duration_ms = CASE WHEN {finishing} THEN duration_ms ELSE NULL END, \
+             retry_count = 0 \
+           WHERE id = :s_id::uuid AND execution_id = :eid::uuid \
+             AND coalesce(status, 'pending')::text = ANY('{{{from}}}'::text[]) RETURNING id), \
+         logged AS (INSERT INTO execution_logs (execution_id, execution_step_id, level, message, context) \
+           SELECT :eid::uuid, (l.line->>'step_id')::uuid, (l.line->>'level')::log_level, \
+                  l.line->>'message', coalesce(l.line->'context', '{{}}') \
+           FROM jsonb_array_elements(('[{}]')::jsonb) WITH ORDINALITY AS l(line, position) \
+           ORDER BY l.position) \
+         SELECT count(*) FROM changed;",
+        lines.join(", ")
+    )
 }
 
 /// The engine's SQL for a one-step webhook run (`PgRunJournal` of
-/// `crates/ipa-store/src/runs.rs` as `crates/ipa-engine/src/engine.rs` drives it): the claim
-/// (with its log line and the reads of the run and its steps), the step's start, the step's
-/// completion with its two lines, and the run's completion. The worker is `bench-<client id>`.
+/// `crates/ipa-store/src/runs.rs` as `crates/ipa-engine/src/engine.rs` drives it), two
+/// transactions: the claim (returning the run and its definition), the read of its steps and the
+/// step's start with the run's and the step's lines; then the step's completion and the run's
+/// completion with their lines. The worker is `bench-<client id>`.
 pub fn engine_script() -> String {
+    let step_line = |status: &str, message: &str| {
+        format!(
+            "{{\"step_id\": \"' || :s_id || '\", \"level\": \"info\", \"message\": \"{message}\", \
+              \"context\": {{\"event\": \"step\", \"status\": \"{status}\", \"step\": \"notify\", \"step_index\": 0}}}}"
+        )
+    };
     let claim = transaction(
         Acting::System,
         &[
@@ -516,75 +512,33 @@ pub fn engine_script() -> String {
                  recoveries = e.recoveries + CASE WHEN r.status = 'running' \
                                                   AND r.lease_owner IS NOT NULL \
                                                   THEN 1 ELSE 0 END \
-             FROM ready r WHERE e.id = r.id \
-             RETURNING e.id AS eid, r.status::text AS previous_status \\gset"
-                .to_owned(),
-            insert_logs(
-                "[{\"step_id\": null, \"level\": \"info\", \"message\": \"Execution running\", \
-                  \"context\": {\"event\": \"execution\", \"status\": \"running\", \"worker\": \"bench\"}}]",
-            ),
-            "SELECT e.id, v.definition, \
-                    coalesce(e.input_data, '{}') AS input_data, e.recoveries, e.started_at, \
-                    e.waiting_step_id \
-             FROM executions e \
-             JOIN workflow_versions v ON v.id = e.workflow_version_id \
-             WHERE e.id = ANY(('{' || :eid || '}')::uuid[]);"
+             FROM ready r, workflow_versions v WHERE e.id = r.id AND v.id = e.workflow_version_id \
+             RETURNING e.id AS eid, r.status::text AS previous_status, \
+                 coalesce(e.status, 'pending')::text AS status, e.waiting_step_id, v.definition, \
+                 coalesce(e.input_data, '{}') AS input_data, e.recoveries, e.started_at, \
+                 e.created_at \\gset"
                 .to_owned(),
             format!(
                 "SELECT {STEP_COLUMNS} FROM execution_steps s \
                  WHERE s.execution_id = ANY(('{{' || :eid || '}}')::uuid[]) ORDER BY s.execution_id, s.step_index \\gset s_"
             ),
+            apply_step_with_logs(
+                "running",
+                "pending,running",
+                "'{\"method\": \"POST\", \"url\": \"http://127.0.0.1/hook\", \"headers\": [], \"body\": {\"order\": \"1\"}}'::jsonb",
+                "NULL",
+                true,
+                false,
+                &[
+                    "{\"step_id\": null, \"level\": \"info\", \"message\": \"Execution running\", \
+                      \"context\": {\"event\": \"execution\", \"status\": \"running\", \"worker\": \"bench\"}}"
+                        .to_owned(),
+                    step_line("running", "Step started"),
+                ],
+            ),
         ],
     );
-    let step_line = |status: &str, message: &str| {
-        format!(
-            "{{\"step_id\": \"' || :s_id || '\", \"level\": \"info\", \"message\": \"{message}\", \
-              \"context\": {{\"event\": \"step\", \"status\": \"{status}\", \"step\": \"notify\", \"step_index\": 0}}}}"
-        )
-    };
-    // The step's lines carry its id, spliced into the JSON text.
-    let insert_step_logs = |lines: &[String]| {
-        format!(
-            "INSERT INTO execution_logs (execution_id, execution_step_id, level, message, context) \
-             SELECT :eid::uuid, (l.line->>'step_id')::uuid, (l.line->>'level')::log_level, \
-                    l.line->>'message', coalesce(l.line->'context', '{{}}') \
-             FROM jsonb_array_elements(('[{}]')::jsonb) WITH ORDINALITY AS l(line, position) \
-             ORDER BY l.position;",
-            lines.join(", ")
-        )
-    };
-    let [read, start] = apply_step(
-        "running",
-        "'{\"method\": \"POST\", \"url\": \"http://127.0.0.1/hook\", \"headers\": [], \"body\": {\"order\": \"1\"}}'::jsonb",
-        "NULL",
-        true,
-        false,
-    );
-    let started = transaction(
-        Acting::System,
-        &[
-            LOCK_HELD_RUN.to_owned(),
-            read,
-            start,
-            insert_step_logs(&[step_line("running", "Step started")]),
-        ],
-    );
-    let [read, complete] = apply_step("completed", "NULL", "'{}'::jsonb", false, true);
     let completed = transaction(
-        Acting::System,
-        &[
-            LOCK_HELD_RUN.to_owned(),
-            read,
-            complete,
-            insert_step_logs(&[
-                "{\"step_id\": \"' || :s_id || '\", \"level\": \"info\", \"message\": \"Attempt 1 succeeded\", \
-                  \"context\": {\"attempt\": 1, \"status_code\": 200, \"duration_ms\": 1, \"bytes\": 2, \"truncated\": false}}"
-                    .to_owned(),
-                step_line("completed", "Step completed"),
-            ]),
-        ],
-    );
-    let finished = transaction(
         Acting::System,
         &[
             LOCK_HELD_RUN.to_owned(),
@@ -592,13 +546,26 @@ pub fn engine_script() -> String {
                  completed_at = now(), lease_owner = NULL, lease_expires_at = NULL \
              WHERE id = :eid::uuid;"
                 .to_owned(),
-            insert_logs(
-                "[{\"step_id\": null, \"level\": \"info\", \"message\": \"Execution completed\", \
-                  \"context\": {\"event\": \"execution\", \"status\": \"completed\"}}]",
+            apply_step_with_logs(
+                "completed",
+                "running",
+                "NULL",
+                "'{}'::jsonb",
+                false,
+                true,
+                &[
+                    "{\"step_id\": \"' || :s_id || '\", \"level\": \"info\", \"message\": \"Attempt 1 succeeded\", \
+                      \"context\": {\"attempt\": 1, \"status_code\": 200, \"duration_ms\": 1, \"bytes\": 2, \"truncated\": false}}"
+                        .to_owned(),
+                    step_line("completed", "Step completed"),
+                    "{\"step_id\": null, \"level\": \"info\", \"message\": \"Execution completed\", \
+                      \"context\": {\"event\": \"execution\", \"status\": \"completed\"}}"
+                        .to_owned(),
+                ],
             ),
         ],
     );
-    format!("{claim}{started}{completed}{finished}")
+    format!("{claim}{completed}")
 }
 
 #[cfg(test)]
