@@ -858,6 +858,7 @@ async fn lookups_past_row_level_security_answer_only_what_the_caller_may_know() 
         "ipa_agent_graph",
         "ipa_agent_states",
         "ipa_agent_usage",
+        "ipa_authenticate",
         "ipa_user_states",
     ];
     for function in &functions {
@@ -933,6 +934,35 @@ async fn lookups_past_row_level_security_answer_only_what_the_caller_may_know() 
             vec![agent.to_owned()],
         ));
     }
+    // Authentication answers the session of the token presented, whatever the context, and
+    // nothing for a token no session has: presenting a token is what shows its account.
+    for context in [
+        Context::User,
+        Context::SigningIn,
+        Context::Token,
+        Context::Nobody,
+    ] {
+        for (world, expected) in [(&a, Some(a.id)), (&b, Some(b.id)), (&s, Some(s.id))]
+            .into_iter()
+            .map(|(world, id)| (world.token_hex.clone(), id))
+            .chain([("00".repeat(32), None)])
+        {
+            let sql = format!(
+                "SELECT to_jsonb(t)::text FROM ipa_authenticate(decode('{world}', 'hex'), 3600, 60) t"
+            );
+            let rows = probe(&store, &a, context, &sql, vec![], false)
+                .await
+                .unwrap_or_else(|code| panic!("{sql}: {code}"));
+            match expected {
+                Some(user) => {
+                    assert_eq!(rows.len(), 1, "{context:?} {sql}: {rows:?}");
+                    assert!(rows[0].contains(&user.to_string()), "{context:?}: {rows:?}");
+                }
+                None => assert!(rows.is_empty(), "{context:?} {sql}: {rows:?}"),
+            }
+        }
+    }
+
     for (sql, asked) in &calls {
         for context in [
             Context::User,
