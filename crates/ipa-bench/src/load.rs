@@ -11,7 +11,6 @@ use serde_json::json;
 
 use crate::database::clip;
 use crate::seed::{self, Table, Volumes};
-use crate::sql::Script;
 use crate::stats::SplitMix64;
 
 /// The measured HTTP operations.
@@ -63,21 +62,6 @@ impl Operation {
             Self::Publish => "publish-version",
             Self::Start => "start-execution",
             Self::ReadLogs => "read-logs",
-        }
-    }
-
-    /// The pgbench script running the same SQL.
-    pub fn script(self) -> Script {
-        match self {
-            Self::SignIn => Script::SignIn,
-            Self::GetWorkflow => Script::GetWorkflow,
-            Self::ListByTag => Script::ListByTag,
-            Self::ListByMetadata => Script::ListByMetadata,
-            Self::ListExecutions => Script::ListExecutions,
-            Self::DeepPage => Script::DeepPage,
-            Self::Publish => Script::Publish,
-            Self::Start => Script::Start,
-            Self::ReadLogs => Script::ReadLogs,
         }
     }
 

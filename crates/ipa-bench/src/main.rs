@@ -483,7 +483,7 @@ async fn measure_with(
             }
             let script = database.write(
                 &format!("{}.pgbench", operation.name()),
-                &operation.script().text(),
+                &sql::script(operation),
             )?;
             for &clients in &plan.concurrencies {
                 let watch = server::PeakWatch::start(pid);

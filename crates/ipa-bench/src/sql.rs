@@ -10,6 +10,7 @@
 //! ([`crate::seed::Table`]). The server binds values as parameters; pgbench in prepared mode does
 //! the same with its variables.
 
+use crate::load::Operation;
 use crate::seed::{self, Table};
 
 /// The client address and user agent every measured request carries (the load sends this
@@ -188,203 +189,186 @@ pub fn find_workflow(id_sql: &str) -> String {
     format!("SELECT {WORKFLOW_COLUMNS} FROM {WORKFLOW_FROM} WHERE w.id = {id_sql};")
 }
 
-/// The measured operations' pgbench scripts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Script {
-    /// `POST /auth/login` without the password check: `PgSessions::admit_attempt`, then
-    /// `PgSessions::start_session`.
-    SignIn,
-    /// `GET /workflows/{id}`: authenticate, `PgWorkflows::find`.
-    GetWorkflow,
-    /// `GET /workflows?tags=...`: authenticate, `PgWorkflows::list`.
-    ListByTag,
-    /// `GET /workflows?metadata=...`: authenticate, `PgWorkflows::list`.
-    ListByMetadata,
-    /// `GET /executions`: authenticate, `PgExecutions::list`.
-    ListExecutions,
-    /// `GET /executions?cursor=...` deep: authenticate, `PgExecutions::list` after a position.
-    DeepPage,
-    /// `POST /workflows/{id}/versions`: authenticate, `PgWorkflows::find` (the service's
-    /// visibility check), `PgWorkflows::publish` (no agents or approvers to check).
-    Publish,
-    /// `POST /workflows/{id}/executions`: authenticate, `PgExecutions::start`.
-    Start,
-    /// `GET /executions/{id}/logs`: authenticate, `PgExecutions::logs`.
-    ReadLogs,
-}
-
-impl Script {
-    /// The script's text.
-    pub fn text(self) -> String {
-        let wid = Table::Workflow.sql_id(":i");
-        match self {
-            Self::SignIn => {
-                let ident = SIGN_IN_IDENTIFIER;
-                let admit = transaction(
-                    Acting::SigningIn,
-                    &[
-                        format!(
-                            "SELECT pg_advisory_xact_lock(hashtextextended('ipa.sign_in:' || {ident}, 0));"
-                        ),
-                        format!(
-                            "SELECT {USER_COLUMNS}, hashed_password FROM users \
-                             WHERE email = lower({ident}) OR username = {ident} \\gset u_"
-                        ),
-                        THROTTLE_SQL.replace(":ident", ident),
-                        format!(
-                            "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
-                             VALUES ({ident}, ipa_client_ip(), NULL) RETURNING id AS attempt \\gset"
-                        ),
-                    ],
-                );
-                let start = transaction(
-                    Acting::SignedIn,
-                    &[
-                        "UPDATE login_attempts SET succeeded = true WHERE id = :attempt;".to_owned(),
-                        "INSERT INTO sessions (user_id, token_hash, idle_expires_at, expires_at, ip_address, user_agent) \
-                         VALUES (:u_id::uuid, decode(md5(random()::text) || md5(random()::text), 'hex'), \
-                                 now() + 28800.0 * interval '1 second', now() + 604800.0 * interval '1 second', \
-                                 ipa_client_ip(), ipa_user_agent()) \
-                         RETURNING id AS session_id, created_at, idle_expires_at, expires_at \\gset"
-                            .to_owned(),
-                        "UPDATE users SET last_login_at = now() WHERE id = :u_id::uuid;".to_owned(),
-                        audit_insert("login", "user", ":u_id::uuid", "jsonb_build_object('outcome', 'success', 'session_id', :session_id::uuid)"),
-                    ],
-                );
-                format!("{admit}{start}")
-            }
-            Self::GetWorkflow => format!(
-                "{}{}{}",
+/// The pgbench script running the same SQL as the server for one request of `operation`:
+/// authenticate, then the store functions the operation calls, as named on each arm.
+pub fn script(operation: Operation) -> String {
+    let wid = Table::Workflow.sql_id(":i");
+    match operation {
+        // without the password check: `PgSessions::admit_attempt`, then `PgSessions::start_session`.
+        Operation::SignIn => {
+            let ident = SIGN_IN_IDENTIFIER;
+            let admit = transaction(
+                Acting::SigningIn,
+                &[
+                    format!(
+                        "SELECT pg_advisory_xact_lock(hashtextextended('ipa.sign_in:' || {ident}, 0));"
+                    ),
+                    format!(
+                        "SELECT {USER_COLUMNS}, hashed_password FROM users \
+                         WHERE email = lower({ident}) OR username = {ident} \\gset u_"
+                    ),
+                    THROTTLE_SQL.replace(":ident", ident),
+                    format!(
+                        "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
+                         VALUES ({ident}, ipa_client_ip(), NULL) RETURNING id AS attempt \\gset"
+                    ),
+                ],
+            );
+            let start = transaction(
+                Acting::SignedIn,
+                &[
+                    "UPDATE login_attempts SET succeeded = true WHERE id = :attempt;".to_owned(),
+                    "INSERT INTO sessions (user_id, token_hash, idle_expires_at, expires_at, ip_address, user_agent) \
+                     VALUES (:u_id::uuid, decode(md5(random()::text) || md5(random()::text), 'hex'), \
+                             now() + 28800.0 * interval '1 second', now() + 604800.0 * interval '1 second', \
+                             ipa_client_ip(), ipa_user_agent()) \
+                     RETURNING id AS session_id, created_at, idle_expires_at, expires_at \\gset"
+                        .to_owned(),
+                    "UPDATE users SET last_login_at = now() WHERE id = :u_id::uuid;".to_owned(),
+                    audit_insert("login", "user", ":u_id::uuid", "jsonb_build_object('outcome', 'success', 'session_id', :session_id::uuid)"),
+                ],
+            );
+            format!("{admit}{start}")
+        }
+        // authenticate, `PgWorkflows::find`.
+        Operation::GetWorkflow => format!(
+            "{}{}{}",
+            pick_owned_workflow(),
+            authenticate(),
+            transaction(Acting::User, &[find_workflow(&wid)])
+        ),
+        // authenticate, `PgWorkflows::list`.
+        Operation::ListByTag => format!(
+            "\\set t random(1, 50)\n{}{}",
+            authenticate(),
+            transaction(
+                Acting::User,
+                &[list_workflows(&format!(
+                    "w.tags @> ARRAY[({})[:t::int]]::text[]",
+                    seed::tags_array_sql()
+                ))]
+            )
+        ),
+        // authenticate, `PgWorkflows::list`.
+        Operation::ListByMetadata => format!(
+            "\\set t random(0, {} - 1)\n{}{}",
+            seed::TEAMS,
+            authenticate(),
+            transaction(
+                Acting::User,
+                &[list_workflows(
+                    "w.metadata @> ('{\"team\": \"team-' || :t || '\"}')::jsonb"
+                )]
+            )
+        ),
+        // authenticate, `PgExecutions::list`.
+        Operation::ListExecutions => format!(
+            "{}{}",
+            authenticate(),
+            transaction(Acting::User, &[list_executions(None)])
+        ),
+        // authenticate, `PgExecutions::list` after a position.
+        Operation::DeepPage => format!(
+            "{}{}",
+            authenticate(),
+            transaction(
+                Acting::User,
+                &[list_executions(Some(
+                    "(e.created_at, e.id) < (:deep_at::timestamptz, :deep_id::uuid)"
+                ))]
+            )
+        ),
+        // authenticate, `PgWorkflows::find` (the service's visibility check), `PgWorkflows::publish` (no agents or approvers to check).
+        Operation::Publish => {
+            let definition = seed::webhook_definition("https://hooks.example/published");
+            format!(
+                "{}{}{}{}",
                 pick_owned_workflow(),
                 authenticate(),
-                transaction(Acting::User, &[find_workflow(&wid)])
-            ),
-            Self::ListByTag => format!(
-                "\\set t random(1, 50)\n{}{}",
+                transaction(Acting::User, &[find_workflow(&wid)]),
+                transaction(
+                    Acting::User,
+                    &[
+                        format!("SELECT id FROM workflows WHERE id = {wid} FOR UPDATE;"),
+                        format!(
+                            "INSERT INTO workflow_versions AS v \
+                             (workflow_id, version_number, definition, change_summary, created_by) \
+                             SELECT {wid}, coalesce(max(version_number), 0) + 1, '{definition}'::jsonb, \
+                                    'Published by the benchmark', :uid::uuid \
+                             FROM workflow_versions WHERE workflow_id = {wid} \
+                             RETURNING {SUMMARY_COLUMNS}, v.definition \\gset p_"
+                        ),
+                        format!(
+                            "UPDATE workflows SET current_version_id = :p_id::uuid WHERE id = {wid};"
+                        ),
+                    ]
+                )
+            )
+        }
+        // authenticate, `PgExecutions::start`.
+        Operation::Start => {
+            let wid = Table::Workflow.sql_id(":i");
+            let steps = "[{\"name\": \"notify\", \"type\": \"webhook\"}]";
+            format!(
+                "\\set m random(0, :startable - 1)\n\\set i 10 * :m + 1\n{}{}",
                 authenticate(),
                 transaction(
                     Acting::User,
-                    &[list_workflows(&format!(
-                        "w.tags @> ARRAY[({})[:t::int]]::text[]",
-                        seed::tags_array_sql()
-                    ))]
+                    &[
+                        format!(
+                            "SELECT coalesce(status, 'draft')::text AS status, current_version_id \
+                             FROM workflows WHERE id = {wid} FOR KEY SHARE \\gset w_"
+                        ),
+                        "SELECT id, definition FROM workflow_versions WHERE id = :w_current_version_id::uuid;"
+                            .to_owned(),
+                        format!(
+                            "INSERT INTO executions (workflow_id, workflow_version_id, triggered_by, status, \
+                                 input_data, metadata, idempotency_key, idempotency_request) \
+                             VALUES ({wid}, :w_current_version_id::uuid, :uid::uuid, 'pending', \
+                                     '{{\"order_id\": 1}}'::jsonb, '{{}}', NULL, NULL) \
+                             ON CONFLICT (triggered_by, idempotency_key) WHERE idempotency_key IS NOT NULL \
+                             DO NOTHING RETURNING id AS eid \\gset"
+                        ),
+                        format!(
+                            "INSERT INTO execution_steps (execution_id, step_name, step_index, step_type, status) \
+                             SELECT :eid::uuid, s.step->>'name', (s.position - 1)::int, s.step->>'type', 'pending' \
+                             FROM jsonb_array_elements('{steps}'::jsonb) WITH ORDINALITY AS s(step, position);"
+                        ),
+                        format!(
+                            "SELECT {EXECUTION_COLUMNS} FROM {EXECUTION_FROM} WHERE e.id = :eid::uuid;"
+                        ),
+                        insert_logs(
+                            "[{\"step_id\": null, \"level\": \"info\", \"message\": \"Execution started\", \
+                              \"context\": {\"event\": \"execution\", \"status\": \"pending\", \"version_number\": 1}}]",
+                        ),
+                        audit_insert(
+                            "execute",
+                            "execution",
+                            ":eid::uuid",
+                            &format!(
+                                "jsonb_build_object('workflow_id', {wid}, 'workflow_version_id', \
+                                 :w_current_version_id::uuid, 'version_number', 1, 'idempotency_key', NULL)"
+                            ),
+                        ),
+                    ]
                 )
-            ),
-            Self::ListByMetadata => format!(
-                "\\set t random(0, {} - 1)\n{}{}",
-                seed::TEAMS,
+            )
+        }
+        // authenticate, `PgExecutions::logs`.
+        Operation::ReadLogs => {
+            let eid = Table::Execution.sql_id(":j");
+            format!(
+                "{}\\set r random(0, :runs - 1)\n\\set j :i + :r * :workflows\n{}{}",
+                pick_owned_workflow(),
                 authenticate(),
                 transaction(
                     Acting::User,
-                    &[list_workflows(
-                        "w.metadata @> ('{\"team\": \"team-' || :t || '\"}')::jsonb"
-                    )]
+                    &[
+                        format!("SELECT 1 AS one FROM executions WHERE id = {eid};"),
+                        read_logs(&eid, None),
+                    ]
                 )
-            ),
-            Self::ListExecutions => format!(
-                "{}{}",
-                authenticate(),
-                transaction(Acting::User, &[list_executions(None)])
-            ),
-            Self::DeepPage => format!(
-                "{}{}",
-                authenticate(),
-                transaction(
-                    Acting::User,
-                    &[list_executions(Some(
-                        "(e.created_at, e.id) < (:deep_at::timestamptz, :deep_id::uuid)"
-                    ))]
-                )
-            ),
-            Self::Publish => {
-                let definition = seed::webhook_definition("https://hooks.example/published");
-                format!(
-                    "{}{}{}{}",
-                    pick_owned_workflow(),
-                    authenticate(),
-                    transaction(Acting::User, &[find_workflow(&wid)]),
-                    transaction(
-                        Acting::User,
-                        &[
-                            format!("SELECT id FROM workflows WHERE id = {wid} FOR UPDATE;"),
-                            format!(
-                                "INSERT INTO workflow_versions AS v \
-                                 (workflow_id, version_number, definition, change_summary, created_by) \
-                                 SELECT {wid}, coalesce(max(version_number), 0) + 1, '{definition}'::jsonb, \
-                                        'Published by the benchmark', :uid::uuid \
-                                 FROM workflow_versions WHERE workflow_id = {wid} \
-                                 RETURNING {SUMMARY_COLUMNS}, v.definition \\gset p_"
-                            ),
-                            format!(
-                                "UPDATE workflows SET current_version_id = :p_id::uuid WHERE id = {wid};"
-                            ),
-                        ]
-                    )
-                )
-            }
-            Self::Start => {
-                let wid = Table::Workflow.sql_id(":i");
-                let steps = "[{\"name\": \"notify\", \"type\": \"webhook\"}]";
-                format!(
-                    "\\set m random(0, :startable - 1)\n\\set i 10 * :m + 1\n{}{}",
-                    authenticate(),
-                    transaction(
-                        Acting::User,
-                        &[
-                            format!(
-                                "SELECT coalesce(status, 'draft')::text AS status, current_version_id \
-                                 FROM workflows WHERE id = {wid} FOR KEY SHARE \\gset w_"
-                            ),
-                            "SELECT id, definition FROM workflow_versions WHERE id = :w_current_version_id::uuid;"
-                                .to_owned(),
-                            format!(
-                                "INSERT INTO executions (workflow_id, workflow_version_id, triggered_by, status, \
-                                     input_data, metadata, idempotency_key, idempotency_request) \
-                                 VALUES ({wid}, :w_current_version_id::uuid, :uid::uuid, 'pending', \
-                                         '{{\"order_id\": 1}}'::jsonb, '{{}}', NULL, NULL) \
-                                 ON CONFLICT (triggered_by, idempotency_key) WHERE idempotency_key IS NOT NULL \
-                                 DO NOTHING RETURNING id AS eid \\gset"
-                            ),
-                            format!(
-                                "INSERT INTO execution_steps (execution_id, step_name, step_index, step_type, status) \
-                                 SELECT :eid::uuid, s.step->>'name', (s.position - 1)::int, s.step->>'type', 'pending' \
-                                 FROM jsonb_array_elements('{steps}'::jsonb) WITH ORDINALITY AS s(step, position);"
-                            ),
-                            format!(
-                                "SELECT {EXECUTION_COLUMNS} FROM {EXECUTION_FROM} WHERE e.id = :eid::uuid;"
-                            ),
-                            insert_logs(
-                                "[{\"step_id\": null, \"level\": \"info\", \"message\": \"Execution started\", \
-                                  \"context\": {\"event\": \"execution\", \"status\": \"pending\", \"version_number\": 1}}]",
-                            ),
-                            audit_insert(
-                                "execute",
-                                "execution",
-                                ":eid::uuid",
-                                &format!(
-                                    "jsonb_build_object('workflow_id', {wid}, 'workflow_version_id', \
-                                     :w_current_version_id::uuid, 'version_number', 1, 'idempotency_key', NULL)"
-                                ),
-                            ),
-                        ]
-                    )
-                )
-            }
-            Self::ReadLogs => {
-                let eid = Table::Execution.sql_id(":j");
-                format!(
-                    "{}\\set r random(0, :runs - 1)\n\\set j :i + :r * :workflows\n{}{}",
-                    pick_owned_workflow(),
-                    authenticate(),
-                    transaction(
-                        Acting::User,
-                        &[
-                            format!("SELECT 1 AS one FROM executions WHERE id = {eid};"),
-                            read_logs(&eid, None),
-                        ]
-                    )
-                )
-            }
+            )
         }
     }
 }
@@ -627,18 +611,18 @@ mod tests {
             "u_id",
         ];
         let mut scripts: Vec<String> = [
-            Script::SignIn,
-            Script::GetWorkflow,
-            Script::ListByTag,
-            Script::ListByMetadata,
-            Script::ListExecutions,
-            Script::DeepPage,
-            Script::Publish,
-            Script::Start,
-            Script::ReadLogs,
+            Operation::SignIn,
+            Operation::GetWorkflow,
+            Operation::ListByTag,
+            Operation::ListByMetadata,
+            Operation::ListExecutions,
+            Operation::DeepPage,
+            Operation::Publish,
+            Operation::Start,
+            Operation::ReadLogs,
         ]
-        .iter()
-        .map(|script| script.text())
+        .into_iter()
+        .map(script)
         .collect();
         scripts.push(engine_script());
         for script in scripts {
@@ -653,7 +637,7 @@ mod tests {
 
     #[test]
     fn every_transaction_is_closed_and_starts_with_its_settings() {
-        let script = Script::Publish.text();
+        let script = script(Operation::Publish);
         // The authentication is one statement of its own; the visibility check and the publish
         // are transactions.
         assert!(
