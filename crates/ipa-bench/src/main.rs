@@ -890,8 +890,8 @@ fn print_engine(rows: &[engine::EngineRow], targets: &mut Targets) {
             row.runs, row.idle_runs, row.endpoint_ms
         ));
         note(
-            "pgbench: the journal's SQL for a one-step run (claim with its reads, the step's start, \
-             its completion, the run's completion: 4 transactions) on as many pending runs, one \
+            "pgbench: the journal's SQL for a one-step run (the claim with the step's start, then \
+             the step's completion with the run's: 2 transactions) on as many pending runs, one \
              client per worker, the server stopped",
         );
     }
