@@ -137,7 +137,8 @@ pub(crate) async fn read_page<T>(
 /// Runs `statement`, a single statement that sets the role and context it needs itself (such as
 /// `ipa_authenticate`), in a transaction of its own, and returns its one row if any. When the
 /// pool's connections are sessions of their own it is sent alone, outside an explicit
-/// transaction: one round trip, its settings ending with it. Under transaction pooling it runs in
+/// transaction: one round trip, its settings ending with it, sent again on another connection if
+/// the first it met was broken (so it must be safe to repeat). Under transaction pooling it runs in
 /// a transaction acting as `actor`, whose first statement clears what other clients left on the
 /// server connection (see [`crate::store`]). `context` names the work in errors.
 pub(crate) async fn query_one_alone(
@@ -148,8 +149,11 @@ pub(crate) async fn query_one_alone(
 ) -> Result<Option<QueryResult>, StorageError> {
     match store.pooling() {
         Pooling::Session => store
-            .statement_connection()
-            .query_one_raw(statement)
+            .on_a_live_connection(|| {
+                store
+                    .statement_connection()
+                    .query_one_raw(statement.clone())
+            })
             .await
             .map_err(storage(context)),
         Pooling::Transaction => {

@@ -113,8 +113,8 @@ impl DatabaseTarget {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
-    /// How many connections a `BEGIN` may find broken before it gives up: one more than the
-    /// pool holds (see [`Store::begin_with`]).
+    /// How many connections a first statement may find broken before it gives up: one more than
+    /// the pool holds (see [`Store::on_a_live_connection`]).
     begin_attempts: u32,
     /// The same pool as `db`, unless the target names a direct URL of its own.
     direct: DatabaseConnection,
@@ -213,21 +213,36 @@ impl Store {
         })
     }
 
-    /// `BEGIN` on a pooled connection. The pool does not ping a connection before lending it (a
-    /// round trip on every transaction); the `BEGIN` is that test instead: one that finds its
-    /// connection broken (reset while idle, its backend terminated by a restart) has done
-    /// nothing, and the connection is discarded as it goes back, so it is sent again on another,
-    /// at most once per connection the pool holds. No connection at all (the database is down) is
-    /// not retried: the pool's bounded wait already happened.
+    /// `BEGIN` on a pooled connection ([`Store::on_a_live_connection`]).
     async fn begin_on_a_live_connection(&self) -> Result<DatabaseTransaction, StoreError> {
+        self.on_a_live_connection(|| self.db.begin())
+            .await
+            .map_err(StoreError::database("beginning a transaction"))
+    }
+
+    /// Runs `first`, the first statement sent on a pooled connection, which must change nothing
+    /// that sending it twice would harm (a `BEGIN`, a lone statement such as
+    /// `ipa_authenticate`). The pool does not ping a connection before lending it (a round trip
+    /// on every use); that statement is the test instead: one that finds its connection broken
+    /// (reset while idle, its backend terminated by a restart) is sent again on another, since
+    /// the broken connection is discarded as it goes back, at most once per connection the pool
+    /// holds. No connection at all (the database is down) is not retried: the pool's bounded wait
+    /// already happened.
+    pub(crate) async fn on_a_live_connection<T, F>(
+        &self,
+        mut first: impl FnMut() -> F,
+    ) -> Result<T, DbErr>
+    where
+        F: Future<Output = Result<T, DbErr>>,
+    {
         let mut attempt = 1;
         loop {
-            match self.db.begin().await {
+            match first().await {
                 Err(error) if attempt < self.begin_attempts && is_broken_connection(&error) => {
-                    tracing::debug!(%error, attempt, "a pooled connection was broken; beginning on another");
+                    tracing::debug!(%error, attempt, "a pooled connection was broken; trying another");
                     attempt += 1;
                 }
-                result => return result.map_err(StoreError::database("beginning a transaction")),
+                result => return result,
             }
         }
     }
