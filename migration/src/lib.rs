@@ -26,6 +26,7 @@ mod m20251124_000013_execution_engine;
 mod m20251201_000014_row_security_without_holes;
 mod m20251201_000015_sign_in_attempt_outcomes;
 mod m20251201_000016_authentication_in_one_statement;
+mod m20251201_000017_listing_without_full_scans;
 
 /// The role every request acts as. Created by the first migration; it owns nothing, is not a
 /// superuser and cannot bypass row level security.
@@ -56,6 +57,7 @@ const MIGRATIONS: &[SqlMigration] = &[
     m20251201_000014_row_security_without_holes::MIGRATION,
     m20251201_000015_sign_in_attempt_outcomes::MIGRATION,
     m20251201_000016_authentication_in_one_statement::MIGRATION,
+    m20251201_000017_listing_without_full_scans::MIGRATION,
 ];
 
 impl MigrationName for &'static SqlMigration {

@@ -40,7 +40,7 @@ pub struct BenchDatabase {
 
 impl BenchDatabase {
     /// Creates the directory, initialises and starts the cluster, creates the owner and its
-    /// database (with the containment operators leakproof, as embedded mode does).
+    /// database (with the filter operators leakproof, as embedded mode does).
     pub async fn start(keep: bool) -> anyhow::Result<Self> {
         let binaries = PostgresBinaries::locate(None)?;
         let os_user = OsUser::for_postgres("postgres")?;

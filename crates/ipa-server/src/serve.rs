@@ -45,14 +45,14 @@ async fn serve_with(
             .context("applying migrations at start")?;
     }
     check_roles(store, global.allow_privileged_database_role).await?;
-    match schema::containment_is_leakproof(store).await {
+    match schema::filters_are_leakproof(store).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(
-            "workflow tag and metadata filters cannot use their indexes under row level \
-             security until a PostgreSQL superuser runs, in this database: {}",
-            ipa_store::cluster::LEAKPROOF_CONTAINMENT_SQL
+            "the list filters by tag, metadata and name cannot use their indexes under row \
+             level security until a PostgreSQL superuser runs, in this database: {}",
+            ipa_store::cluster::LEAKPROOF_FILTERS_SQL
         ),
-        Err(err) => tracing::warn!("cannot check the containment operators: {err}"),
+        Err(err) => tracing::warn!("cannot check the filter operators: {err}"),
     }
     if let Err(err) = maintenance::ensure_partitions(store).await {
         tracing::warn!("cannot create monthly partitions ahead: {err}");

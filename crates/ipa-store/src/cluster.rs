@@ -389,8 +389,8 @@ impl LocalCluster {
 }
 
 /// Makes `owner` (a LOGIN role with CREATEROLE, not a superuser) and its `database` exist, through
-/// a superuser connection at `admin_url`, with the containment operators leakproof in it
-/// ([`mark_containment_leakproof`]). Names are SQL identifiers of our own choosing.
+/// a superuser connection at `admin_url`, with the filter operators leakproof in it
+/// ([`mark_filters_leakproof`]). Names are SQL identifiers of our own choosing.
 pub async fn provision_owner(
     admin_url: &str,
     owner: &str,
@@ -418,19 +418,21 @@ pub async fn provision_owner(
         .close()
         .await
         .map_err(crate::StoreError::database("closing the admin connection"))?;
-    mark_containment_leakproof(admin_url, database).await
+    mark_filters_leakproof(admin_url, database).await
 }
 
-/// What marks the functions behind `@>` on arrays and on `jsonb` LEAKPROOF (ADR 0006). Under row
-/// level security PostgreSQL uses an index for a query's filter only when the filter's operator
-/// is leakproof; without this, the workflow list's tag and metadata filters read every row
-/// instead of their GIN indexes. Only a superuser may run it, in each database.
-pub const LEAKPROOF_CONTAINMENT_SQL: &str = "ALTER FUNCTION pg_catalog.arraycontains(anyarray, anyarray) LEAKPROOF; \
-     ALTER FUNCTION pg_catalog.jsonb_contains(jsonb, jsonb) LEAKPROOF;";
+/// What marks the functions behind the list filters' operators LEAKPROOF (ADR 0006): `@>` on
+/// arrays and on `jsonb` (tags, metadata) and `ILIKE` (names). Under row level security
+/// PostgreSQL uses an index for a query's filter only when the filter's operator is leakproof;
+/// without this, the tag, metadata and name filters read every row instead of their GIN
+/// indexes. Only a superuser may run it, in each database.
+pub const LEAKPROOF_FILTERS_SQL: &str = "ALTER FUNCTION pg_catalog.arraycontains(anyarray, anyarray) LEAKPROOF; \
+     ALTER FUNCTION pg_catalog.jsonb_contains(jsonb, jsonb) LEAKPROOF; \
+     ALTER FUNCTION pg_catalog.texticlike(text, text) LEAKPROOF;";
 
-/// Runs [`LEAKPROOF_CONTAINMENT_SQL`] in `database`, through a superuser connection at
+/// Runs [`LEAKPROOF_FILTERS_SQL`] in `database`, through a superuser connection at
 /// `admin_url` (whose own database is replaced by `database`).
-pub async fn mark_containment_leakproof(
+pub async fn mark_filters_leakproof(
     admin_url: &str,
     database: &str,
 ) -> Result<(), crate::StoreError> {
@@ -438,10 +440,10 @@ pub async fn mark_containment_leakproof(
     let url = with_database(admin_url, database).map_err(crate::StoreError::InvalidUrl)?;
     let admin = crate::store::admin_connection(&url).await?;
     admin
-        .execute_unprepared(LEAKPROOF_CONTAINMENT_SQL)
+        .execute_unprepared(LEAKPROOF_FILTERS_SQL)
         .await
         .map_err(crate::StoreError::database(
-            "marking the containment operators leakproof",
+            "marking the filter operators leakproof",
         ))?;
     admin
         .close()

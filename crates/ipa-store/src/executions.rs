@@ -23,7 +23,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit;
-use crate::sql::{ListQuery, commit, from_store, read_page, statement, storage};
+use crate::sql::{ListQuery, commit, explain, from_store, read_page, statement, storage};
 use crate::store::Store;
 
 /// The columns of an [`Execution`] from `executions e` and its version `v`.
@@ -228,6 +228,18 @@ impl PgExecutions {
     /// A repository over `store`.
     pub fn new(store: Store) -> Self {
         Self { store }
+    }
+
+    /// PostgreSQL's plan for listing runs with `filter` as `actor` (`EXPLAIN`, text form, one
+    /// line per plan node): for operators checking that a filter is served by its index.
+    pub async fn explain_list(
+        &self,
+        actor: &Actor,
+        filter: &ExecutionFilter,
+        page: PageRequest,
+    ) -> Result<String, StorageError> {
+        let (sql, values) = list_query(filter, page);
+        explain(&self.store, actor, &sql, values).await
     }
 
     /// A run's status and its log lines after line `after` (at most `limit`), read in that order

@@ -181,24 +181,25 @@ pub async fn inspect_roles(store: &Store) -> Result<RoleReport, StoreError> {
     })
 }
 
-/// Whether the functions behind `@>` on arrays and `jsonb` are leakproof in this database
-/// (ADR 0006): without it, row level security keeps the workflow list's tag and metadata filters
-/// off their GIN indexes. [`crate::cluster::LEAKPROOF_CONTAINMENT_SQL`] makes them so.
-pub async fn containment_is_leakproof(store: &Store) -> Result<bool, StoreError> {
+/// Whether the functions behind `@>` on arrays and `jsonb` and behind `ILIKE` are leakproof in
+/// this database (ADR 0006): without it, row level security keeps the list filters by tag,
+/// metadata and name off their GIN indexes. [`crate::cluster::LEAKPROOF_FILTERS_SQL`] makes them so.
+pub async fn filters_are_leakproof(store: &Store) -> Result<bool, StoreError> {
     let row = store
         .owner_connection()
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
             "SELECT bool_and(proleakproof) FROM pg_proc \
               WHERE oid IN ('pg_catalog.arraycontains(anyarray, anyarray)'::regprocedure, \
-                            'pg_catalog.jsonb_contains(jsonb, jsonb)'::regprocedure)",
+                            'pg_catalog.jsonb_contains(jsonb, jsonb)'::regprocedure, \
+                            'pg_catalog.texticlike(text, text)'::regprocedure)",
         ))
         .await
-        .map_err(StoreError::database("reading the containment operators"))?;
+        .map_err(StoreError::database("reading the filter operators"))?;
     let leakproof = match row {
         Some(row) => row
             .try_get_by_index::<Option<bool>>(0)
-            .map_err(StoreError::database("reading the containment operators"))?,
+            .map_err(StoreError::database("reading the filter operators"))?,
         None => None,
     };
     Ok(leakproof.unwrap_or(false))

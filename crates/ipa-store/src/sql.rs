@@ -49,6 +49,30 @@ pub(crate) async fn commit(txn: ActorTransaction) -> Result<(), StorageError> {
         .map_err(|error| store_error("committing", error))
 }
 
+/// PostgreSQL's plan for `sql` with `values` as `actor` (`EXPLAIN`, text form, one line per plan
+/// node), under the same row level security as the statement itself: for checking that a list
+/// filter is served by its index.
+pub(crate) async fn explain(
+    store: &Store,
+    actor: &Actor,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<String, StorageError> {
+    let txn = store.begin(actor).await.map_err(from_store)?;
+    let rows = txn
+        .connection()
+        .query_all_raw(statement(&format!("EXPLAIN {sql}"), values))
+        .await
+        .map_err(storage("explaining a list"))?;
+    commit(txn).await?;
+    let lines = rows
+        .iter()
+        .map(|row| row.try_get::<String>("", "QUERY PLAN"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(storage("reading a plan"))?;
+    Ok(lines.join("\n"))
+}
+
 /// A PostgreSQL array literal (`{"a","b"}`) of `items`, for a `$n::text[]` or `$n::uuid[]`
 /// parameter: the driver is built without array support, and a literal with every element quoted
 /// and escaped is exact.

@@ -28,7 +28,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::cluster::{
-    LocalCluster, OsUser, PostgresBinaries, ensure_owner_role, mark_containment_leakproof,
+    LocalCluster, OsUser, PostgresBinaries, ensure_owner_role, mark_filters_leakproof,
     running_as_root, with_database,
 };
 use crate::schema;
@@ -350,7 +350,7 @@ async fn prepare_locked(admin: &DatabaseConnection, admin_url: &str) -> Result<(
     )
     .await?;
     // As provisioning does for a real database; copies of the template inherit it.
-    mark_containment_leakproof(admin_url, &building)
+    mark_filters_leakproof(admin_url, &building)
         .await
         .map_err(|err| err.to_string())?;
     let owner_url = with_user_and_database(admin_url, OWNER_ROLE, OWNER_PASSWORD, &building)?;

@@ -19,8 +19,8 @@ use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use uuid::Uuid;
 
 use crate::sql::{
-    ListQuery, array_literal, commit, db_error, from_store, like_literal, read_page, statement,
-    storage,
+    ListQuery, array_literal, commit, db_error, explain, from_store, like_literal, read_page,
+    statement, storage,
 };
 use crate::store::Store;
 
@@ -213,19 +213,7 @@ impl PgWorkflows {
         page: PageRequest,
     ) -> Result<String, StorageError> {
         let (sql, values) = list_query(filter, page);
-        let txn = self.store.begin(actor).await.map_err(from_store)?;
-        let rows = txn
-            .connection()
-            .query_all_raw(statement(&format!("EXPLAIN {sql}"), values))
-            .await
-            .map_err(storage("explaining a workflow list"))?;
-        commit(txn).await?;
-        let lines = rows
-            .iter()
-            .map(|row| row.try_get::<String>("", "QUERY PLAN"))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(storage("reading a plan"))?;
-        Ok(lines.join("\n"))
+        explain(&self.store, actor, &sql, values).await
     }
 }
 

@@ -158,7 +158,7 @@ async fn a_dump_restored_by_the_owner_into_an_empty_database_has_every_row_and_s
              CREATE ROLE ipa_app NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS; \
              END IF; END $$; \
              GRANT ipa_app TO {OWNER_ROLE}; {}",
-            ipa_store::cluster::LEAKPROOF_CONTAINMENT_SQL
+            ipa_store::cluster::LEAKPROOF_FILTERS_SQL
         ))
         .await
         .unwrap();

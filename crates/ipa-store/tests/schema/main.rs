@@ -7,6 +7,7 @@
 mod agents;
 mod behaviour;
 mod conformance;
+mod execution_plans;
 mod identity;
 mod leak_matrix;
 mod migrations;

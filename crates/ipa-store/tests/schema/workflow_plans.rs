@@ -1,12 +1,13 @@
-//! The workflow list at scale: with 100,000 workflows, a selective tag filter and a selective
-//! metadata filter are answered from their GIN indexes (`idx_workflows_tags`,
-//! `idx_workflows_metadata`), checked on `EXPLAIN` of the very SQL the repository runs, as a
-//! superuser and as an owner (whose row level security adds `created_by = ...` to the plan).
+//! The workflow list at scale: with 100,000 workflows, a selective tag filter, a selective
+//! metadata filter and a name fragment are answered from their GIN indexes (`idx_workflows_tags`,
+//! `idx_workflows_metadata`, the trigram index `idx_workflows_name_trgm`), checked on `EXPLAIN`
+//! of the very SQL the repository runs, as a superuser and as an owner (whose row level security
+//! adds `created_by = ...` to the plan).
 //!
 //! Under row level security PostgreSQL puts a query's own condition into an index scan only when
-//! its operator is `LEAKPROOF` (the policy's conditions must run first otherwise), and `@>`
-//! (`arraycontains`, `jsonb_contains`) is not leakproof out of the box: a superuser marks it so
-//! in every database (`ipa_store::cluster::LEAKPROOF_CONTAINMENT_SQL`, which the test template
+//! its operator is `LEAKPROOF` (the policy's conditions must run first otherwise), and neither
+//! `@>` (`arraycontains`, `jsonb_contains`) nor `ILIKE` (`texticlike`) is leakproof out of the
+//! box: a superuser marks them so in every database (`ipa_store::cluster::LEAKPROOF_FILTERS_SQL`, which the test template
 //! receives too). Without that, every plan here is a sequential or `created_at` scan.
 
 use std::time::Instant;
@@ -14,7 +15,7 @@ use std::time::Instant;
 use ipa_kernel::{Actor, PageRequest, UserId};
 use ipa_store::PgWorkflows;
 use ipa_store::testing::TestDatabase;
-use ipa_workflow::{Metadata, Tags, Workflow, WorkflowFilter, WorkflowRepository};
+use ipa_workflow::{Metadata, NameFragment, Tags, Workflow, WorkflowFilter, WorkflowRepository};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 use uuid::Uuid;
@@ -68,6 +69,15 @@ fn metadata_filter() -> WorkflowFilter {
     }
 }
 
+/// `workflow 1234`: matches `workflow 1234` and `workflow 12340` to `workflow 12349`, 11 of the
+/// 100,000 names, of which alice owns the 6 even ones.
+fn name_filter() -> WorkflowFilter {
+    WorkflowFilter {
+        name: Some(NameFragment::parse("Workflow 1234").unwrap()),
+        ..WorkflowFilter::default()
+    }
+}
+
 fn is_rare(workflow: &Workflow) -> bool {
     workflow.tags.as_slice().iter().any(|tag| tag == RARE_TAG)
         && workflow.metadata.as_value()["team"] == "needle"
@@ -109,7 +119,7 @@ async fn assert_lists_rare_rows(
 }
 
 #[tokio::test]
-async fn rare_tag_and_metadata_filters_use_their_gin_indexes_at_100k_workflows() {
+async fn rare_tag_metadata_and_name_filters_use_their_gin_indexes_at_100k_workflows() {
     let db = TestDatabase::migrated().await;
     let store = db.store().await;
     let alice = create_user(&store, "alice").await;
@@ -152,11 +162,26 @@ async fn rare_tag_and_metadata_filters_use_their_gin_indexes_at_100k_workflows()
         assert_lists_rare_rows(&workflows, &as_alice, &filter, RARE / 2, Some(alice_id)).await;
     }
 
+    // The name filter finds its eleven rows, in any case, and an owner only their six.
+    let by_name = |actor| {
+        let workflows = &workflows;
+        async move {
+            let page = workflows
+                .list(actor, &name_filter(), PageRequest::default())
+                .await
+                .unwrap();
+            page.items.len()
+        }
+    };
+    assert_eq!(by_name(&superuser).await, 11);
+    assert_eq!(by_name(&as_alice).await, 6);
+
     // Every plan is printed before any is judged, so one run shows them all.
     let mut unserved = Vec::new();
     for (filter, index) in [
         (tag_filter(), "idx_workflows_tags"),
         (metadata_filter(), "idx_workflows_metadata"),
+        (name_filter(), "idx_workflows_name_trgm"),
     ] {
         for (who, actor) in [("a superuser", &superuser), ("alice", &as_alice)] {
             let plan = workflows
@@ -172,17 +197,17 @@ async fn rare_tag_and_metadata_filters_use_their_gin_indexes_at_100k_workflows()
     assert!(
         unserved.is_empty(),
         "not served by a Bitmap Index Scan on the GIN index: {unserved:?} (plans above); are \
-         arraycontains and jsonb_contains LEAKPROOF in this database? (see the module's \
+         arraycontains, jsonb_contains and texticlike LEAKPROOF in this database? (see the module's \
          documentation)"
     );
 }
 
 #[tokio::test]
-async fn the_server_can_tell_whether_containment_is_leakproof() {
+async fn the_server_can_tell_whether_filters_are_leakproof() {
     let marked = TestDatabase::migrated().await;
     let store = marked.store().await;
     assert!(
-        ipa_store::schema::containment_is_leakproof(&store)
+        ipa_store::schema::filters_are_leakproof(&store)
             .await
             .unwrap()
     );
@@ -191,7 +216,7 @@ async fn the_server_can_tell_whether_containment_is_leakproof() {
     let plain = TestDatabase::empty().await;
     let store = plain.store().await;
     assert!(
-        !ipa_store::schema::containment_is_leakproof(&store)
+        !ipa_store::schema::filters_are_leakproof(&store)
             .await
             .unwrap()
     );
