@@ -274,6 +274,32 @@ impl TestServer {
         (status, value)
     }
 
+    /// Every page of the list at `path` (which holds its query, `limit` included), followed by
+    /// cursor as `token`'s user; each page's items in order. At most `max_pages` pages are read:
+    /// a cursor that never ends fails the test instead of hanging it.
+    pub async fn pages(&self, path: &str, token: &str, max_pages: usize) -> Vec<Vec<Value>> {
+        let mut pages = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            assert!(
+                pages.len() < max_pages,
+                "{path} has more than {max_pages} pages: {pages:?}"
+            );
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let query = match &cursor {
+                Some(cursor) => format!("{path}{separator}cursor={cursor}"),
+                None => path.to_owned(),
+            };
+            let (status, page) = self.json(Method::GET, &query, Some(token), None).await;
+            assert_eq!(status, 200, "{query}: {page}");
+            pages.push(page["items"].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return pages,
+            }
+        }
+    }
+
     /// Creates an account directly through the identity service, acting as the platform.
     ///
     /// # Panics
@@ -457,6 +483,24 @@ impl WebhookTarget {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Waits (up to `within`) until a request to `path` (any path when `None`) has arrived;
+    /// fails the test otherwise, so that an engine that never calls cannot hang the suite.
+    pub async fn wait_for_request(&self, path: Option<&str>, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while !self
+            .received()
+            .iter()
+            .any(|request| path.is_none_or(|path| request.path == path))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no request to {} within {within:?}",
+                path.unwrap_or("the target")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }
 

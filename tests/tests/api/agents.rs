@@ -816,20 +816,13 @@ async fn lists_filter_by_type_status_and_name_and_page_without_gaps() {
         .await;
     assert_eq!(status, 400, "{body}");
 
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let query = cursor.as_ref().map_or("/agents?limit=2".to_owned(), |c| {
-            format!("/agents?limit=2&cursor={c}")
-        });
-        let (status, page) = server.json(Method::GET, &query, Some(&token), None).await;
-        assert_eq!(status, 200);
-        seen.extend(page["items"].as_array().unwrap().iter().map(id));
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
+    let seen: Vec<_> = server
+        .pages("/agents?limit=2", &token, 10)
+        .await
+        .iter()
+        .flatten()
+        .map(id)
+        .collect();
     let mut unique = seen.clone();
     unique.dedup();
     assert_eq!((seen.len(), unique.len()), (6, 6));

@@ -250,9 +250,7 @@ async fn cancel_interrupts_a_slow_step_and_illegal_moves_are_conflicts() {
     let run = server.start_run(&token, &workflow, json!({})).await;
     let id = run["id"].as_str().unwrap();
     server.wait_for_run(&token, id, &["running"], WAIT).await;
-    while target.received().is_empty() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    target.wait_for_request(None, WAIT).await;
     let started = std::time::Instant::now();
     let (status, cancelled) = server
         .json(
@@ -345,9 +343,7 @@ async fn pause_takes_effect_between_steps_and_resume_goes_on() {
     let engine = server.start_engine("e2e", 1, LEASE);
     let run = server.start_run(&token, &workflow, json!({})).await;
     let id = run["id"].as_str().unwrap();
-    while target.received().is_empty() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    target.wait_for_request(None, WAIT).await;
     let (status, paused) = server
         .json(
             Method::POST,
@@ -1021,14 +1017,7 @@ async fn a_run_whose_worker_is_killed_is_finished_by_another_without_repeating_c
     let run = server.start_run(&token, &workflow, json!({})).await;
     let id = run["id"].as_str().unwrap();
     let mut doomed = worker_process(&server);
-    let deadline = std::time::Instant::now() + WAIT;
-    while !target.received().iter().any(|r| r.path == "/slow") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the worker never reached the slow step"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    target.wait_for_request(Some("/slow"), WAIT).await;
     // SIGKILL: no chance to release the run or finish the step.
     doomed.kill().await.unwrap();
     let mut rescuer = worker_process(&server);

@@ -252,14 +252,7 @@ async fn an_outage_is_a_fast_503_and_everything_serves_again_once_the_database_i
         .await;
     let run = server.start_run(&token, &workflow, json!({})).await;
     let run_id = run["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + WAIT;
-    while !target.received().iter().any(|r| r.path == "/slow") {
-        assert!(
-            Instant::now() < deadline,
-            "the worker never reached the slow step"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    target.wait_for_request(Some("/slow"), WAIT).await;
 
     // A client follows the run live across the outage.
     let events = {

@@ -154,26 +154,13 @@ async fn lists_are_paginated_by_keyset_without_gaps_or_repeats() {
     for n in 0..5 {
         server.create_user(&format!("user{n}"), false).await;
     }
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let path = match &cursor {
-            Some(cursor) => format!("/users?limit=2&cursor={cursor}"),
-            None => "/users?limit=2".to_owned(),
-        };
-        let (status, page) = server.json(Method::GET, &path, Some(&admin), None).await;
-        assert_eq!(status, 200, "{page}");
-        pages += 1;
-        for item in page["items"].as_array().unwrap() {
-            seen.push(item["username"].as_str().unwrap().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
-    assert_eq!(pages, 3);
+    let pages = server.pages("/users?limit=2", &admin, 10).await;
+    let seen: Vec<_> = pages
+        .iter()
+        .flatten()
+        .map(|item| item["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(pages.len(), 3);
     // Newest first: the five users in reverse order of creation, then root.
     assert_eq!(seen, ["user4", "user3", "user2", "user1", "user0", "root"]);
 }

@@ -378,22 +378,10 @@ async fn versions_are_numbered_listed_read_and_compared() {
     }
     // Newest first, two at a time, no gaps or repeats.
     let mut numbers = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let query = match &cursor {
-            Some(cursor) => format!("/workflows/{workflow}/versions?limit=2&cursor={cursor}"),
-            None => format!("/workflows/{workflow}/versions?limit=2"),
-        };
-        let (status, page) = server.json(Method::GET, &query, Some(&token), None).await;
-        assert_eq!(status, 200, "{page}");
-        for item in page["items"].as_array().unwrap() {
-            assert!(item.get("definition").is_none());
-            numbers.push(item["version_number"].as_u64().unwrap());
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
+    let path = format!("/workflows/{workflow}/versions?limit=2");
+    for item in server.pages(&path, &token, 10).await.iter().flatten() {
+        assert!(item.get("definition").is_none());
+        numbers.push(item["version_number"].as_u64().unwrap());
     }
     assert_eq!(numbers, [5, 4, 3, 2, 1]);
 
