@@ -11,6 +11,8 @@
 
 pub mod definition;
 pub mod error;
+#[cfg(test)]
+mod fakes;
 pub mod ports;
 pub mod service;
 pub mod version;
