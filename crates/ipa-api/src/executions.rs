@@ -10,12 +10,12 @@ use std::time::Duration;
 use futures_util::stream::{self, Stream};
 use ipa_execution::{
     ControlError, Decision, DecisionError, DecisionRequest, Execution, ExecutionFilter,
-    ExecutionQueryError, ExecutionRepository, ExecutionStatus, ExecutionStep, IdempotencyKey,
-    IllegalTransition, LogEntry, LogFilter, LogLevel, RunAction, StartError, StartRun, StepStatus,
-    WorkflowStats,
+    ExecutionQueryError, ExecutionStatus, ExecutionStep, IdempotencyKey, IllegalTransition,
+    LogEntry, LogFilter, LogLevel, StartError, StartRun, Steering, StepStatus, WorkflowStats,
 };
 use ipa_kernel::{Actor, ExecutionId, ExecutionStepId, UserId, WorkflowId};
-use ipa_store::{EXECUTION_LOGS_CHANNEL, Notification, PgExecutions};
+use ipa_store::{EXECUTION_LOGS_CHANNEL, Notification};
+use ipa_workflow::VersionNumber;
 use poem::web::Data;
 use poem::web::sse::Event;
 use poem_openapi::param::{Header, Path, Query};
@@ -32,6 +32,7 @@ use crate::auth::BearerAuth;
 use crate::error::{ApiError, ErrorBody};
 use crate::paging::{encode_cursor, keyset_cursor, page_request, page_request_with};
 use crate::state::AppState;
+use crate::state::Executions;
 
 mirror_enum!(
     /// Where a run is: `pending` -> `running` -> `completed` | `failed`; `paused` (on request,
@@ -196,7 +197,7 @@ impl From<ExecutionStep> for StepView {
             id: step.id.as_uuid(),
             name: step.name,
             index: step.index,
-            step_type: step.step_type,
+            step_type: step.kind.as_str().to_owned(),
             status: step.status.into(),
             input: step.input,
             output: step.output,
@@ -462,16 +463,24 @@ impl ExecutionsApi {
                 ));
             }
         };
-        if body.version_number.is_some_and(|number| number < 1) {
-            return Err(ApiError::unprocessable(
-                "invalid_field",
-                "`version_number` must be 1 or more.",
-                "/version_number",
-            ));
-        }
+        let version_number = match body.version_number {
+            None => None,
+            Some(number) => Some(
+                u32::try_from(number)
+                    .ok()
+                    .and_then(VersionNumber::new)
+                    .ok_or_else(|| {
+                        ApiError::unprocessable(
+                            "invalid_field",
+                            "`version_number` must be 1 or more.",
+                            "/version_number",
+                        )
+                    })?,
+            ),
+        };
         let request = StartRun {
             input,
-            version_number: body.version_number,
+            version_number,
             idempotency_key,
         };
         let started = state
@@ -679,7 +688,7 @@ impl ExecutionsApi {
         /// The run's id.
         id: Path<Uuid>,
     ) -> Result<OneExecution, ApiError> {
-        control(&state, &auth.0.actor(), id.0, RunAction::Cancel).await
+        control(&state, &auth.0.actor(), id.0, Steering::Cancel).await
     }
 
     /// Pauses a pending or running run: a running one stops after the step in flight.
@@ -695,7 +704,7 @@ impl ExecutionsApi {
         /// The run's id.
         id: Path<Uuid>,
     ) -> Result<OneExecution, ApiError> {
-        control(&state, &auth.0.actor(), id.0, RunAction::Pause).await
+        control(&state, &auth.0.actor(), id.0, Steering::Pause).await
     }
 
     /// Resumes a run paused on request (a run waiting for an approval needs a decision instead).
@@ -711,7 +720,7 @@ impl ExecutionsApi {
         /// The run's id.
         id: Path<Uuid>,
     ) -> Result<OneExecution, ApiError> {
-        control(&state, &auth.0.actor(), id.0, RunAction::Resume).await
+        control(&state, &auth.0.actor(), id.0, Steering::Resume).await
     }
 
     /// Retries a failed run from its failed step (completed steps are not run again);
@@ -728,7 +737,7 @@ impl ExecutionsApi {
         /// The run's id.
         id: Path<Uuid>,
     ) -> Result<OneExecution, ApiError> {
-        control(&state, &auth.0.actor(), id.0, RunAction::Retry).await
+        control(&state, &auth.0.actor(), id.0, Steering::Retry).await
     }
 
     /// Decides the approval step the run waits on: `approve` lets it go on, `reject` fails it.
@@ -819,11 +828,11 @@ async fn control(
     state: &AppState,
     actor: &Actor,
     id: Uuid,
-    action: RunAction,
+    steering: Steering,
 ) -> Result<OneExecution, ApiError> {
     let execution = state
         .executions
-        .control(actor, ExecutionId::from_uuid(id), action)
+        .steer(actor, ExecutionId::from_uuid(id), steering)
         .await
         .map_err(control_error)?;
     Ok(OneExecution::Ok(Json(execution.into())))
@@ -831,7 +840,7 @@ async fn control(
 
 /// Follows one run's log lines for an event stream.
 struct Follower {
-    executions: std::sync::Arc<PgExecutions>,
+    executions: std::sync::Arc<Executions>,
     actor: Actor,
     id: ExecutionId,
     after: i64,

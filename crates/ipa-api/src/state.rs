@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use ipa_agent::AgentService;
 use ipa_engine::{JsonSchemas, Templates};
+use ipa_execution::ExecutionService;
 use ipa_identity::{CryptoError, IdentityPolicy, IdentityService};
 use ipa_security::{Argon2Hasher, RandomTokens, SecretBox};
 use ipa_store::{
@@ -22,6 +23,9 @@ pub type Workflows = WorkflowService<PgWorkflows, Templates>;
 /// The agent service as the platform runs it.
 pub type Agents = AgentService<PgAgents, SecretBox, JsonSchemas>;
 
+/// The execution service as the platform runs it.
+pub type Executions = ExecutionService<PgExecutions>;
+
 /// The services behind the API.
 #[derive(Clone)]
 pub struct AppState {
@@ -34,7 +38,7 @@ pub struct AppState {
     /// Agents and their tools.
     pub agents: Arc<Agents>,
     /// Runs, their steps and log lines.
-    pub executions: Arc<PgExecutions>,
+    pub executions: Arc<Executions>,
     /// The process's database notifications (run status changes and new log lines), for event
     /// streams and the engine's workers.
     pub notifications: Notifications,
@@ -62,7 +66,7 @@ impl AppState {
             identity: Arc::new(identity),
             workflows: Arc::new(workflows),
             agents: Arc::new(agents),
-            executions: Arc::new(PgExecutions::new(store.clone())),
+            executions: Arc::new(ExecutionService::new(PgExecutions::new(store.clone()))),
             notifications: Notifications::listen(
                 &store,
                 &[EXECUTIONS_CHANNEL, EXECUTION_LOGS_CHANNEL],

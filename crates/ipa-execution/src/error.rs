@@ -2,6 +2,8 @@
 
 use ipa_kernel::StorageError;
 
+use ipa_workflow::{VersionNumber, WorkflowStatus};
+
 use crate::state::IllegalTransition;
 
 /// Why a run could not be started.
@@ -12,10 +14,10 @@ pub enum StartError {
     WorkflowNotFound,
     /// Only active workflows run.
     #[error("the workflow is {0}; only active workflows can be run")]
-    WorkflowNotActive(String),
+    WorkflowNotActive(WorkflowStatus),
     /// The workflow has no version with that number.
     #[error("the workflow has no version {0}")]
-    VersionNotFound(i32),
+    VersionNotFound(VersionNumber),
     /// The workflow has no current version to run.
     #[error("the workflow has no current version; publish one or name a version_number")]
     NoCurrentVersion,

@@ -1,11 +1,19 @@
 //! The execution context: runs of workflow versions, their steps and their log lines; the state
 //! machines that say how runs and steps may move ([`state`]); and the ports through which people
-//! steer runs and the engine's workers record them ([`ports`]).
+//! steer runs and the engine's workers record them ([`ports`]); the service people's requests go
+//! through ([`service`]), with the rules of deciding an approval ([`approval`]).
 
+pub mod approval;
 pub mod error;
+#[cfg(test)]
+mod fakes;
 pub mod model;
 pub mod ports;
+pub mod service;
+pub mod start;
 pub mod state;
+
+pub use approval::{ApprovalContext, Judged};
 
 pub use error::{ControlError, DecisionError, ExecutionQueryError, StartError};
 pub use model::{
@@ -17,7 +25,9 @@ pub use ports::{
     Claimed, ClaimedRun, Committed, ExecutionRepository, Lease, LogPage, RunChange, RunJournal,
     RunOutcome, StepChange, WorkerId,
 };
-pub use state::{IllegalTransition, RunAction, RunState, StepAction};
+pub use service::ExecutionService;
+pub use start::{VersionToRun, version_to_run};
+pub use state::{IllegalTransition, RunAction, RunState, Steering, StepAction};
 
 ipa_kernel::label_enum!(
     /// Where a run is. Stored as the `execution_status` enum.
@@ -66,5 +76,17 @@ ipa_kernel::label_enum!(
         Error => "error",
         /// A failure that needs a person.
         Critical => "critical",
+    }
+);
+
+ipa_kernel::label_enum!(
+    /// What a step does. Stored as text in `execution_steps.step_type`, from the definition.
+    StepKind, "step kind" {
+        /// Calls a URL.
+        Webhook => "webhook",
+        /// Waits for a person's decision.
+        Approval => "approval",
+        /// Has a language model agent work on a prompt.
+        Agent => "agent",
     }
 );

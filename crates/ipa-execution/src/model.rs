@@ -2,11 +2,12 @@
 //! start and steer them, and the filters that find them.
 
 use ipa_kernel::{ExecutionId, ExecutionStepId, Keyset, UserId, WorkflowId, WorkflowVersionId};
+use ipa_workflow::VersionNumber;
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::state::RunState;
-use crate::{ExecutionStatus, LogLevel, StepStatus};
+use crate::{ExecutionStatus, LogLevel, StepKind, StepStatus};
 
 /// One run of a workflow version.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,8 +64,8 @@ pub struct ExecutionStep {
     pub name: String,
     /// Its position, from 0.
     pub index: i32,
-    /// `webhook`, `approval` or `agent`.
-    pub step_type: String,
+    /// What it does.
+    pub kind: StepKind,
     /// Where it is.
     pub status: StepStatus,
     /// What it was given (the rendered request, prompt or approval message).
@@ -211,7 +212,7 @@ pub struct StartRun {
     /// The run's input (a JSON object).
     pub input: serde_json::Map<String, Value>,
     /// The version to run; the workflow's current version when absent.
-    pub version_number: Option<i32>,
+    pub version_number: Option<VersionNumber>,
     /// Makes the request safe to repeat.
     pub idempotency_key: Option<IdempotencyKey>,
 }

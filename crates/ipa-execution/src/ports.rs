@@ -12,12 +12,13 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::ExecutionStatus;
+use crate::approval::{ApprovalContext, Judged};
 use crate::error::{ControlError, DecisionError, ExecutionQueryError, StartError};
 use crate::model::{
     DecisionRequest, Execution, ExecutionFilter, ExecutionStep, LogEntry, LogFilter, NewLogLine,
     StartRun, Started, WorkflowStats,
 };
-use crate::state::{RunAction, StepAction};
+use crate::state::{Steering, StepAction};
 
 /// A page of log lines, in the order they were written, continued after the last id shown.
 pub type LogPage = Page<LogEntry, i64>;
@@ -60,25 +61,41 @@ pub trait ExecutionRepository: Send + Sync + 'static {
         page: PageRequest<i64>,
     ) -> impl Future<Output = Result<LogPage, ExecutionQueryError>> + Send;
 
-    /// Cancels, pauses, resumes or retries a run (the four [`RunAction`]s people take), as the
-    /// state machine allows. Cancelling records a `cancel` audit row and interrupts the step in
-    /// flight; retrying puts the failed step back in line and counts the retry.
+    /// A run's status and its log lines after line `after` (at most `limit`), read in that order
+    /// so that when the status is final, every line of the run is among those returned or
+    /// earlier: what an event stream needs to know it may end.
+    fn events(
+        &self,
+        actor: &Actor,
+        id: ExecutionId,
+        after: i64,
+        limit: u16,
+    ) -> impl Future<Output = Result<(ExecutionStatus, Vec<LogEntry>), ExecutionQueryError>> + Send;
+
+    /// Cancels, pauses, resumes or retries a run, as the state machine allows. Cancelling
+    /// records a `cancel` audit row and interrupts the step in flight; retrying puts the failed
+    /// step back in line and counts the retry.
     fn control(
         &self,
         actor: &Actor,
         id: ExecutionId,
-        action: RunAction,
+        steering: Steering,
     ) -> impl Future<Output = Result<Execution, ControlError>> + Send;
 
-    /// Decides the approval step `step` the run waits on, and records the decision in an audit
-    /// row.
-    fn decide(
+    /// Decides an approval step of the run: under a lock on the run, reads the
+    /// [`ApprovalContext`] (the run itself whether or not the actor could otherwise see it, and
+    /// the step `step` if it is the run's), lets `judge` say what the decision does, writes that
+    /// and records the decision in an audit row. Nothing is written when `judge` refuses.
+    fn decide<F>(
         &self,
         actor: &Actor,
         id: ExecutionId,
         step: ExecutionStepId,
         decision: &DecisionRequest,
-    ) -> impl Future<Output = Result<Execution, DecisionError>> + Send;
+        judge: F,
+    ) -> impl Future<Output = Result<Execution, DecisionError>> + Send
+    where
+        F: FnOnce(&ApprovalContext) -> Result<Judged, DecisionError> + Send;
 
     /// Run figures of the workflows the actor sees, from the statistics view.
     fn stats(

@@ -110,6 +110,33 @@ impl RunAction {
     }
 }
 
+/// What a person may do to a run: the [`RunAction`]s that are not the engine's or an approver's.
+/// The API and the service speak of these only, so no request can ask storage to claim or
+/// complete a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steering {
+    /// Stop it for good.
+    Cancel,
+    /// Stop it after the step in flight.
+    Pause,
+    /// Let a paused run go on.
+    Resume,
+    /// Run a failed run again from its failed step.
+    Retry,
+}
+
+impl Steering {
+    /// The run's state machine's action.
+    pub fn action(self) -> RunAction {
+        match self {
+            Self::Cancel => RunAction::Cancel,
+            Self::Pause => RunAction::Pause,
+            Self::Resume => RunAction::Resume,
+            Self::Retry => RunAction::Retry,
+        }
+    }
+}
+
 /// A move the current state does not allow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.message())]

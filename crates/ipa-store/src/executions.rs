@@ -8,10 +8,11 @@
 //! `n` has seen every earlier line of that run, which is what event streams resume from.
 
 use ipa_execution::{
-    ControlError, Decision, DecisionError, DecisionRequest, Execution, ExecutionFilter,
-    ExecutionQueryError, ExecutionRepository, ExecutionStatus, ExecutionStep, IdempotencyKey,
-    LogEntry, LogFilter, LogPage, NewLogLine, RunAction, RunState, StartError, StartRun, Started,
-    StepStatus, WorkflowStats, may_decide, run_event, step_event,
+    ApprovalContext, ControlError, Decision, DecisionError, DecisionRequest, Execution,
+    ExecutionFilter, ExecutionQueryError, ExecutionRepository, ExecutionStatus, ExecutionStep,
+    IdempotencyKey, Judged, LogEntry, LogFilter, LogPage, NewLogLine, RunState, StartError,
+    StartRun, Started, Steering, StepStatus, VersionToRun, WorkflowStats, run_event, step_event,
+    version_to_run,
 };
 use ipa_kernel::{
     Actor, ExecutionId, ExecutionStepId, Page, PageRequest, StorageError, UserId, WorkflowId,
@@ -106,12 +107,13 @@ pub(crate) fn step_from_row(row: &QueryResult) -> Result<ExecutionStep, StorageE
     const CONTEXT: &str = "reading an execution step row";
     let get = storage(CONTEXT);
     let status: String = row.try_get("", "status").map_err(&get)?;
+    let step_type: String = row.try_get("", "step_type").map_err(&get)?;
     Ok(ExecutionStep {
         id: ExecutionStepId::from_uuid(row.try_get("", "id").map_err(&get)?),
         execution_id: ExecutionId::from_uuid(row.try_get("", "execution_id").map_err(&get)?),
         name: row.try_get("", "step_name").map_err(&get)?,
         index: row.try_get("", "step_index").map_err(&get)?,
-        step_type: row.try_get("", "step_type").map_err(&get)?,
+        kind: parse_label(&step_type, CONTEXT)?,
         status: parse_label(&status, CONTEXT)?,
         input: row.try_get("", "input_data").map_err(&get)?,
         output: row.try_get("", "output_data").map_err(&get)?,
@@ -241,50 +243,12 @@ impl PgExecutions {
         let (sql, values) = list_query(filter, page);
         explain(&self.store, actor, &sql, values).await
     }
-
-    /// A run's status and its log lines after line `after` (at most `limit`), read in that order
-    /// so that when the status is final, every line of the run is among those returned or
-    /// earlier: what an event stream needs to know it may end.
-    pub async fn events(
-        &self,
-        actor: &Actor,
-        id: ExecutionId,
-        after: i64,
-        limit: u16,
-    ) -> Result<(ExecutionStatus, Vec<LogEntry>), ExecutionQueryError> {
-        let txn = self.store.begin(actor).await.map_err(from_store)?;
-        let conn = txn.connection();
-        let row = conn
-            .query_one_raw(statement(
-                "SELECT coalesce(status, 'pending')::text AS status, waiting_step_id \
-                 FROM executions WHERE id = $1",
-                [id.as_uuid().into()],
-            ))
-            .await
-            .map_err(storage("reading an execution's status"))?
-            .ok_or(ExecutionQueryError::NotFound)?;
-        let status = state_from_row(&row)?.status;
-        let lines = conn
-            .query_all_raw(statement(
-                &format!(
-                    "SELECT {LOG_COLUMNS} FROM execution_logs \
-                     WHERE execution_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-                ),
-                [id.as_uuid().into(), after.into(), i64::from(limit).into()],
-            ))
-            .await
-            .map_err(storage("reading an execution's events"))?
-            .iter()
-            .map(log_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        commit(txn).await?;
-        Ok((status, lines))
-    }
 }
 
 /// The stored form of a start request, compared when its idempotency key comes again.
 fn idempotency_request(request: &StartRun) -> serde_json::Value {
-    json!({"input": request.input, "version_number": request.version_number})
+    let version_number = request.version_number.map(|number| number.get());
+    json!({"input": request.input, "version_number": version_number})
 }
 
 /// Finds the run the actor started with `key`: the run when `request` matches the one it was
@@ -381,32 +345,32 @@ impl ExecutionRepository for PgExecutions {
             .await
             .map_err(storage("reading the workflow to run"))?
             .ok_or(StartError::WorkflowNotFound)?;
-        let get = storage("reading the workflow to run");
+        const CONTEXT: &str = "reading the workflow to run";
+        let get = storage(CONTEXT);
         let status: String = row.try_get("", "status").map_err(&get)?;
-        if status != "active" {
-            return Err(StartError::WorkflowNotActive(status));
-        }
         let current: Option<Uuid> = row.try_get("", "current_version_id").map_err(&get)?;
-        let version = match request.version_number {
-            Some(number) => conn
+        let version = match version_to_run(
+            parse_label(&status, CONTEXT)?,
+            current.map(WorkflowVersionId::from_uuid),
+            request.version_number,
+        )? {
+            VersionToRun::Numbered(number) => conn
                 .query_one_raw(statement(
                     "SELECT id, definition FROM workflow_versions \
                      WHERE workflow_id = $1 AND version_number = $2",
-                    [workflow.as_uuid().into(), number.into()],
+                    [workflow.as_uuid().into(), i64::from(number.get()).into()],
                 ))
                 .await
                 .map_err(storage("reading the version to run"))?
                 .ok_or(StartError::VersionNotFound(number))?,
-            None => {
-                let current = current.ok_or(StartError::NoCurrentVersion)?;
-                conn.query_one_raw(statement(
+            VersionToRun::Current(current) => conn
+                .query_one_raw(statement(
                     "SELECT id, definition FROM workflow_versions WHERE id = $1",
-                    [current.into()],
+                    [current.as_uuid().into()],
                 ))
                 .await
                 .map_err(storage("reading the version to run"))?
-                .ok_or(StartError::NoCurrentVersion)?
-            }
+                .ok_or(StartError::NoCurrentVersion)?,
         };
         let version_id: Uuid = version.try_get("", "id").map_err(&get)?;
         let document: serde_json::Value = version.try_get("", "definition").map_err(&get)?;
@@ -587,11 +551,47 @@ impl ExecutionRepository for PgExecutions {
         Ok(Page::from_overfetched(lines, page.limit, |line| line.id))
     }
 
+    async fn events(
+        &self,
+        actor: &Actor,
+        id: ExecutionId,
+        after: i64,
+        limit: u16,
+    ) -> Result<(ExecutionStatus, Vec<LogEntry>), ExecutionQueryError> {
+        let txn = self.store.begin(actor).await.map_err(from_store)?;
+        let conn = txn.connection();
+        let row = conn
+            .query_one_raw(statement(
+                "SELECT coalesce(status, 'pending')::text AS status, waiting_step_id \
+                 FROM executions WHERE id = $1",
+                [id.as_uuid().into()],
+            ))
+            .await
+            .map_err(storage("reading an execution's status"))?
+            .ok_or(ExecutionQueryError::NotFound)?;
+        let status = state_from_row(&row)?.status;
+        let lines = conn
+            .query_all_raw(statement(
+                &format!(
+                    "SELECT {LOG_COLUMNS} FROM execution_logs \
+                     WHERE execution_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                ),
+                [id.as_uuid().into(), after.into(), i64::from(limit).into()],
+            ))
+            .await
+            .map_err(storage("reading an execution's events"))?
+            .iter()
+            .map(log_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        commit(txn).await?;
+        Ok((status, lines))
+    }
+
     async fn control(
         &self,
         actor: &Actor,
         id: ExecutionId,
-        action: RunAction,
+        steering: Steering,
     ) -> Result<Execution, ControlError> {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
@@ -601,11 +601,11 @@ impl ExecutionRepository for PgExecutions {
             .map_err(storage("locking an execution"))?
             .ok_or(ControlError::NotFound)?;
         let current = state_from_row(&row)?;
-        let next = current.apply(action)?;
+        let next = current.apply(steering.action())?;
         let by = json!({"by": actor.user_id().map(|user| user.as_uuid())});
         let mut lines = Vec::new();
-        match action {
-            RunAction::Cancel => {
+        match steering {
+            Steering::Cancel => {
                 // The step in flight is interrupted: its worker learns of it from the
                 // notification this status change sends, and its later writes are refused.
                 let interrupted = conn
@@ -652,7 +652,7 @@ impl ExecutionRepository for PgExecutions {
                 .await?;
                 lines.push(run_event(next.status, "Execution cancelled", by));
             }
-            RunAction::Pause => {
+            Steering::Pause => {
                 conn.execute_raw(statement(
                     "UPDATE executions SET status = 'paused' WHERE id = $1",
                     [id.as_uuid().into()],
@@ -666,7 +666,7 @@ impl ExecutionRepository for PgExecutions {
                 };
                 lines.push(run_event(next.status, message, by));
             }
-            RunAction::Resume => {
+            Steering::Resume => {
                 conn.execute_raw(statement(
                     "UPDATE executions SET status = 'pending' WHERE id = $1",
                     [id.as_uuid().into()],
@@ -675,7 +675,7 @@ impl ExecutionRepository for PgExecutions {
                 .map_err(storage("resuming an execution"))?;
                 lines.push(run_event(next.status, "Execution resumed", by));
             }
-            RunAction::Retry => {
+            Steering::Retry => {
                 conn.execute_raw(statement(
                     "UPDATE execution_steps SET status = 'pending', error_message = NULL, \
                          completed_at = NULL, duration_ms = NULL, output_data = NULL \
@@ -700,13 +700,6 @@ impl ExecutionRepository for PgExecutions {
                     by,
                 ));
             }
-            _ => {
-                return Err(StorageError::new(
-                    "steering an execution",
-                    "only cancel, pause, resume and retry are people's actions",
-                )
-                .into());
-            }
         }
         insert_logs(conn, id, &lines).await?;
         let execution = read_execution(conn, id)
@@ -716,18 +709,23 @@ impl ExecutionRepository for PgExecutions {
         Ok(execution)
     }
 
-    async fn decide(
+    async fn decide<F>(
         &self,
         actor: &Actor,
         id: ExecutionId,
         step_id: ExecutionStepId,
         decision: &DecisionRequest,
-    ) -> Result<Execution, DecisionError> {
+        judge: F,
+    ) -> Result<Execution, DecisionError>
+    where
+        F: FnOnce(&ApprovalContext) -> Result<Judged, DecisionError> + Send,
+    {
         let user = actor.user_id().ok_or(DecisionError::NotFound)?;
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
         // Listed approvers need not see the run otherwise: read past row level security for
-        // this transaction, and decide visibility here (the actor recorded stays the same).
+        // this transaction, and let `judge` decide visibility (the actor recorded stays the
+        // same).
         conn.execute_raw(statement(
             "SELECT set_config('app.is_superuser', 'true', true)",
             [],
@@ -759,32 +757,13 @@ impl ExecutionRepository for PgExecutions {
             ))
             .await
             .map_err(storage("reading an approval step"))?;
-        let step = step.as_ref().map(step_from_row).transpose()?;
-        // The approvers the engine recorded when the step began waiting.
-        let approvers: Vec<UserId> = step
-            .as_ref()
-            .and_then(|step| step.input.as_ref())
-            .and_then(|input| serde_json::from_value(input["approvers"].clone()).ok())
-            .unwrap_or_default();
-        let sees_run = user == triggered_by
-            || user == owner
-            || actor.is_superuser()
-            || approvers.contains(&user);
-        if !sees_run {
-            return Err(DecisionError::NotFound);
-        }
-        let step = step.ok_or(DecisionError::StepNotFound)?;
-        if step.step_type != "approval" {
-            return Err(DecisionError::NotAnApproval(step.name));
-        }
-        if !may_decide(user, actor.is_superuser(), &approvers, owner) {
-            return Err(DecisionError::NotAnApprover);
-        }
-        let action = match decision.decision {
-            Decision::Approve => RunAction::Approve(step.id),
-            Decision::Reject => RunAction::Reject(step.id),
+        let context = ApprovalContext {
+            state,
+            triggered_by,
+            owner,
+            step: step.as_ref().map(step_from_row).transpose()?,
         };
-        let next = state.apply(action)?;
+        let Judged { step, next } = judge(&context)?;
         let record = json!({
             "decision": decision.decision.as_str(),
             "comment": decision.comment,
