@@ -286,7 +286,7 @@ impl FakeStore {
         }
     }
 
-    /// Whether the session `id` is still unrevoked (whatever its expiry).
+    /// Whether the session `id` has been revoked (signed out or ended by a change of the account).
     pub(crate) fn is_revoked(&self, id: SessionId) -> bool {
         self.lock()
             .sessions
