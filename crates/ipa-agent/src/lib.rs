@@ -5,6 +5,8 @@ pub mod agent;
 pub mod config;
 mod document;
 pub mod error;
+#[cfg(test)]
+mod fakes;
 pub mod functions;
 pub mod ports;
 pub mod secret;

@@ -413,3 +413,6 @@ impl<R: AgentRepository, K: SecretSealer, C: SchemaChecker> AgentService<R, K, C
         self.repository.delete_tool(actor, agent, tool).await
     }
 }
+
+#[cfg(test)]
+mod tests;

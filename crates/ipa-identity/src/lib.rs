@@ -11,6 +11,8 @@
 //! - [`error`]: one error enum per operation.
 
 pub mod error;
+#[cfg(test)]
+mod fakes;
 pub mod ports;
 pub mod service;
 pub mod session;

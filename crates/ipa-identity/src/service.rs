@@ -321,3 +321,6 @@ where
         self.update_user(actor, id, &changes).await
     }
 }
+
+#[cfg(test)]
+mod tests;
