@@ -30,8 +30,8 @@ use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::agent::{AgentRunner, OPENAI_BASE_URL, Recorder, StepCall};
-use crate::templates::Templates;
 use crate::webhook::{WebhookClient, WebhookFailure, WebhookRequest, render_request};
+use ipa_template::Templates;
 
 /// How the engine runs.
 #[derive(Clone, Debug)]

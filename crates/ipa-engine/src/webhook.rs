@@ -18,7 +18,7 @@ use reqwest::{Method, Url, redirect};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::Templates;
+use ipa_template::Templates;
 
 /// The default cap on a response body kept from one attempt: 1 MiB. Enough for any API answer a
 /// later step may reasonably use, small enough that a run's record stays small.

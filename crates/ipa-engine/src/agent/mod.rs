@@ -48,7 +48,7 @@ pub(crate) use self::record::Recorder;
 use self::record::{Tally, Usage};
 use self::tools::{ToolBox, ToolEnv, header_pairs, result_text};
 use crate::webhook::WebhookClient;
-use crate::{JsonSchemas, Templates};
+use ipa_template::{JsonSchemas, Templates};
 
 /// The most rounds of tool calls in one answer: a model still calling tools after that many is
 /// stopped (it is most likely looping), failing the step.

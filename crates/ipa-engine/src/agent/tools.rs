@@ -24,7 +24,7 @@ use time::{OffsetDateTime, UtcOffset};
 use super::calls::percent_encode;
 use super::record::Recorder;
 use crate::webhook::{WebhookClient, WebhookFailure, WebhookRequest};
-use crate::{JsonSchemas, Templates};
+use ipa_template::{JsonSchemas, Templates};
 
 /// The most characters of a tool's result handed back to the model; the rest is cut, saying so.
 const MAX_RESULT_CHARS: usize = 32 * 1024;
