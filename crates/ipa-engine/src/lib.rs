@@ -1,22 +1,23 @@
-//! The execution engine ([`engine`]): workers that claim ready runs, execute their steps (webhook
-//! calls through [`webhook`], approvals, LLM agents through [`agent`]) and record every result through
-//! the execution context's journal port, which `ipa-store` implements.
+//! The execution engine ([`engine`]): workers that claim ready runs, execute their steps
+//! (approvals, webhook calls, LLM agents through [`agent`]) and record every result through the
+//! execution context's journal port, which `ipa-store` implements.
 //!
-//! Templates are rendered and tool arguments validated with `ipa-template`, which the API shares
-//! to check definitions and tools when they are written.
+//! Every outbound HTTP call (webhook steps, model providers, agent tools) goes through one
+//! [`OutboundClient`] ([`outbound`]), which the server builds and hands to the [`Engine`]. Templates are rendered and tool arguments
+//! validated with `ipa-template`, which the API shares to check definitions and tools when they
+//! are written.
 
 pub mod agent;
 pub mod engine;
-pub mod webhook;
+pub mod outbound;
 
 pub use agent::{AgentRunner, MAX_TOOL_ROUNDS, OPENAI_BASE_URL};
+pub use engine::webhook::render_request;
 pub use engine::{Engine, EngineOptions, Signal};
-use serde_json::Value;
-
-pub use webhook::{
-    MAX_RESPONSE_BYTES, WebhookClient, WebhookFailure, WebhookRequest, WebhookResponse,
-    render_request,
+pub use outbound::{
+    MAX_RESPONSE_BYTES, OutboundClient, OutboundFailure, OutboundRequest, OutboundResponse,
 };
+use serde_json::Value;
 
 /// The most characters of remote text (a provider's, a tool's or a webhook's) quoted in an error
 /// or a log line, the note saying it was cut included.

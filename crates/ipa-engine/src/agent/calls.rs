@@ -13,7 +13,7 @@ use ipa_workflow::definition::HttpMethod;
 use serde_json::{Value, json};
 
 use super::record::Recorder;
-use crate::webhook::{WebhookClient, WebhookFailure, WebhookRequest, WebhookResponse};
+use crate::outbound::{OutboundClient, OutboundFailure, OutboundRequest, OutboundResponse};
 
 /// How many times one call is attempted before its failure is final.
 pub(crate) const MAX_ATTEMPTS: u32 = 4;
@@ -114,7 +114,7 @@ pub(crate) fn percent_encode(text: &str) -> String {
 /// A successful call.
 pub(crate) struct Answered {
     /// The response (2xx).
-    pub response: WebhookResponse,
+    pub response: OutboundResponse,
     /// How long the successful attempt took, in milliseconds.
     pub latency_ms: u64,
     /// Which attempt it was, from 1.
@@ -128,7 +128,7 @@ pub(crate) struct Answered {
 /// fails for its limit.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn post_with_retries(
-    client: &WebhookClient,
+    client: &OutboundClient,
     url: &str,
     headers: &[(String, String)],
     body: Value,
@@ -138,7 +138,7 @@ pub(crate) async fn post_with_retries(
     detail: &Value,
     recorder: &Recorder,
 ) -> Result<Answered, String> {
-    let request = WebhookRequest {
+    let request = OutboundRequest {
         method: HttpMethod::Post,
         url: url.to_owned(),
         headers: headers.to_vec(),
@@ -161,16 +161,18 @@ pub(crate) async fn post_with_retries(
             Err(failure) => failure,
         };
         let (retryable, asked_wait, status) = match &failure {
-            WebhookFailure::Status(response) => (
+            OutboundFailure::Status(response) => (
                 response.status == 429 || response.status >= 500,
                 response.retry_after,
                 Some(response.status),
             ),
-            WebhookFailure::Transport(_) => (true, None, None),
-            WebhookFailure::TimedOut(_) | WebhookFailure::InvalidRequest(_) => (false, None, None),
+            OutboundFailure::Transport(_) => (true, None, None),
+            OutboundFailure::TimedOut(_) | OutboundFailure::InvalidRequest(_) => {
+                (false, None, None)
+            }
         };
         // Secrets are hidden before the provider's message is cut, so no cut splits one.
-        if let WebhookFailure::Status(response) = &mut failure {
+        if let OutboundFailure::Status(response) = &mut failure {
             response.body = recorder.redact(std::mem::take(&mut response.body));
         }
         let message = failure_message(what, &failure);
@@ -219,15 +221,15 @@ pub(crate) fn merge(context: &mut Value, extra: &Value) {
 }
 
 /// What went wrong, in the callee's own words where it gave some.
-fn failure_message(what: &str, failure: &WebhookFailure) -> String {
+fn failure_message(what: &str, failure: &OutboundFailure) -> String {
     match failure {
-        WebhookFailure::Status(response) => match provider_message(&response.body) {
+        OutboundFailure::Status(response) => match provider_message(&response.body) {
             Some(text) => format!("{what} answered HTTP {}: {text}", response.status),
             None => format!("{what} answered HTTP {}", response.status),
         },
-        WebhookFailure::Transport(reason) => format!("{what} could not be reached: {reason}"),
-        WebhookFailure::TimedOut(ms) => format!("{what} did not answer within {ms} ms"),
-        WebhookFailure::InvalidRequest(reason) => {
+        OutboundFailure::Transport(reason) => format!("{what} could not be reached: {reason}"),
+        OutboundFailure::TimedOut(ms) => format!("{what} did not answer within {ms} ms"),
+        OutboundFailure::InvalidRequest(reason) => {
             format!("the call to {what} is not valid: {reason}")
         }
     }
