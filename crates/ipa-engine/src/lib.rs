@@ -3,13 +3,15 @@
 //! execution context's journal port, which `ipa-store` implements.
 //!
 //! Every outbound HTTP call (webhook steps, model providers, agent tools) goes through one
-//! [`OutboundClient`] ([`outbound`]), which the server builds and hands to the [`Engine`]. Templates are rendered and tool arguments
+//! [`OutboundClient`] ([`outbound`]), which the server builds and hands to the [`Engine`], and is
+//! retried by one [`RetryPolicy`] ([`retry`]). Templates are rendered and tool arguments
 //! validated with `ipa-template`, which the API shares to check definitions and tools when they
 //! are written.
 
 pub mod agent;
 pub mod engine;
 pub mod outbound;
+pub mod retry;
 
 pub use agent::{AgentRunner, MAX_TOOL_ROUNDS, OPENAI_BASE_URL};
 pub use engine::webhook::render_request;
@@ -17,6 +19,7 @@ pub use engine::{Engine, EngineOptions, Signal};
 pub use outbound::{
     MAX_RESPONSE_BYTES, OutboundClient, OutboundFailure, OutboundRequest, OutboundResponse,
 };
+pub use retry::{RetryPolicy, Retryable};
 use serde_json::Value;
 
 /// The most characters of remote text (a provider's, a tool's or a webhook's) quoted in an error

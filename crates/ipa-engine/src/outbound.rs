@@ -2,8 +2,8 @@
 //! provider calls and agent tool calls alike, so they all share one connection pool, one TLS
 //! stack and one set of rules: a time limit per attempt, a cap on how much of a response is kept,
 //! redirects only within the first URL's origin, and an idempotency key when the caller gives
-//! one. It makes one attempt and says how it ended; retrying and recording attempts belong to
-//! the caller.
+//! one. It makes one attempt and says how it ended; retrying ([`crate::retry`]) and recording
+//! attempts belong to the caller.
 //!
 //! Header values may carry secrets (tokens, API keys): they never appear in error messages, in
 //! tracing output or in the `Debug` form of an [`OutboundRequest`].

@@ -1,9 +1,9 @@
 //! Outbound calls of agent steps that may be retried: model providers and `custom` agent
 //! endpoints. This module owns where a provider's chat-completions endpoint is and how it is
-//! authenticated (OpenAI, Azure OpenAI, OpenAI-compatible servers), the retry policy (HTTP 429
-//! and 5xx, and failed connections, are tried again after the wait the endpoint asks for in
-//! `Retry-After`/`retry-after-ms`, or an exponential backoff), and the message a failure ends
-//! with (the provider's own, never a header value).
+//! authenticated (OpenAI, Azure OpenAI, OpenAI-compatible servers), the attempts of one call
+//! under [`RetryPolicy::MODEL_CALLS`] (HTTP 429 and 5xx, and failed connections, are tried again
+//! after the wait the endpoint asks for in `Retry-After`/`retry-after-ms`, or an exponential
+//! backoff), and the message a failure ends with (the provider's own, never a header value).
 
 use std::time::{Duration, Instant};
 
@@ -14,15 +14,7 @@ use serde_json::{Value, json};
 
 use super::record::Recorder;
 use crate::outbound::{OutboundClient, OutboundFailure, OutboundRequest, OutboundResponse};
-
-/// How many times one call is attempted before its failure is final.
-pub(crate) const MAX_ATTEMPTS: u32 = 4;
-
-/// The first backoff when the endpoint does not say how long to wait; doubled on each attempt.
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-
-/// The longest wait between two attempts, whatever the endpoint asks for.
-const MAX_WAIT: Duration = Duration::from_secs(60);
+use crate::retry::RetryPolicy;
 
 /// How long one model call may take when neither the step nor the run sets a shorter limit.
 pub(crate) const MODEL_CALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -145,6 +137,7 @@ pub(crate) async fn post_with_retries(
         body: Some(body),
         idempotency_key: None,
     };
+    let policy = RetryPolicy::MODEL_CALLS;
     let mut attempt = 1;
     loop {
         let began = Instant::now();
@@ -160,26 +153,19 @@ pub(crate) async fn post_with_retries(
             }
             Err(failure) => failure,
         };
-        let (retryable, asked_wait, status) = match &failure {
-            OutboundFailure::Status(response) => (
-                response.status == 429 || response.status >= 500,
-                response.retry_after,
-                Some(response.status),
-            ),
-            OutboundFailure::Transport(_) => (true, None, None),
-            OutboundFailure::TimedOut(_) | OutboundFailure::InvalidRequest(_) => {
-                (false, None, None)
-            }
+        // No retry waits past the step's or the run's limit.
+        let wait = policy
+            .next(attempt, &failure)
+            .filter(|wait| limit.is_none_or(|limit| Instant::now() + *wait < limit));
+        let status = match &failure {
+            OutboundFailure::Status(response) => Some(response.status),
+            _ => None,
         };
         // Secrets are hidden before the provider's message is cut, so no cut splits one.
         if let OutboundFailure::Status(response) = &mut failure {
             response.body = recorder.redact(std::mem::take(&mut response.body));
         }
         let message = failure_message(what, &failure);
-        let wait = asked_wait
-            .unwrap_or_else(|| FIRST_BACKOFF.saturating_mul(1 << (attempt - 1).min(6)))
-            .min(MAX_WAIT);
-        let room = limit.is_none_or(|limit| Instant::now() + wait < limit);
         let mut context = json!({
             "attempt": attempt,
             "latency_ms": latency_ms,
@@ -187,7 +173,7 @@ pub(crate) async fn post_with_retries(
             "error": message,
         });
         merge(&mut context, detail);
-        if !(retryable && attempt < MAX_ATTEMPTS && room) {
+        let Some(wait) = wait else {
             recorder.line(
                 LogLevel::Error,
                 format!("Attempt {attempt} at {what} failed: {message}"),
@@ -198,7 +184,7 @@ pub(crate) async fn post_with_retries(
             } else {
                 message
             });
-        }
+        };
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         context["retry_in_ms"] = json!(wait_ms);
         recorder.line(

@@ -1,7 +1,7 @@
 //! Webhook steps: the step's request rendered from its templates ([`render_request`]) when the
 //! step is opened, then called through the engine's [`crate::outbound::OutboundClient`] with the
-//! step's retry policy, each attempt a log line, waits and calls interrupted at once by a cancel,
-//! a lost lease or a shutdown.
+//! step's [`RetryPolicy`], each attempt a log line, waits and calls interrupted at once by a
+//! cancel, a lost lease or a shutdown.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use super::{Completion, Engine, Interrupt, Lost, Opening, Then, start_and_fail, wait_interrupt};
 use crate::outbound::{OutboundFailure, OutboundRequest};
+use crate::retry::RetryPolicy;
 
 impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
     /// Starts a webhook step, its request rendered.
@@ -49,7 +50,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
             "body": request.body,
             "idempotency_key": key,
         });
-        let max_attempts = u32::from(webhook.retry.max_attempts.max(1));
+        let max_attempts = RetryPolicy::of_step(&webhook.retry).max_attempts;
         let first_attempt = u32::try_from(row.retry_count).unwrap_or(0) + 1;
         logs.push(step_event(
             row,
@@ -92,6 +93,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
         let step_timeout = step
             .timeout_ms
             .map_or(self.options.default_step_timeout, Duration::from_millis);
+        let policy = RetryPolicy::of_step(&webhook.retry);
         let mut logs = Vec::new();
         // A retried run gets the step's whole policy again; the recorded count goes on from the
         // attempts already made.
@@ -153,10 +155,14 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                     }
                     let out_of_time =
                         run_deadline_hit && matches!(failure, OutboundFailure::TimedOut(_));
-                    let retryable =
-                        !matches!(failure, OutboundFailure::InvalidRequest(_)) && !out_of_time;
-                    if retryable && attempt < max_attempts {
-                        let delay = webhook.retry.backoff.delay_ms(attempt);
+                    // Out of the run's time, nothing is retried, whatever the step's policy.
+                    let retry_in = if out_of_time {
+                        None
+                    } else {
+                        policy.next(attempt, &failure)
+                    };
+                    if let Some(wait) = retry_in {
+                        let delay = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
                         logs.push(NewLogLine::step(
                             row.id,
                             LogLevel::Warning,
@@ -170,7 +176,7 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
                             return Ok(None);
                         }
                         let slept = tokio::select! {
-                            () = tokio::time::sleep(Duration::from_millis(delay)) => None,
+                            () = tokio::time::sleep(wait) => None,
                             why = wait_interrupt(interrupts.clone()) => Some(why),
                         };
                         if let Some(why) = slept {
