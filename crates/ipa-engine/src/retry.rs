@@ -1,7 +1,10 @@
 //! The one retry policy of outbound calls ([`RetryPolicy`]), shared by webhook steps and by the
 //! calls of agent steps (model providers, `custom` endpoints): how many attempts, how long to
-//! wait between them, and which failures are worth another attempt. It is pure: it decides, and
-//! the callers make the attempts, wait, and record each one where its step's log lines go.
+//! wait between them, and which failures are worth another attempt; and the one loop that makes
+//! a call's attempts under it ([`RetryPolicy::run`]). The policy is pure and the loop does no I/O
+//! of its own: each caller says, through [`Attempts`], how it makes an attempt, what its own
+//! limits allow, and how it records and waits, since a webhook step commits its lines under the
+//! run's lease and wakes for a cancel while an agent step's calls record through its recorder.
 
 use std::time::Duration;
 
@@ -94,6 +97,66 @@ impl RetryPolicy {
     pub fn next(&self, attempt: u32, failure: &OutboundFailure) -> Option<Duration> {
         (attempt < self.max_attempts && self.is_retryable(failure))
             .then(|| self.delay(attempt, failure))
+    }
+}
+
+/// One caller's side of [`RetryPolicy::run`]: how it makes an attempt and what it records of
+/// each.
+pub(crate) trait Attempts {
+    /// What a successful attempt gives.
+    type Success;
+    /// What the call ends with.
+    type Outcome;
+
+    /// Makes attempt number `attempt` (from 1). `Err` ends the call at once with that outcome
+    /// (the step was interrupted, say).
+    async fn attempt(
+        &mut self,
+        attempt: u32,
+    ) -> Result<Result<Self::Success, OutboundFailure>, Self::Outcome>;
+
+    /// Whether the caller's own limits (its step's or run's time) leave room for another attempt
+    /// after `failure` and a wait of `wait`, which the policy allows.
+    fn may_retry(&self, failure: &OutboundFailure, wait: Duration) -> bool;
+
+    /// Attempt `attempt` succeeded with `success`.
+    async fn succeeded(&mut self, attempt: u32, success: Self::Success) -> Self::Outcome;
+
+    /// Attempt `attempt` failed with `failure` and is tried again after `wait`: records it and
+    /// waits. `Err` ends the call at once with that outcome.
+    async fn retrying(
+        &mut self,
+        attempt: u32,
+        failure: OutboundFailure,
+        wait: Duration,
+    ) -> Result<(), Self::Outcome>;
+
+    /// Attempt `attempt` failed with `failure`, for good.
+    async fn gave_up(&mut self, attempt: u32, failure: OutboundFailure) -> Self::Outcome;
+}
+
+impl RetryPolicy {
+    /// Makes `attempts`' attempts until one succeeds, one fails for good (not retryable, no
+    /// attempt left, or no room left in the caller's limits), or the caller stops.
+    pub(crate) async fn run<A: Attempts>(&self, mut attempts: A) -> A::Outcome {
+        let mut attempt = 1;
+        loop {
+            let failure = match attempts.attempt(attempt).await {
+                Ok(Ok(success)) => return attempts.succeeded(attempt, success).await,
+                Ok(Err(failure)) => failure,
+                Err(outcome) => return outcome,
+            };
+            let wait = self
+                .next(attempt, &failure)
+                .filter(|wait| attempts.may_retry(&failure, *wait));
+            let Some(wait) = wait else {
+                return attempts.gave_up(attempt, failure).await;
+            };
+            if let Err(outcome) = attempts.retrying(attempt, failure, wait).await {
+                return outcome;
+            }
+            attempt += 1;
+        }
     }
 }
 
@@ -193,6 +256,135 @@ mod tests {
             None,
             "no attempt is left after the third"
         );
+    }
+
+    /// Attempts that fail with the failures given, in order, then succeed; recording what the
+    /// loop asked of them.
+    struct Scripted {
+        failures: Vec<OutboundFailure>,
+        /// Whether the caller's limits allow a retry.
+        room: bool,
+        /// Stop the call instead of waiting before attempt 3.
+        stop_before_third: bool,
+        log: Vec<String>,
+    }
+
+    impl Scripted {
+        fn new(failures: Vec<OutboundFailure>) -> Self {
+            Self {
+                failures,
+                room: true,
+                stop_before_third: false,
+                log: Vec::new(),
+            }
+        }
+    }
+
+    impl Attempts for &mut Scripted {
+        type Success = u32;
+        type Outcome = Result<u32, String>;
+
+        async fn attempt(
+            &mut self,
+            attempt: u32,
+        ) -> Result<Result<u32, OutboundFailure>, Self::Outcome> {
+            self.log.push(format!("attempt {attempt}"));
+            if self.failures.is_empty() {
+                Ok(Ok(attempt))
+            } else {
+                Ok(Err(self.failures.remove(0)))
+            }
+        }
+
+        fn may_retry(&self, _failure: &OutboundFailure, _wait: Duration) -> bool {
+            self.room
+        }
+
+        async fn succeeded(&mut self, attempt: u32, success: u32) -> Self::Outcome {
+            self.log.push(format!("succeeded {attempt}"));
+            Ok(success)
+        }
+
+        async fn retrying(
+            &mut self,
+            attempt: u32,
+            failure: OutboundFailure,
+            wait: Duration,
+        ) -> Result<(), Self::Outcome> {
+            self.log.push(format!(
+                "retrying {attempt} after {} ms: {failure}",
+                wait.as_millis()
+            ));
+            if self.stop_before_third && attempt == 2 {
+                return Err(Err("stopped".to_owned()));
+            }
+            Ok(())
+        }
+
+        async fn gave_up(&mut self, attempt: u32, failure: OutboundFailure) -> Self::Outcome {
+            self.log.push(format!("gave up {attempt}: {failure}"));
+            Err(failure.to_string())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_loop_retries_until_an_attempt_succeeds() {
+        let mut script = Scripted::new(vec![status(503, None), status(429, None)]);
+        let outcome = RetryPolicy::MODEL_CALLS.run(&mut script).await;
+        assert_eq!(outcome, Ok(3));
+        assert_eq!(
+            script.log,
+            vec![
+                "attempt 1",
+                "retrying 1 after 1000 ms: the endpoint answered 503",
+                "attempt 2",
+                "retrying 2 after 2000 ms: the endpoint answered 429",
+                "attempt 3",
+                "succeeded 3",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_loop_gives_up_when_the_policy_or_the_caller_says_so() {
+        // Out of attempts.
+        let mut script = Scripted::new((0..5).map(|_| status(500, None)).collect());
+        let outcome = step(2, 10, 2.0, 100).run(&mut script).await;
+        assert_eq!(outcome, Err("the endpoint answered 500".to_owned()));
+        assert_eq!(script.log.len(), 4, "{:?}", script.log);
+        assert_eq!(script.log[3], "gave up 2: the endpoint answered 500");
+
+        // Not retryable.
+        let mut script = Scripted::new(vec![status(400, None)]);
+        let outcome = RetryPolicy::MODEL_CALLS.run(&mut script).await;
+        assert!(outcome.is_err());
+        assert_eq!(
+            script.log,
+            vec!["attempt 1", "gave up 1: the endpoint answered 400"]
+        );
+
+        // No room left in the caller's limits.
+        let mut script = Scripted::new(vec![status(503, None)]);
+        script.room = false;
+        let outcome = RetryPolicy::MODEL_CALLS.run(&mut script).await;
+        assert!(outcome.is_err());
+        assert_eq!(
+            script.log,
+            vec!["attempt 1", "gave up 1: the endpoint answered 503"]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_caller_may_stop_while_waiting() {
+        let mut script = Scripted::new((0..3).map(|_| status(503, None)).collect());
+        script.stop_before_third = true;
+        let outcome = RetryPolicy::MODEL_CALLS.run(&mut script).await;
+        assert_eq!(outcome, Err("stopped".to_owned()));
+        assert_eq!(
+            script.log.last().map(String::as_str),
+            Some("retrying 2 after 2000 ms: the endpoint answered 503")
+        );
+        assert_eq!(script.log.len(), 4);
     }
 
     #[test]

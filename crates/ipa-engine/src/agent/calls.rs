@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::record::Recorder;
 use crate::outbound::{OutboundClient, OutboundFailure, OutboundRequest, OutboundResponse};
-use crate::retry::RetryPolicy;
+use crate::retry::{Attempts, RetryPolicy};
 
 /// How long one model call may take when neither the step nor the run sets a shorter limit.
 pub(crate) const MODEL_CALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -137,63 +137,115 @@ pub(crate) async fn post_with_retries(
         body: Some(body),
         idempotency_key: None,
     };
-    let policy = RetryPolicy::MODEL_CALLS;
-    let mut attempt = 1;
-    loop {
-        let began = Instant::now();
-        let result = client.call(&request, timeout).await;
-        let latency_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let mut failure = match result {
-            Ok(response) => {
-                return Ok(Answered {
-                    response,
-                    latency_ms,
-                    attempt,
-                });
-            }
-            Err(failure) => failure,
-        };
-        // No retry waits past the step's or the run's limit.
-        let wait = policy
-            .next(attempt, &failure)
-            .filter(|wait| limit.is_none_or(|limit| Instant::now() + *wait < limit));
+    RetryPolicy::MODEL_CALLS
+        .run(ModelCall {
+            client,
+            request,
+            timeout,
+            limit,
+            what,
+            detail,
+            recorder,
+            latency_ms: 0,
+        })
+        .await
+}
+
+/// The attempts of one model or endpoint call, each failed one a line of the step's log.
+struct ModelCall<'a> {
+    client: &'a OutboundClient,
+    request: OutboundRequest,
+    timeout: Duration,
+    limit: Option<Instant>,
+    what: &'a str,
+    detail: &'a Value,
+    recorder: &'a Recorder,
+    /// How long the last attempt took, in milliseconds.
+    latency_ms: u64,
+}
+
+impl ModelCall<'_> {
+    /// The message of failed attempt `attempt` and the context of its log line.
+    fn describe(&self, attempt: u32, mut failure: OutboundFailure) -> (String, Value) {
         let status = match &failure {
             OutboundFailure::Status(response) => Some(response.status),
             _ => None,
         };
         // Secrets are hidden before the provider's message is cut, so no cut splits one.
         if let OutboundFailure::Status(response) = &mut failure {
-            response.body = recorder.redact(std::mem::take(&mut response.body));
+            response.body = self.recorder.redact(std::mem::take(&mut response.body));
         }
-        let message = failure_message(what, &failure);
+        let message = failure_message(self.what, &failure);
         let mut context = json!({
             "attempt": attempt,
-            "latency_ms": latency_ms,
+            "latency_ms": self.latency_ms,
             "status_code": status,
             "error": message,
         });
-        merge(&mut context, detail);
-        let Some(wait) = wait else {
-            recorder.line(
-                LogLevel::Error,
-                format!("Attempt {attempt} at {what} failed: {message}"),
-                context,
-            );
-            return Err(if attempt > 1 {
-                format!("{message} (after {attempt} attempts)")
-            } else {
-                message
-            });
-        };
+        merge(&mut context, self.detail);
+        (message, context)
+    }
+}
+
+impl Attempts for ModelCall<'_> {
+    type Success = OutboundResponse;
+    type Outcome = Result<Answered, String>;
+
+    async fn attempt(
+        &mut self,
+        _attempt: u32,
+    ) -> Result<Result<OutboundResponse, OutboundFailure>, Self::Outcome> {
+        let began = Instant::now();
+        let result = self.client.call(&self.request, self.timeout).await;
+        self.latency_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(result)
+    }
+
+    fn may_retry(&self, _failure: &OutboundFailure, wait: Duration) -> bool {
+        // No retry waits past the step's or the run's limit.
+        self.limit.is_none_or(|limit| Instant::now() + wait < limit)
+    }
+
+    async fn succeeded(&mut self, attempt: u32, response: OutboundResponse) -> Self::Outcome {
+        Ok(Answered {
+            response,
+            latency_ms: self.latency_ms,
+            attempt,
+        })
+    }
+
+    async fn retrying(
+        &mut self,
+        attempt: u32,
+        failure: OutboundFailure,
+        wait: Duration,
+    ) -> Result<(), Self::Outcome> {
+        let (message, mut context) = self.describe(attempt, failure);
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         context["retry_in_ms"] = json!(wait_ms);
-        recorder.line(
+        let what = self.what;
+        self.recorder.line(
             LogLevel::Warning,
             format!("Attempt {attempt} at {what} failed: {message}; retrying in {wait_ms} ms"),
             context,
         );
         tokio::time::sleep(wait).await;
-        attempt += 1;
+        Ok(())
+    }
+
+    async fn gave_up(&mut self, attempt: u32, failure: OutboundFailure) -> Self::Outcome {
+        let (message, context) = self.describe(attempt, failure);
+        let what = self.what;
+        self.recorder.line(
+            LogLevel::Error,
+            format!("Attempt {attempt} at {what} failed: {message}"),
+            context,
+        );
+        Err(if attempt > 1 {
+            format!("{message} (after {attempt} attempts)")
+        } else {
+            message
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Webhook steps: the step's request rendered from its templates ([`render_request`]) when the
-//! step is opened, then called through the engine's [`crate::outbound::OutboundClient`] with the
-//! step's [`RetryPolicy`], each attempt a log line, waits and calls interrupted at once by a
-//! cancel, a lost lease or a shutdown.
+//! step is opened, then called through the engine's [`crate::outbound::OutboundClient`] under the
+//! step's [`RetryPolicy`] ([`WebhookAttempts`]: each attempt a log line, waits and calls
+//! interrupted at once by a cancel, a lost lease or a shutdown).
 
 use std::time::{Duration, Instant};
 
@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::{Completion, Engine, Interrupt, Lost, Opening, Then, start_and_fail, wait_interrupt};
-use crate::outbound::{OutboundFailure, OutboundRequest};
-use crate::retry::RetryPolicy;
+use crate::outbound::{OutboundFailure, OutboundRequest, OutboundResponse};
+use crate::retry::{Attempts, RetryPolicy};
 
 impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
     /// Starts a webhook step, its request rendered.
@@ -79,141 +79,216 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
         &self,
         turn: WebhookTurn<'_>,
     ) -> Result<Option<Completion>, Lost> {
+        let step_timeout = turn
+            .step
+            .timeout_ms
+            .map_or(self.options.default_step_timeout, Duration::from_millis);
+        // A retried run gets the step's whole policy again; the recorded count goes on from the
+        // attempts already made.
+        RetryPolicy::of_step(&turn.webhook.retry)
+            .run(WebhookAttempts {
+                engine: self,
+                turn,
+                step_timeout,
+                logs: Vec::new(),
+                elapsed: 0,
+                run_deadline_hit: false,
+            })
+            .await
+    }
+}
+
+/// The attempts of a started webhook step: each one a log line, the lines so far committed
+/// before each wait, and the call or the wait interrupted at once by a cancel, a lost lease or
+/// a shutdown.
+struct WebhookAttempts<'a, J, A> {
+    engine: &'a Engine<J, A>,
+    turn: WebhookTurn<'a>,
+    /// An attempt's time limit when the run's leaves more.
+    step_timeout: Duration,
+    /// Log lines not yet committed.
+    logs: Vec<NewLogLine>,
+    /// How long the last attempt took, in milliseconds.
+    elapsed: u64,
+    /// Whether the last attempt's time limit was what was left of the run's.
+    run_deadline_hit: bool,
+}
+
+impl<J: RunJournal, A: AgentRepository> WebhookAttempts<'_, J, A> {
+    /// Whether `failure` is the run running out of time, which no retry can help.
+    fn out_of_time(&self, failure: &OutboundFailure) -> bool {
+        self.run_deadline_hit && matches!(failure, OutboundFailure::TimedOut(_))
+    }
+
+    /// The context of failed attempt `attempt`'s log line.
+    fn detail(&self, attempt: u32, failure: &OutboundFailure) -> Value {
+        let mut detail =
+            json!({"attempt": attempt, "duration_ms": self.elapsed, "error": failure.to_string()});
+        if let OutboundFailure::Status(response) = failure {
+            detail["status_code"] = json!(response.status);
+            // One line per attempt: each quotes the answer clipped; the failed step's output
+            // keeps the last one whole.
+            detail["response"] = crate::clip_value(&response.body);
+        }
+        detail
+    }
+
+    /// Records that `why` interrupted attempt `attempt`, `elapsed` ms into it.
+    async fn interrupted(
+        &self,
+        why: Interrupt,
+        attempt: u32,
+        elapsed: u64,
+    ) -> Result<Option<Completion>, Lost> {
+        let WebhookTurn { run, row, .. } = self.turn;
+        self.engine
+            .interrupted(run, row, why, attempt, elapsed)
+            .await?;
+        Ok(None)
+    }
+}
+
+impl<J: RunJournal, A: AgentRepository> Attempts for WebhookAttempts<'_, J, A> {
+    type Success = OutboundResponse;
+    type Outcome = Result<Option<Completion>, Lost>;
+
+    async fn attempt(
+        &mut self,
+        attempt: u32,
+    ) -> Result<Result<OutboundResponse, OutboundFailure>, Self::Outcome> {
+        let mut timeout = self.step_timeout;
+        self.run_deadline_hit = false;
+        if let Some((deadline, _)) = self.turn.deadline {
+            let left = deadline - OffsetDateTime::now_utc();
+            let left = Duration::try_from(left).unwrap_or(Duration::ZERO);
+            if left < timeout {
+                timeout = left;
+                self.run_deadline_hit = true;
+            }
+        }
+        let began = Instant::now();
+        let result = tokio::select! {
+            result = self.engine.client.call(&self.turn.request, timeout) => Ok(result),
+            why = wait_interrupt(self.turn.interrupts.clone()) => Err(why),
+        };
+        self.elapsed = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match result {
+            Ok(result) => Ok(result),
+            Err(why) => Err(self.interrupted(why, attempt, self.elapsed).await),
+        }
+    }
+
+    fn may_retry(&self, failure: &OutboundFailure, _wait: Duration) -> bool {
+        // Out of the run's time, nothing is retried, whatever the step's policy.
+        !self.out_of_time(failure)
+    }
+
+    async fn succeeded(&mut self, attempt: u32, response: OutboundResponse) -> Self::Outcome {
+        let WebhookTurn {
+            row, first_attempt, ..
+        } = self.turn;
+        let mut logs = std::mem::take(&mut self.logs);
+        logs.push(NewLogLine::step(
+            row.id,
+            LogLevel::Info,
+            format!("Attempt {attempt} succeeded: HTTP {}", response.status),
+            json!({"attempt": attempt, "status_code": response.status, "duration_ms": self.elapsed, "bytes": response.bytes, "truncated": response.truncated}),
+        ));
+        logs.push(step_event(
+            row,
+            StepStatus::Completed,
+            format!("Step '{}' completed", row.name),
+            json!({"attempts": attempt}),
+        ));
+        let completed = StepChange {
+            output: Some(response.body.clone()),
+            ..StepChange::new(row.id, StepAction::Complete, first_attempt + attempt - 1)
+        };
+        Ok(Some(Completion {
+            output: response.body,
+            change: RunChange::step(completed, logs),
+        }))
+    }
+
+    async fn retrying(
+        &mut self,
+        attempt: u32,
+        failure: OutboundFailure,
+        wait: Duration,
+    ) -> Result<(), Self::Outcome> {
+        let WebhookTurn {
+            run,
+            row,
+            max_attempts,
+            interrupts,
+            ..
+        } = self.turn;
+        let delay = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let detail = self.detail(attempt, &failure);
+        self.logs.push(NewLogLine::step(
+            row.id,
+            LogLevel::Warning,
+            format!(
+                "Attempt {attempt} of {max_attempts} failed: {failure}; retrying in {delay} ms"
+            ),
+            detail,
+        ));
+        match self
+            .engine
+            .commit(run, RunChange::logs(std::mem::take(&mut self.logs)))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(Ok(None)),
+            Err(lost) => return Err(Err(lost)),
+        }
+        let slept = tokio::select! {
+            () = tokio::time::sleep(wait) => None,
+            why = wait_interrupt(interrupts.clone()) => Some(why),
+        };
+        match slept {
+            Some(why) => Err(self.interrupted(why, attempt, 0).await),
+            None => Ok(()),
+        }
+    }
+
+    async fn gave_up(&mut self, attempt: u32, failure: OutboundFailure) -> Self::Outcome {
         let WebhookTurn {
             run,
             step,
             row,
-            webhook,
-            request,
             first_attempt,
             max_attempts,
             deadline,
-            interrupts,
-        } = turn;
-        let step_timeout = step
-            .timeout_ms
-            .map_or(self.options.default_step_timeout, Duration::from_millis);
-        let policy = RetryPolicy::of_step(&webhook.retry);
-        let mut logs = Vec::new();
-        // A retried run gets the step's whole policy again; the recorded count goes on from the
-        // attempts already made.
-        let mut attempt = 1;
-        loop {
-            let mut timeout = step_timeout;
-            let mut run_deadline_hit = false;
-            if let Some((deadline, _)) = deadline {
-                let left = deadline - OffsetDateTime::now_utc();
-                let left = Duration::try_from(left).unwrap_or(Duration::ZERO);
-                if left < timeout {
-                    timeout = left;
-                    run_deadline_hit = true;
-                }
-            }
-            let began = Instant::now();
-            let result = tokio::select! {
-                result = self.client.call(&request, timeout) => Ok(result),
-                why = wait_interrupt(interrupts.clone()) => Err(why),
-            };
-            let elapsed = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let result = match result {
-                Ok(result) => result,
-                Err(why) => {
-                    self.interrupted(run, row, why, attempt, elapsed).await?;
-                    return Ok(None);
-                }
-            };
-            match result {
-                Ok(response) => {
-                    logs.push(NewLogLine::step(
-                        row.id,
-                        LogLevel::Info,
-                        format!("Attempt {attempt} succeeded: HTTP {}", response.status),
-                        json!({"attempt": attempt, "status_code": response.status, "duration_ms": elapsed, "bytes": response.bytes, "truncated": response.truncated}),
-                    ));
-                    logs.push(step_event(
-                        row,
-                        StepStatus::Completed,
-                        format!("Step '{}' completed", row.name),
-                        json!({"attempts": attempt}),
-                    ));
-                    let completed = StepChange {
-                        output: Some(response.body.clone()),
-                        ..StepChange::new(row.id, StepAction::Complete, first_attempt + attempt - 1)
-                    };
-                    return Ok(Some(Completion {
-                        output: response.body,
-                        change: RunChange::step(completed, logs),
-                    }));
-                }
-                Err(failure) => {
-                    let mut detail = json!({"attempt": attempt, "duration_ms": elapsed, "error": failure.to_string()});
-                    if let OutboundFailure::Status(response) = &failure {
-                        detail["status_code"] = json!(response.status);
-                        // One line per attempt: each quotes the answer clipped; the failed
-                        // step's output keeps the last one whole.
-                        detail["response"] = crate::clip_value(&response.body);
-                    }
-                    let out_of_time =
-                        run_deadline_hit && matches!(failure, OutboundFailure::TimedOut(_));
-                    // Out of the run's time, nothing is retried, whatever the step's policy.
-                    let retry_in = if out_of_time {
-                        None
-                    } else {
-                        policy.next(attempt, &failure)
-                    };
-                    if let Some(wait) = retry_in {
-                        let delay = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                        logs.push(NewLogLine::step(
-                            row.id,
-                            LogLevel::Warning,
-                            format!("Attempt {attempt} of {max_attempts} failed: {failure}; retrying in {delay} ms"),
-                            detail,
-                        ));
-                        if !self
-                            .commit(run, RunChange::logs(std::mem::take(&mut logs)))
-                            .await?
-                        {
-                            return Ok(None);
-                        }
-                        let slept = tokio::select! {
-                            () = tokio::time::sleep(wait) => None,
-                            why = wait_interrupt(interrupts.clone()) => Some(why),
-                        };
-                        if let Some(why) = slept {
-                            self.interrupted(run, row, why, attempt, 0).await?;
-                            return Ok(None);
-                        }
-                        attempt += 1;
-                        continue;
-                    }
-                    logs.push(NewLogLine::step(
-                        row.id,
-                        LogLevel::Error,
-                        format!("Attempt {attempt} of {max_attempts} failed: {failure}"),
-                        detail,
-                    ));
-                    let message = if out_of_time {
-                        let ms = deadline.map_or(0, |(_, ms)| ms);
-                        format!("the run exceeded its time limit of {ms} ms")
-                    } else if attempt > 1 {
-                        format!("{failure} (after {attempt} attempts)")
-                    } else {
-                        failure.to_string()
-                    };
-                    let failed = StepChange {
-                        output: match &failure {
-                            OutboundFailure::Status(response) => Some(response.body.clone()),
-                            _ => None,
-                        },
-                        error: Some(message.clone()),
-                        ..StepChange::new(row.id, StepAction::Fail, first_attempt + attempt - 1)
-                    };
-                    let error = format!("step '{}' failed: {message}", step.name.as_str());
-                    self.fail_run(run, Some(failed), error, logs).await?;
-                    return Ok(None);
-                }
-            }
-        }
+            ..
+        } = self.turn;
+        let out_of_time = self.out_of_time(&failure);
+        let mut logs = std::mem::take(&mut self.logs);
+        logs.push(NewLogLine::step(
+            row.id,
+            LogLevel::Error,
+            format!("Attempt {attempt} of {max_attempts} failed: {failure}"),
+            self.detail(attempt, &failure),
+        ));
+        let message = if out_of_time {
+            let ms = deadline.map_or(0, |(_, ms)| ms);
+            format!("the run exceeded its time limit of {ms} ms")
+        } else if attempt > 1 {
+            format!("{failure} (after {attempt} attempts)")
+        } else {
+            failure.to_string()
+        };
+        let failed = StepChange {
+            output: match &failure {
+                OutboundFailure::Status(response) => Some(response.body.clone()),
+                _ => None,
+            },
+            error: Some(message.clone()),
+            ..StepChange::new(row.id, StepAction::Fail, first_attempt + attempt - 1)
+        };
+        let error = format!("step '{}' failed: {message}", step.name.as_str());
+        self.engine.fail_run(run, Some(failed), error, logs).await?;
+        Ok(None)
     }
 }
 
