@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use ipa_agent::{AgentConfiguration, AgentType, SecretInput};
-use ipa_engine::Templates;
+use ipa_template::Templates;
 use ipa_workflow::WorkflowDefinition;
 use peak_alloc::PeakAlloc;
 use serde_json::Value;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use ipa_agent::AgentService;
-use ipa_engine::{JsonSchemas, Templates};
 use ipa_execution::ExecutionService;
 use ipa_identity::{CryptoError, IdentityPolicy, IdentityService};
 use ipa_security::{Argon2Hasher, RandomTokens, SecretBox};
@@ -12,6 +11,7 @@ use ipa_store::{
     EXECUTION_LOGS_CHANNEL, EXECUTIONS_CHANNEL, Notifications, PgAgents, PgExecutions, PgSessions,
     PgUsers, PgWorkflows, Store,
 };
+use ipa_template::{JsonSchemas, Templates};
 use ipa_workflow::WorkflowService;
 
 /// The identity service as the platform runs it.

@@ -465,7 +465,7 @@ fn apply_step_with_logs(
 }
 
 /// The engine's SQL for a one-step webhook run (`PgRunJournal` of
-/// `crates/ipa-store/src/runs.rs` as `crates/ipa-engine/src/engine.rs` drives it), two
+/// `crates/ipa-store/src/runs.rs` as `crates/ipa-engine/src/engine/mod.rs` drives it), two
 /// transactions: the claim (returning the run and its definition), the read of its steps and the
 /// step's start with the run's and the step's lines; then the step's completion and the run's
 /// completion with their lines. The worker is `bench-<client id>`.

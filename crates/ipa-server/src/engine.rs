@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ipa_engine::{Engine, EngineOptions, Signal};
+use ipa_engine::{Engine, EngineOptions, MAX_RESPONSE_BYTES, OutboundClient, Signal};
 use ipa_kernel::ExecutionId;
 use ipa_security::SecretBox;
 use ipa_store::{
@@ -51,14 +51,18 @@ pub fn spawn(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     tracing::info!(workers = options.workers, name = %options.name, "starting the engine");
+    // One client for every outbound call of this process's workers: webhooks, model providers
+    // and tools share its connection pool and its rules.
+    let client = OutboundClient::new(MAX_RESPONSE_BYTES)
+        .map_err(anyhow::Error::msg)
+        .context("preparing the outbound HTTP client")?;
     let engine = Engine::new(
         PgRunJournal::new(store.clone()),
         PgAgents::new(store.clone()),
         Arc::new(secrets),
+        client,
         options,
-    )
-    .map_err(anyhow::Error::msg)
-    .context("preparing the webhook HTTP client")?;
+    );
     let (signals, receiver) = broadcast::channel(1024);
     let mut notifications = notifications.subscribe();
     let forward = tokio::spawn(async move {

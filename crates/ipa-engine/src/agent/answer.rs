@@ -25,7 +25,7 @@ use serde_json::Value;
 use super::calls::provider_message;
 use super::record::Usage;
 use crate::QUOTE_CHARS;
-use crate::webhook::WebhookResponse;
+use crate::outbound::OutboundResponse;
 
 /// What one model call answered, as far as it could be read.
 #[derive(Debug, PartialEq)]
@@ -67,7 +67,7 @@ pub(crate) struct ToolCall {
 }
 
 /// Reads a chat-completions answer (a 2xx response).
-pub(crate) fn read_completion(response: &WebhookResponse) -> Reply {
+pub(crate) fn read_completion(response: &OutboundResponse) -> Reply {
     let body = match json_body(response) {
         Ok(body) => body,
         Err(reason) => {
@@ -116,7 +116,7 @@ pub(crate) fn read_completion(response: &WebhookResponse) -> Reply {
 }
 
 /// The JSON object of a 2xx answer, whatever content type it came with; or why there is none.
-pub(crate) fn json_body(response: &WebhookResponse) -> Result<Value, String> {
+pub(crate) fn json_body(response: &OutboundResponse) -> Result<Value, String> {
     let parsed;
     let body = match &response.body {
         Value::Null => return Err(format!("answered HTTP {} with no body", response.status)),
@@ -340,8 +340,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn response(body: Value) -> WebhookResponse {
-        WebhookResponse {
+    fn response(body: Value) -> OutboundResponse {
+        OutboundResponse {
             status: 200,
             body,
             truncated: false,

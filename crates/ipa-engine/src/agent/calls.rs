@@ -1,9 +1,9 @@
 //! Outbound calls of agent steps that may be retried: model providers and `custom` agent
 //! endpoints. This module owns where a provider's chat-completions endpoint is and how it is
-//! authenticated (OpenAI, Azure OpenAI, OpenAI-compatible servers), the retry policy (HTTP 429
-//! and 5xx, and failed connections, are tried again after the wait the endpoint asks for in
-//! `Retry-After`/`retry-after-ms`, or an exponential backoff), and the message a failure ends
-//! with (the provider's own, never a header value).
+//! authenticated (OpenAI, Azure OpenAI, OpenAI-compatible servers), the attempts of one call
+//! under [`RetryPolicy::MODEL_CALLS`] (HTTP 429 and 5xx, and failed connections, are tried again
+//! after the wait the endpoint asks for in `Retry-After`/`retry-after-ms`, or an exponential
+//! backoff), and the message a failure ends with (the provider's own, never a header value).
 
 use std::time::{Duration, Instant};
 
@@ -13,16 +13,8 @@ use ipa_workflow::definition::HttpMethod;
 use serde_json::{Value, json};
 
 use super::record::Recorder;
-use crate::webhook::{WebhookClient, WebhookFailure, WebhookRequest, WebhookResponse};
-
-/// How many times one call is attempted before its failure is final.
-pub(crate) const MAX_ATTEMPTS: u32 = 4;
-
-/// The first backoff when the endpoint does not say how long to wait; doubled on each attempt.
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-
-/// The longest wait between two attempts, whatever the endpoint asks for.
-const MAX_WAIT: Duration = Duration::from_secs(60);
+use crate::outbound::{OutboundClient, OutboundFailure, OutboundRequest, OutboundResponse};
+use crate::retry::{Attempts, RetryPolicy};
 
 /// How long one model call may take when neither the step nor the run sets a shorter limit.
 pub(crate) const MODEL_CALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -114,7 +106,7 @@ pub(crate) fn percent_encode(text: &str) -> String {
 /// A successful call.
 pub(crate) struct Answered {
     /// The response (2xx).
-    pub response: WebhookResponse,
+    pub response: OutboundResponse,
     /// How long the successful attempt took, in milliseconds.
     pub latency_ms: u64,
     /// Which attempt it was, from 1.
@@ -128,7 +120,7 @@ pub(crate) struct Answered {
 /// fails for its limit.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn post_with_retries(
-    client: &WebhookClient,
+    client: &OutboundClient,
     url: &str,
     headers: &[(String, String)],
     body: Value,
@@ -138,74 +130,122 @@ pub(crate) async fn post_with_retries(
     detail: &Value,
     recorder: &Recorder,
 ) -> Result<Answered, String> {
-    let request = WebhookRequest {
+    let request = OutboundRequest {
         method: HttpMethod::Post,
         url: url.to_owned(),
         headers: headers.to_vec(),
         body: Some(body),
         idempotency_key: None,
     };
-    let mut attempt = 1;
-    loop {
-        let began = Instant::now();
-        let result = client.call(&request, timeout).await;
-        let latency_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let mut failure = match result {
-            Ok(response) => {
-                return Ok(Answered {
-                    response,
-                    latency_ms,
-                    attempt,
-                });
-            }
-            Err(failure) => failure,
-        };
-        let (retryable, asked_wait, status) = match &failure {
-            WebhookFailure::Status(response) => (
-                response.status == 429 || response.status >= 500,
-                response.retry_after,
-                Some(response.status),
-            ),
-            WebhookFailure::Transport(_) => (true, None, None),
-            WebhookFailure::TimedOut(_) | WebhookFailure::InvalidRequest(_) => (false, None, None),
+    RetryPolicy::MODEL_CALLS
+        .run(ModelCall {
+            client,
+            request,
+            timeout,
+            limit,
+            what,
+            detail,
+            recorder,
+            latency_ms: 0,
+        })
+        .await
+}
+
+/// The attempts of one model or endpoint call, each failed one a line of the step's log.
+struct ModelCall<'a> {
+    client: &'a OutboundClient,
+    request: OutboundRequest,
+    timeout: Duration,
+    limit: Option<Instant>,
+    what: &'a str,
+    detail: &'a Value,
+    recorder: &'a Recorder,
+    /// How long the last attempt took, in milliseconds.
+    latency_ms: u64,
+}
+
+impl ModelCall<'_> {
+    /// The message of failed attempt `attempt` and the context of its log line.
+    fn describe(&self, attempt: u32, mut failure: OutboundFailure) -> (String, Value) {
+        let status = match &failure {
+            OutboundFailure::Status(response) => Some(response.status),
+            _ => None,
         };
         // Secrets are hidden before the provider's message is cut, so no cut splits one.
-        if let WebhookFailure::Status(response) = &mut failure {
-            response.body = recorder.redact(std::mem::take(&mut response.body));
+        if let OutboundFailure::Status(response) = &mut failure {
+            response.body = self.recorder.redact(std::mem::take(&mut response.body));
         }
-        let message = failure_message(what, &failure);
-        let wait = asked_wait
-            .unwrap_or_else(|| FIRST_BACKOFF.saturating_mul(1 << (attempt - 1).min(6)))
-            .min(MAX_WAIT);
-        let room = limit.is_none_or(|limit| Instant::now() + wait < limit);
+        let message = failure_message(self.what, &failure);
         let mut context = json!({
             "attempt": attempt,
-            "latency_ms": latency_ms,
+            "latency_ms": self.latency_ms,
             "status_code": status,
             "error": message,
         });
-        merge(&mut context, detail);
-        if !(retryable && attempt < MAX_ATTEMPTS && room) {
-            recorder.line(
-                LogLevel::Error,
-                format!("Attempt {attempt} at {what} failed: {message}"),
-                context,
-            );
-            return Err(if attempt > 1 {
-                format!("{message} (after {attempt} attempts)")
-            } else {
-                message
-            });
-        }
+        merge(&mut context, self.detail);
+        (message, context)
+    }
+}
+
+impl Attempts for ModelCall<'_> {
+    type Success = OutboundResponse;
+    type Outcome = Result<Answered, String>;
+
+    async fn attempt(
+        &mut self,
+        _attempt: u32,
+    ) -> Result<Result<OutboundResponse, OutboundFailure>, Self::Outcome> {
+        let began = Instant::now();
+        let result = self.client.call(&self.request, self.timeout).await;
+        self.latency_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(result)
+    }
+
+    fn may_retry(&self, _failure: &OutboundFailure, wait: Duration) -> bool {
+        // No retry waits past the step's or the run's limit.
+        self.limit.is_none_or(|limit| Instant::now() + wait < limit)
+    }
+
+    async fn succeeded(&mut self, attempt: u32, response: OutboundResponse) -> Self::Outcome {
+        Ok(Answered {
+            response,
+            latency_ms: self.latency_ms,
+            attempt,
+        })
+    }
+
+    async fn retrying(
+        &mut self,
+        attempt: u32,
+        failure: OutboundFailure,
+        wait: Duration,
+    ) -> Result<(), Self::Outcome> {
+        let (message, mut context) = self.describe(attempt, failure);
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         context["retry_in_ms"] = json!(wait_ms);
-        recorder.line(
+        let what = self.what;
+        self.recorder.line(
             LogLevel::Warning,
             format!("Attempt {attempt} at {what} failed: {message}; retrying in {wait_ms} ms"),
             context,
         );
         tokio::time::sleep(wait).await;
-        attempt += 1;
+        Ok(())
+    }
+
+    async fn gave_up(&mut self, attempt: u32, failure: OutboundFailure) -> Self::Outcome {
+        let (message, context) = self.describe(attempt, failure);
+        let what = self.what;
+        self.recorder.line(
+            LogLevel::Error,
+            format!("Attempt {attempt} at {what} failed: {message}"),
+            context,
+        );
+        Err(if attempt > 1 {
+            format!("{message} (after {attempt} attempts)")
+        } else {
+            message
+        })
     }
 }
 
@@ -219,15 +259,15 @@ pub(crate) fn merge(context: &mut Value, extra: &Value) {
 }
 
 /// What went wrong, in the callee's own words where it gave some.
-fn failure_message(what: &str, failure: &WebhookFailure) -> String {
+fn failure_message(what: &str, failure: &OutboundFailure) -> String {
     match failure {
-        WebhookFailure::Status(response) => match provider_message(&response.body) {
+        OutboundFailure::Status(response) => match provider_message(&response.body) {
             Some(text) => format!("{what} answered HTTP {}: {text}", response.status),
             None => format!("{what} answered HTTP {}", response.status),
         },
-        WebhookFailure::Transport(reason) => format!("{what} could not be reached: {reason}"),
-        WebhookFailure::TimedOut(ms) => format!("{what} did not answer within {ms} ms"),
-        WebhookFailure::InvalidRequest(reason) => {
+        OutboundFailure::Transport(reason) => format!("{what} could not be reached: {reason}"),
+        OutboundFailure::TimedOut(ms) => format!("{what} did not answer within {ms} ms"),
+        OutboundFailure::InvalidRequest(reason) => {
             format!("the call to {what} is not valid: {reason}")
         }
     }

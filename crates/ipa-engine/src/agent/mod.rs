@@ -47,8 +47,8 @@ use self::calls::{ChatEndpoint, MODEL_CALL_TIMEOUT, merge, post_with_retries};
 pub(crate) use self::record::Recorder;
 use self::record::{Tally, Usage};
 use self::tools::{ToolBox, ToolEnv, header_pairs, result_text};
-use crate::webhook::WebhookClient;
-use crate::{JsonSchemas, Templates};
+use crate::outbound::OutboundClient;
+use ipa_template::{JsonSchemas, Templates};
 
 /// The most rounds of tool calls in one answer: a model still calling tools after that many is
 /// stopped (it is most likely looping), failing the step.
@@ -68,7 +68,7 @@ pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub struct AgentRunner<A> {
     agents: Arc<A>,
     opener: Arc<dyn SecretOpener>,
-    client: WebhookClient,
+    client: OutboundClient,
     templates: Templates,
     openai_base_url: String,
 }
@@ -151,7 +151,7 @@ impl<A: AgentRepository> AgentRunner<A> {
     pub fn new(
         agents: Arc<A>,
         opener: Arc<dyn SecretOpener>,
-        client: WebhookClient,
+        client: OutboundClient,
         templates: Templates,
         openai_base_url: String,
     ) -> Self {

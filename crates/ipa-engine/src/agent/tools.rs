@@ -23,8 +23,8 @@ use time::{OffsetDateTime, UtcOffset};
 
 use super::calls::percent_encode;
 use super::record::Recorder;
-use crate::webhook::{WebhookClient, WebhookFailure, WebhookRequest};
-use crate::{JsonSchemas, Templates};
+use crate::outbound::{OutboundClient, OutboundFailure, OutboundRequest};
+use ipa_template::{JsonSchemas, Templates};
 
 /// The most characters of a tool's result handed back to the model; the rest is cut, saying so.
 const MAX_RESULT_CHARS: usize = 32 * 1024;
@@ -51,7 +51,7 @@ pub(crate) struct ToolBox {
 /// What calling a function needs from the step.
 pub(crate) struct ToolEnv<'a> {
     /// The HTTP client.
-    pub client: &'a WebhookClient,
+    pub client: &'a OutboundClient,
     /// The step's recorder, whose secrets are hidden from answers before they are cut.
     pub recorder: &'a Recorder,
     /// The template language.
@@ -183,7 +183,7 @@ impl ToolBox {
                 call.status_code = Some(response.status);
                 call.outcome = Ok(env.recorder.redact(response.body));
             }
-            Err(WebhookFailure::Status(response)) => {
+            Err(OutboundFailure::Status(response)) => {
                 call.status_code = Some(response.status);
                 // Hidden before the cut, so no cut splits a secret.
                 let body = match env.recorder.redact(response.body) {
@@ -341,7 +341,7 @@ fn with_query(url: &str, pairs: &[(String, String)]) -> Result<String, String> {
 
 /// An `api` tool's request: URL placeholders filled; the other arguments in the query string
 /// (GET, DELETE) or as the JSON body (POST, PUT, PATCH).
-fn api_request(api: &ApiCall<PlainSecret>, arguments: &Value) -> Result<WebhookRequest, String> {
+fn api_request(api: &ApiCall<PlainSecret>, arguments: &Value) -> Result<OutboundRequest, String> {
     let empty = Map::new();
     let members = arguments.as_object().unwrap_or(&empty);
     let (url, used) = fill(api.url.as_str(), members)?;
@@ -360,7 +360,7 @@ fn api_request(api: &ApiCall<PlainSecret>, arguments: &Value) -> Result<WebhookR
         }
         _ => (url, Some(Value::Object(rest))),
     };
-    Ok(WebhookRequest {
+    Ok(OutboundRequest {
         method: method(api.method),
         url,
         headers: header_pairs(&api.headers),
@@ -375,7 +375,7 @@ fn plugin_request(
     plugin: &Plugin<PlainSecret>,
     position: usize,
     arguments: &Value,
-) -> Result<WebhookRequest, String> {
+) -> Result<OutboundRequest, String> {
     let operation = plugin
         .operations
         .get(position)
@@ -402,7 +402,7 @@ fn plugin_request(
         .body
         .as_ref()
         .and_then(|_| members.get(BODY_ARGUMENT).cloned());
-    Ok(WebhookRequest {
+    Ok(OutboundRequest {
         method: method(operation.method),
         url: with_query(&format!("{base}{path}"), &query)?,
         headers,
@@ -430,7 +430,7 @@ mod tests {
     use ipa_agent::{HttpUrl, OperationParameter, PluginOperation, ToolName, UrlTemplate};
 
     fn env<'a>(
-        client: &'a WebhookClient,
+        client: &'a OutboundClient,
         recorder: &'a Recorder,
         templates: &'a Templates,
         context: &'a Value,
@@ -446,7 +446,7 @@ mod tests {
 
     #[test]
     fn built_ins_read_the_run_data() {
-        let client = WebhookClient::new(1024).unwrap();
+        let client = OutboundClient::new(1024).unwrap();
         let templates = Templates::new();
         let context = json!({"input": {"orders": [{"id": 1, "total": 50}, {"id": 2, "total": 150}]}, "steps": {}});
         let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();

@@ -1,24 +1,21 @@
-//! Webhook steps: rendering the request and making the HTTP call.
-//!
-//! This module owns what happens between a webhook step's definition and what its endpoint
-//! answered: rendering the URL, headers and body templates against the run's context
-//! ([`render_request`]), and one attempt at the call ([`WebhookClient::call`]), with a time limit
-//! and a cap on how much of the response is kept. Retrying, and recording attempts, belong to the
-//! caller: an attempt here either answers or says why it did not.
+//! The one outbound HTTP client of the engine ([`OutboundClient`]), used by webhook steps, model
+//! provider calls and agent tool calls alike, so they all share one connection pool, one TLS
+//! stack and one set of rules: a time limit per attempt, a cap on how much of a response is kept,
+//! redirects only within the first URL's origin, and an idempotency key when the caller gives
+//! one. It makes one attempt and says how it ended; retrying ([`crate::retry`]) and recording
+//! attempts belong to the caller.
 //!
 //! Header values may carry secrets (tokens, API keys): they never appear in error messages, in
-//! tracing output or in the `Debug` form of a [`WebhookRequest`].
+//! tracing output or in the `Debug` form of an [`OutboundRequest`].
 
 use std::fmt;
 use std::time::Duration;
 
-use ipa_workflow::definition::{HttpMethod, WebhookStep};
+use ipa_workflow::definition::HttpMethod;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url, redirect};
 use serde_json::Value;
 use time::OffsetDateTime;
-
-use crate::Templates;
 
 /// The default cap on a response body kept from one attempt: 1 MiB. Enough for any API answer a
 /// later step may reasonably use, small enough that a run's record stays small.
@@ -33,12 +30,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The header carrying the request's idempotency key, so an endpoint can recognise a retry.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// A webhook request with every template rendered.
+/// An outbound request, ready to send (a webhook step's with every template rendered).
 #[derive(Clone, PartialEq)]
-pub struct WebhookRequest {
+pub struct OutboundRequest {
     /// The method.
     pub method: HttpMethod,
-    /// The URL, rendered (not yet checked: [`WebhookClient::call`] refuses an invalid one).
+    /// The URL, rendered (not yet checked: [`OutboundClient::call`] refuses an invalid one).
     pub url: String,
     /// The headers, rendered, in the order of the step's header names.
     pub headers: Vec<(String, String)>,
@@ -49,11 +46,11 @@ pub struct WebhookRequest {
     pub idempotency_key: Option<String>,
 }
 
-impl fmt::Debug for WebhookRequest {
+impl fmt::Debug for OutboundRequest {
     /// Header values may be secrets: only their names are shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let header_names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
-        f.debug_struct("WebhookRequest")
+        f.debug_struct("OutboundRequest")
             .field("method", &self.method)
             .field("url", &self.url)
             .field("headers", &header_names)
@@ -63,82 +60,9 @@ impl fmt::Debug for WebhookRequest {
     }
 }
 
-/// Renders a webhook step's URL, headers and body against `context` (`{"input": ...,
-/// "steps": {...}}`).
-///
-/// The body is JSON whose *strings* are templates, at any depth in arrays and objects; member
-/// names are not templated, and other values (numbers, booleans, null) are sent as they are.
-///
-/// On failure, the message names the JSON pointer of the template that failed: the definition's
-/// pointer for the URL and headers, and for the body (whose pointer in the definition is not
-/// known here) the path inside it, as in `/body/items/0/name`.
-pub fn render_request(
-    step: &WebhookStep,
-    templates: &Templates,
-    context: &Value,
-    idempotency_key: &str,
-) -> Result<WebhookRequest, String> {
-    let render = |source: &str, pointer: &str| {
-        templates
-            .render(source, context)
-            .map_err(|error| format!("{pointer}: {}", error.message()))
-    };
-    let url = render(&step.url.source, &step.url.pointer)?;
-    let headers = step
-        .headers
-        .iter()
-        .map(|(name, value)| Ok((name.clone(), render(&value.source, &value.pointer)?)))
-        .collect::<Result<Vec<_>, String>>()?;
-    let body = step
-        .body
-        .as_ref()
-        .map(|body| render_body(body, "/body", &render))
-        .transpose()?;
-    Ok(WebhookRequest {
-        method: step.method,
-        url,
-        headers,
-        body,
-        idempotency_key: Some(idempotency_key.to_owned()),
-    })
-}
-
-/// `value` with every string rendered as a template; `pointer` is where `value` is in the body.
-fn render_body(
-    value: &Value,
-    pointer: &str,
-    render: &impl Fn(&str, &str) -> Result<String, String>,
-) -> Result<Value, String> {
-    Ok(match value {
-        Value::String(source) => Value::String(render(source, pointer)?),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(position, item)| render_body(item, &format!("{pointer}/{position}"), render))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(members) => Value::Object(
-            members
-                .iter()
-                .map(|(name, member)| {
-                    let pointer = format!("{pointer}/{}", escape(name));
-                    Ok((name.clone(), render_body(member, &pointer, render)?))
-                })
-                .collect::<Result<_, String>>()?,
-        ),
-        other => other.clone(),
-    })
-}
-
-/// Escapes a member name for a JSON pointer (RFC 6901: `~` as `~0`, `/` as `~1`).
-fn escape(member: &str) -> String {
-    member.replace('~', "~0").replace('/', "~1")
-}
-
 /// What came back.
 #[derive(Clone, Debug, PartialEq)]
-pub struct WebhookResponse {
+pub struct OutboundResponse {
     /// The HTTP status code.
     pub status: u16,
     /// The body: parsed JSON when the content type is JSON (`application/json` or `…+json`), it
@@ -156,7 +80,7 @@ pub struct WebhookResponse {
 
 /// Why an attempt did not succeed.
 #[derive(Debug, thiserror::Error)]
-pub enum WebhookFailure {
+pub enum OutboundFailure {
     /// The request could not be built: an invalid URL, a scheme other than `http` or `https`, an
     /// invalid header name or value. Retrying will not help; the step's definition (or the data
     /// its templates use) must change.
@@ -172,17 +96,17 @@ pub enum WebhookFailure {
     /// The endpoint answered with a status that is not 2xx; the response is kept so the caller
     /// can record it.
     #[error("the endpoint answered {}", .0.status)]
-    Status(WebhookResponse),
+    Status(OutboundResponse),
 }
 
-/// Makes webhook calls. Cheap to clone (connections are pooled and shared): build one and keep it.
+/// Makes outbound HTTP calls. Cheap to clone (connections are pooled and shared): build one and keep it.
 #[derive(Clone, Debug)]
-pub struct WebhookClient {
+pub struct OutboundClient {
     client: reqwest::Client,
     max_response_bytes: usize,
 }
 
-impl WebhookClient {
+impl OutboundClient {
     /// A client keeping at most `max_response_bytes` of each response body (see
     /// [`MAX_RESPONSE_BYTES`] for the usual cap). It speaks TLS with rustls, follows at most 5
     /// redirects and only within the first URL's origin (a step's headers may carry credentials
@@ -228,9 +152,9 @@ impl WebhookClient {
     /// ever kept; the response is then marked truncated.
     pub async fn call(
         &self,
-        request: &WebhookRequest,
+        request: &OutboundRequest,
         timeout: Duration,
-    ) -> Result<WebhookResponse, WebhookFailure> {
+    ) -> Result<OutboundResponse, OutboundFailure> {
         let built = self.build(request)?;
         let host = built.url().host_str().unwrap_or_default().to_owned();
         let method = request.method.as_str();
@@ -244,7 +168,7 @@ impl WebhookClient {
             Err(_elapsed) => {
                 let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
                 tracing::debug!(method, host, millis, "webhook attempt timed out");
-                return Err(WebhookFailure::TimedOut(millis));
+                return Err(OutboundFailure::TimedOut(millis));
             }
         };
         tracing::debug!(
@@ -258,13 +182,13 @@ impl WebhookClient {
         if (200..300).contains(&response.status) {
             Ok(response)
         } else {
-            Err(WebhookFailure::Status(response))
+            Err(OutboundFailure::Status(response))
         }
     }
 
     /// The reqwest request for `request`, or why it cannot be sent.
-    fn build(&self, request: &WebhookRequest) -> Result<reqwest::Request, WebhookFailure> {
-        let invalid = WebhookFailure::InvalidRequest;
+    fn build(&self, request: &OutboundRequest) -> Result<reqwest::Request, OutboundFailure> {
+        let invalid = OutboundFailure::InvalidRequest;
         // The URL itself is not repeated in messages: the caller records it with the attempt,
         // and a rendered URL may carry a token in its query.
         let url = Url::parse(&request.url).map_err(|error| {
@@ -331,12 +255,15 @@ impl WebhookClient {
     }
 
     /// Sends `request` and reads its response, up to the cap.
-    async fn execute(&self, request: reqwest::Request) -> Result<WebhookResponse, WebhookFailure> {
+    async fn execute(
+        &self,
+        request: reqwest::Request,
+    ) -> Result<OutboundResponse, OutboundFailure> {
         let mut response = self
             .client
             .execute(request)
             .await
-            .map_err(|error| WebhookFailure::Transport(transport(error)))?;
+            .map_err(|error| OutboundFailure::Transport(transport(error)))?;
         let status = response.status().as_u16();
         let json = response
             .headers()
@@ -351,7 +278,7 @@ impl WebhookClient {
         let mut body = Vec::new();
         let mut truncated = false;
         while let Some(chunk) = response.chunk().await.map_err(|error| {
-            WebhookFailure::Transport(format!(
+            OutboundFailure::Transport(format!(
                 "the response body could not be read: {}",
                 transport(error)
             ))
@@ -371,7 +298,7 @@ impl WebhookClient {
                         Ok(Some(_)) => break true,
                         Ok(None) => break false,
                         Err(error) => {
-                            return Err(WebhookFailure::Transport(format!(
+                            return Err(OutboundFailure::Transport(format!(
                                 "the response body could not be read: {}",
                                 transport(error)
                             )));
@@ -381,7 +308,7 @@ impl WebhookClient {
                 break;
             }
         }
-        Ok(WebhookResponse {
+        Ok(OutboundResponse {
             status,
             bytes: body.len(),
             body: body_value(&body, json, truncated),
@@ -433,7 +360,7 @@ fn is_json(content_type: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// The body as kept in a response: see [`WebhookResponse::body`].
+/// The body as kept in a response: see [`OutboundResponse::body`].
 fn body_value(bytes: &[u8], json: bool, truncated: bool) -> Value {
     if bytes.is_empty() {
         return Value::Null;
@@ -509,13 +436,16 @@ mod tests {
     use std::collections::BTreeMap;
     use std::net::SocketAddr;
 
-    use ipa_workflow::definition::{RetryPolicy, TemplateSource};
+    use ipa_template::Templates;
+    use ipa_workflow::definition::{RetryPolicy, TemplateSource, WebhookStep};
     use serde_json::json;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::mpsc;
 
     use super::*;
+    // The round trip of a rendered webhook step through the client.
+    use crate::engine::webhook::render_request;
 
     /// A request as the test server saw it.
     struct Received {
@@ -607,8 +537,8 @@ mod tests {
         response
     }
 
-    fn request(url: String) -> WebhookRequest {
-        WebhookRequest {
+    fn request(url: String) -> OutboundRequest {
+        OutboundRequest {
             method: HttpMethod::Get,
             url,
             headers: Vec::new(),
@@ -617,8 +547,8 @@ mod tests {
         }
     }
 
-    fn client() -> WebhookClient {
-        WebhookClient::new(MAX_RESPONSE_BYTES).unwrap()
+    fn client() -> OutboundClient {
+        OutboundClient::new(MAX_RESPONSE_BYTES).unwrap()
     }
 
     const TIMEOUT: Duration = Duration::from_secs(5);
@@ -668,7 +598,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(&failure, WebhookFailure::Status(response) if response.status == 302),
+            matches!(&failure, OutboundFailure::Status(response) if response.status == 302),
             "{failure:?}"
         );
         assert!(reached.try_recv().is_err(), "the other origin was called");
@@ -688,7 +618,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             response,
-            WebhookResponse {
+            OutboundResponse {
                 status: 200,
                 body: json!({"id": 7, "tags": ["a"]}),
                 truncated: false,
@@ -744,7 +674,7 @@ mod tests {
     async fn a_large_response_is_truncated_at_the_cap() {
         let large = vec![b'x'; 200 * 1024];
         let (address, _) = serve(http("200 OK", "application/json", &large), Duration::ZERO).await;
-        let client = WebhookClient::new(1000).unwrap();
+        let client = OutboundClient::new(1000).unwrap();
         let response = client
             .call(&request(format!("http://{address}/")), TIMEOUT)
             .await
@@ -780,7 +710,7 @@ mod tests {
             .call(&request(format!("http://{address}/")), TIMEOUT)
             .await
             .unwrap_err();
-        let WebhookFailure::Status(response) = &failure else {
+        let OutboundFailure::Status(response) = &failure else {
             panic!("expected a status failure, got {failure:?}");
         };
         assert_eq!(response.status, 500);
@@ -871,60 +801,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_template_error_names_its_pointer() {
-        let templates = Templates::new();
-        let context = context("http://localhost");
-
-        let error = render_request(
-            &step("{{ input.missing }}", &[], None),
-            &templates,
-            &context,
-            "k",
-        )
-        .unwrap_err();
-        assert!(
-            error.starts_with("/steps/0/request/url: the template could not be rendered"),
-            "{error}"
-        );
-
-        let error = render_request(
-            &step("{{ input.base }}", &[("X-Token", "{{ input.nope }}")], None),
-            &templates,
-            &context,
-            "k",
-        )
-        .unwrap_err();
-        assert!(
-            error.starts_with("/steps/0/request/headers/X-Token: "),
-            "{error}"
-        );
-
-        let body = json!({"items": [{"name": "{{ input.customer.nickname }}"}], "a/b": "{{ x }}"});
-        let error = render_request(
-            &step("{{ input.base }}", &[], Some(body)),
-            &templates,
-            &context,
-            "k",
-        )
-        .unwrap_err();
-        // serde_json's maps are sorted: `a/b` comes first, escaped.
-        assert!(error.starts_with("/body/a~1b: "), "{error}");
-
-        let body = json!({"items": [{"name": "{{ input.customer.nickname }}"}]});
-        let error = render_request(
-            &step("{{ input.base }}", &[], Some(body)),
-            &templates,
-            &context,
-            "k",
-        )
-        .unwrap_err();
-        assert!(
-            error.starts_with("/body/items/0/name: the template could not be rendered"),
-            "{error}"
-        );
-    }
-
     #[tokio::test]
     async fn a_url_that_is_not_http_is_an_invalid_request() {
         for url in [
@@ -938,7 +814,7 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(
-                matches!(failure, WebhookFailure::InvalidRequest(_)),
+                matches!(failure, OutboundFailure::InvalidRequest(_)),
                 "{url}: {failure:?}"
             );
         }
@@ -959,7 +835,7 @@ mod tests {
         bad_name.headers = vec![("Bad Header".to_owned(), "v".to_owned())];
         let failure = client().call(&bad_name, TIMEOUT).await.unwrap_err();
         assert!(
-            matches!(&failure, WebhookFailure::InvalidRequest(message) if message.contains("`Bad Header`")),
+            matches!(&failure, OutboundFailure::InvalidRequest(message) if message.contains("`Bad Header`")),
             "{failure:?}"
         );
 
@@ -968,7 +844,7 @@ mod tests {
         let failure = client().call(&bad_value, TIMEOUT).await.unwrap_err();
         let message = failure.to_string();
         assert!(
-            matches!(failure, WebhookFailure::InvalidRequest(_)),
+            matches!(failure, OutboundFailure::InvalidRequest(_)),
             "{message}"
         );
         assert!(message.contains("`X-Token`"), "{message}");
@@ -984,7 +860,10 @@ mod tests {
         request.headers = vec![("Authorization".to_owned(), "Bearer s3cret".to_owned())];
         let failure = client().call(&request, TIMEOUT).await.unwrap_err();
         let message = failure.to_string();
-        assert!(matches!(failure, WebhookFailure::Transport(_)), "{message}");
+        assert!(
+            matches!(failure, OutboundFailure::Transport(_)),
+            "{message}"
+        );
         assert!(
             message.starts_with("the endpoint could not be reached: the connection failed"),
             "{message}"
@@ -1009,7 +888,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(failure, WebhookFailure::TimedOut(200)),
+            matches!(failure, OutboundFailure::TimedOut(200)),
             "{failure:?}"
         );
         assert_eq!(failure.to_string(), "no response within 200 ms");

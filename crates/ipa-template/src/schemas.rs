@@ -13,6 +13,7 @@ use std::io;
 
 use ipa_agent::{DocumentProblem, SchemaChecker};
 use ipa_kernel::json::serialized_within;
+use ipa_kernel::text::clip;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{Draft, JsonType, ReferencingError, ValidationError, Validator};
 use serde_json::Value;
@@ -691,7 +692,7 @@ fn quoted(value: &Value) -> String {
         Err(error) => std::str::from_utf8(&head.0[..error.valid_up_to()]).unwrap_or_default(),
     };
     if whole {
-        return crate::clip(text, MAX_QUOTED_CHARS);
+        return clip(text, MAX_QUOTED_CHARS);
     }
     // Only the head was written, so the whole length is unknown: the note says only that it was
     // cut.
@@ -706,7 +707,7 @@ fn quoted(value: &Value) -> String {
 
 /// `message` cut to [`MAX_MESSAGE_CHARS`] characters.
 fn cap(message: &str) -> String {
-    crate::clip(message, MAX_MESSAGE_CHARS)
+    clip(message, MAX_MESSAGE_CHARS)
 }
 
 /// `base` extended by one member name or index, escaped per RFC 6901.

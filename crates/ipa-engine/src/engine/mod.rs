@@ -11,10 +11,18 @@
 //! a fallback; [`Signal::Stop`] interrupts the step in flight of a cancelled run. A step in flight
 //! is also interrupted when the lease turns out to be lost, and when the engine shuts down (the
 //! run is then released for another worker at once).
+//!
+//! This module owns that loop: claiming, the lease and its heartbeat, recovery of runs whose
+//! worker died, cancellation, and the order of steps. What each kind of step does when it is
+//! opened and run lives beside it, one module per kind: [`approval`], [`webhook`], [`agent`].
+
+mod agent;
+mod approval;
+pub(crate) mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipa_agent::{AgentRepository, SecretOpener};
 use ipa_execution::{
@@ -22,16 +30,18 @@ use ipa_execution::{
     RunChange, RunJournal, RunOutcome, StepAction, StepChange, StepStatus, WorkerId, step_event,
 };
 use ipa_kernel::{ExecutionId, StorageError};
+use ipa_template::Templates;
 use ipa_workflow::WorkflowDefinition;
-use ipa_workflow::definition::{AgentStep, ApprovalStep, Step, StepKind, WebhookStep};
+use ipa_workflow::definition::StepKind;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinSet;
 
-use crate::agent::{AgentRunner, OPENAI_BASE_URL, Recorder, StepCall};
-use crate::templates::Templates;
-use crate::webhook::{WebhookClient, WebhookFailure, WebhookRequest, render_request};
+use self::agent::AgentTurn;
+use self::webhook::WebhookTurn;
+use crate::agent::{AgentRunner, OPENAI_BASE_URL};
+use crate::outbound::{OutboundClient, OutboundRequest};
 
 /// How the engine runs.
 #[derive(Clone, Debug)]
@@ -93,7 +103,8 @@ type Interrupts = Arc<Mutex<HashMap<ExecutionId, watch::Sender<Option<Interrupt>
 pub struct Engine<J, A> {
     journal: Arc<J>,
     templates: Templates,
-    webhooks: WebhookClient,
+    /// The outbound client of webhook steps (agent steps reach it through `agents`).
+    client: OutboundClient,
     agents: AgentRunner<A>,
     options: EngineOptions,
     ready: Arc<Notify>,
@@ -105,7 +116,7 @@ impl<J, A> Clone for Engine<J, A> {
         Self {
             journal: Arc::clone(&self.journal),
             templates: self.templates.clone(),
-            webhooks: self.webhooks.clone(),
+            client: self.client.clone(),
             agents: self.agents.clone(),
             options: self.options.clone(),
             ready: Arc::clone(&self.ready),
@@ -131,32 +142,33 @@ impl From<ipa_kernel::StorageError> for Lost {
 }
 
 impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
-    /// An engine over `journal`, reading the agents of agent steps from `agents` and opening
-    /// their secrets with `secrets`.
+    /// An engine over `journal`, reading the agents of agent steps from `agents`, opening
+    /// their secrets with `secrets`, and making every outbound call (webhooks, model providers,
+    /// tools) with `client`.
     pub fn new(
         journal: J,
         agents: A,
         secrets: Arc<dyn SecretOpener>,
+        client: OutboundClient,
         options: EngineOptions,
-    ) -> Result<Self, String> {
+    ) -> Self {
         let templates = Templates::new();
-        let webhooks = WebhookClient::new(crate::webhook::MAX_RESPONSE_BYTES)?;
         let agents = AgentRunner::new(
             Arc::new(agents),
             secrets,
-            webhooks.clone(),
+            client.clone(),
             templates.clone(),
             options.openai_base_url.clone(),
         );
-        Ok(Self {
+        Self {
             journal: Arc::new(journal),
             templates,
-            webhooks,
+            client,
             agents,
             options,
             ready: Arc::new(Notify::new()),
             in_flight: Arc::default(),
-        })
+        }
     }
 
     /// Runs the workers until `shutdown` turns true, reacting to `signals` as they come. Returns
@@ -557,143 +569,6 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
         }
     }
 
-    /// Starts an approval step: the run waits for a decision.
-    fn open_approval(
-        &self,
-        index: usize,
-        step: &Step,
-        row: &ExecutionStep,
-        approval: &ApprovalStep,
-        context: &Value,
-        mut logs: Vec<NewLogLine>,
-    ) -> Opening {
-        let message = match self.templates.render(&approval.message.source, context) {
-            Ok(message) => message,
-            Err(error) => {
-                let message = format!("its message could not be rendered: {error}");
-                return start_and_fail(index, row, message, logs);
-            }
-        };
-        let approvers: Vec<_> = approval.approvers.iter().map(|id| id.as_uuid()).collect();
-        let decided_by = if approvers.is_empty() {
-            "the workflow's owner or a superuser"
-        } else {
-            "a listed approver"
-        };
-        let deadline = step.timeout_ms.map(|ms| {
-            OffsetDateTime::now_utc()
-                + time::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX))
-        });
-        logs.push(step_event(
-            row,
-            StepStatus::Running,
-            format!("Step '{}' waits for a decision by {decided_by}", row.name),
-            json!({"message": message, "approvers": approvers}),
-        ));
-        let change = StepChange {
-            input: Some(json!({"message": message, "approvers": approvers})),
-            ..StepChange::new(row.id, StepAction::Start, 1)
-        };
-        Opening::stop(RunChange {
-            step: Some(change),
-            outcome: Some(RunOutcome::AwaitApproval {
-                step: row.id,
-                deadline,
-            }),
-            logs,
-        })
-    }
-
-    /// Starts a webhook step, its request rendered.
-    fn open_webhook(
-        &self,
-        run: &ClaimedRun,
-        index: usize,
-        webhook: &WebhookStep,
-        context: &Value,
-        mut logs: Vec<NewLogLine>,
-    ) -> Opening {
-        let row = &run.steps[index];
-        // The same key on every attempt, after a lost worker too: receivers can de-duplicate.
-        let key = format!("{}:{}", run.lease.execution_id.as_uuid(), row.id.as_uuid());
-        let request = match render_request(webhook, &self.templates, context, &key) {
-            Ok(request) => request,
-            Err(error) => return start_and_fail(index, row, error, logs),
-        };
-        // Header values may carry credentials: only their names are kept.
-        let header_names: Vec<&str> = request
-            .headers
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .collect();
-        let input = json!({
-            "method": request.method.as_str(),
-            "url": request.url,
-            "headers": header_names,
-            "body": request.body,
-            "idempotency_key": key,
-        });
-        let max_attempts = u32::from(webhook.retry.max_attempts.max(1));
-        let first_attempt = u32::try_from(row.retry_count).unwrap_or(0) + 1;
-        logs.push(step_event(
-            row,
-            StepStatus::Running,
-            format!("Step '{}' started", row.name),
-            json!({"method": request.method.as_str(), "url": request.url, "max_attempts": max_attempts}),
-        ));
-        let started = StepChange {
-            input: Some(input),
-            ..StepChange::new(row.id, StepAction::Start, first_attempt)
-        };
-        Opening {
-            change: RunChange::step(started, logs),
-            then: Then::Webhook {
-                index,
-                request,
-                first_attempt,
-                max_attempts,
-            },
-        }
-    }
-
-    /// Starts an agent step, its prompt rendered.
-    fn open_agent(
-        &self,
-        index: usize,
-        row: &ExecutionStep,
-        agent: &AgentStep,
-        context: &Value,
-        mut logs: Vec<NewLogLine>,
-    ) -> Opening {
-        let prompt = match self.templates.render(&agent.prompt.source, context) {
-            Ok(prompt) => prompt,
-            Err(error) => {
-                let message = format!("its prompt could not be rendered: {}", error.message());
-                return start_and_fail(index, row, message, logs);
-            }
-        };
-        let attempt = u32::try_from(row.retry_count).unwrap_or(0) + 1;
-        let agent_id = agent.agent_id.as_uuid();
-        logs.push(step_event(
-            row,
-            StepStatus::Running,
-            format!("Step '{}' started", row.name),
-            json!({"agent_id": agent_id}),
-        ));
-        let started = StepChange {
-            input: Some(json!({"agent_id": agent_id, "prompt": prompt})),
-            ..StepChange::new(row.id, StepAction::Start, attempt)
-        };
-        Opening {
-            change: RunChange::step(started, logs),
-            then: Then::Agent {
-                index,
-                prompt,
-                attempt,
-            },
-        }
-    }
-
     /// Goes on with a run whose last write was the opening of `then`: runs what it started,
     /// and writes each next opening, until the worker is done with the run. A step's completion
     /// is written together with the run's end when no step is left after it.
@@ -810,251 +685,6 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
         }
     }
 
-    /// Calls a started webhook step, with its retries; answers its completion, unwritten, or
-    /// `None` once it has written how the step failed or was interrupted.
-    async fn call_webhook(&self, turn: WebhookTurn<'_>) -> Result<Option<Completion>, Lost> {
-        let WebhookTurn {
-            run,
-            step,
-            row,
-            webhook,
-            request,
-            first_attempt,
-            max_attempts,
-            deadline,
-            interrupts,
-        } = turn;
-        let step_timeout = step
-            .timeout_ms
-            .map_or(self.options.default_step_timeout, Duration::from_millis);
-        let mut logs = Vec::new();
-        // A retried run gets the step's whole policy again; the recorded count goes on from the
-        // attempts already made.
-        let mut attempt = 1;
-        loop {
-            let mut timeout = step_timeout;
-            let mut run_deadline_hit = false;
-            if let Some((deadline, _)) = deadline {
-                let left = deadline - OffsetDateTime::now_utc();
-                let left = Duration::try_from(left).unwrap_or(Duration::ZERO);
-                if left < timeout {
-                    timeout = left;
-                    run_deadline_hit = true;
-                }
-            }
-            let began = Instant::now();
-            let result = tokio::select! {
-                result = self.webhooks.call(&request, timeout) => Ok(result),
-                why = wait_interrupt(interrupts.clone()) => Err(why),
-            };
-            let elapsed = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let result = match result {
-                Ok(result) => result,
-                Err(why) => {
-                    self.interrupted(run, row, why, attempt, elapsed).await?;
-                    return Ok(None);
-                }
-            };
-            match result {
-                Ok(response) => {
-                    logs.push(NewLogLine::step(
-                        row.id,
-                        LogLevel::Info,
-                        format!("Attempt {attempt} succeeded: HTTP {}", response.status),
-                        json!({"attempt": attempt, "status_code": response.status, "duration_ms": elapsed, "bytes": response.bytes, "truncated": response.truncated}),
-                    ));
-                    logs.push(step_event(
-                        row,
-                        StepStatus::Completed,
-                        format!("Step '{}' completed", row.name),
-                        json!({"attempts": attempt}),
-                    ));
-                    let completed = StepChange {
-                        output: Some(response.body.clone()),
-                        ..StepChange::new(row.id, StepAction::Complete, first_attempt + attempt - 1)
-                    };
-                    return Ok(Some(Completion {
-                        output: response.body,
-                        change: RunChange::step(completed, logs),
-                    }));
-                }
-                Err(failure) => {
-                    let mut detail = json!({"attempt": attempt, "duration_ms": elapsed, "error": failure.to_string()});
-                    if let WebhookFailure::Status(response) = &failure {
-                        detail["status_code"] = json!(response.status);
-                        // One line per attempt: each quotes the answer clipped; the failed
-                        // step's output keeps the last one whole.
-                        detail["response"] = crate::clip_value(&response.body);
-                    }
-                    let out_of_time =
-                        run_deadline_hit && matches!(failure, WebhookFailure::TimedOut(_));
-                    let retryable =
-                        !matches!(failure, WebhookFailure::InvalidRequest(_)) && !out_of_time;
-                    if retryable && attempt < max_attempts {
-                        let delay = webhook.retry.backoff.delay_ms(attempt);
-                        logs.push(NewLogLine::step(
-                            row.id,
-                            LogLevel::Warning,
-                            format!("Attempt {attempt} of {max_attempts} failed: {failure}; retrying in {delay} ms"),
-                            detail,
-                        ));
-                        if !self
-                            .commit(run, RunChange::logs(std::mem::take(&mut logs)))
-                            .await?
-                        {
-                            return Ok(None);
-                        }
-                        let slept = tokio::select! {
-                            () = tokio::time::sleep(Duration::from_millis(delay)) => None,
-                            why = wait_interrupt(interrupts.clone()) => Some(why),
-                        };
-                        if let Some(why) = slept {
-                            self.interrupted(run, row, why, attempt, 0).await?;
-                            return Ok(None);
-                        }
-                        attempt += 1;
-                        continue;
-                    }
-                    logs.push(NewLogLine::step(
-                        row.id,
-                        LogLevel::Error,
-                        format!("Attempt {attempt} of {max_attempts} failed: {failure}"),
-                        detail,
-                    ));
-                    let message = if out_of_time {
-                        let ms = deadline.map_or(0, |(_, ms)| ms);
-                        format!("the run exceeded its time limit of {ms} ms")
-                    } else if attempt > 1 {
-                        format!("{failure} (after {attempt} attempts)")
-                    } else {
-                        failure.to_string()
-                    };
-                    let failed = StepChange {
-                        output: match &failure {
-                            WebhookFailure::Status(response) => Some(response.body.clone()),
-                            _ => None,
-                        },
-                        error: Some(message.clone()),
-                        ..StepChange::new(row.id, StepAction::Fail, first_attempt + attempt - 1)
-                    };
-                    let error = format!("step '{}' failed: {message}", step.name.as_str());
-                    self.fail_run(run, Some(failed), error, logs).await?;
-                    return Ok(None);
-                }
-            }
-        }
-    }
-
-    /// Asks a started agent step's agent, committing its calls' log lines as they come; the
-    /// step's `timeout_ms` bounds the whole conversation. Answers the step's completion,
-    /// unwritten, or `None` once it has written how the step failed or was interrupted.
-    async fn ask_agent(&self, turn: AgentTurn<'_>) -> Result<Option<Completion>, Lost> {
-        let AgentTurn {
-            run,
-            step,
-            row,
-            agent,
-            prompt,
-            attempt,
-            progress,
-            interrupts,
-        } = turn;
-        let deadline = progress.deadline;
-        let context = json!({"input": run.input, "steps": progress.steps});
-        let context = &context;
-        // The step's own limit and the run's, whichever comes first.
-        let now = Instant::now();
-        let step_limit = step.timeout_ms.map(|ms| {
-            (
-                now + Duration::from_millis(ms),
-                format!("the step exceeded its time limit of {ms} ms"),
-            )
-        });
-        let run_limit = deadline.map(|(at, ms)| {
-            let left = Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO);
-            (
-                now + left,
-                format!("the run exceeded its time limit of {ms} ms"),
-            )
-        });
-        let limit = match (step_limit, run_limit) {
-            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-            (a, b) => a.or(b),
-        };
-        let (sender, mut lines) = mpsc::unbounded_channel();
-        let recorder = Recorder::new(row.id, sender);
-        let call = StepCall {
-            execution_id: run.lease.execution_id,
-            step_name: &row.name,
-            context,
-            limit: limit.as_ref().map(|(at, _)| *at),
-            recorder: &recorder,
-        };
-        let conversation = self.agents.run(agent.agent_id, prompt, &call);
-        tokio::pin!(conversation);
-        let expired = async {
-            match &limit {
-                Some((at, _)) => tokio::time::sleep_until((*at).into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(expired);
-        let began = Instant::now();
-        let result = loop {
-            tokio::select! {
-                result = &mut conversation => break result,
-                Some(line) = lines.recv() => {
-                    let mut batch = vec![line];
-                    while let Ok(line) = lines.try_recv() {
-                        batch.push(line);
-                    }
-                    if !self.commit(run, RunChange::logs(batch)).await? {
-                        return Ok(None);
-                    }
-                }
-                () = &mut expired => {
-                    break Err(limit.as_ref().map_or_else(String::new, |(_, why)| why.clone()));
-                }
-                why = wait_interrupt(interrupts.clone()) => {
-                    let elapsed = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    self.interrupted(run, row, why, 1, elapsed).await?;
-                    return Ok(None);
-                }
-            }
-        };
-        let mut logs = Vec::new();
-        while let Ok(line) = lines.try_recv() {
-            logs.push(line);
-        }
-        match result {
-            Ok(output) => {
-                logs.push(step_event(
-                    row,
-                    StepStatus::Completed,
-                    format!("Step '{}' completed", row.name),
-                    json!({"usage": output.get("usage")}),
-                ));
-                let completed = StepChange {
-                    output: Some(output.clone()),
-                    ..StepChange::new(row.id, StepAction::Complete, attempt)
-                };
-                Ok(Some(Completion {
-                    output,
-                    change: RunChange::step(completed, logs),
-                }))
-            }
-            Err(message) => {
-                let failed = StepChange {
-                    error: Some(message.clone()),
-                    ..StepChange::new(row.id, StepAction::Fail, attempt)
-                };
-                let error = format!("step '{}' failed: {message}", step.name.as_str());
-                self.fail_run(run, Some(failed), error, logs).await?;
-                Ok(None)
-            }
-        }
-    }
-
     /// Records why a step in flight stopped. A cancelled run's step was already marked by the
     /// cancel; a shutdown leaves the step running for the next worker.
     async fn interrupted(
@@ -1141,7 +771,7 @@ enum Then {
     /// Call the webhook of the step at `index` it started.
     Webhook {
         index: usize,
-        request: WebhookRequest,
+        request: OutboundRequest,
         first_attempt: u32,
         max_attempts: u32,
     },
@@ -1151,31 +781,6 @@ enum Then {
         prompt: String,
         attempt: u32,
     },
-}
-
-/// A started webhook step to call.
-struct WebhookTurn<'a> {
-    run: &'a ClaimedRun,
-    step: &'a Step,
-    row: &'a ExecutionStep,
-    webhook: &'a WebhookStep,
-    request: WebhookRequest,
-    first_attempt: u32,
-    max_attempts: u32,
-    deadline: Option<(OffsetDateTime, u64)>,
-    interrupts: &'a watch::Receiver<Option<Interrupt>>,
-}
-
-/// A started agent step to ask.
-struct AgentTurn<'a> {
-    run: &'a ClaimedRun,
-    step: &'a Step,
-    row: &'a ExecutionStep,
-    agent: &'a AgentStep,
-    prompt: String,
-    attempt: u32,
-    progress: &'a Progress,
-    interrupts: &'a watch::Receiver<Option<Interrupt>>,
 }
 
 /// A called step's success: its output, and the change recording it, not yet written.
