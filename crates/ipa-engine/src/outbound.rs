@@ -433,17 +433,16 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::net::SocketAddr;
 
     use ipa_template::Templates;
-    use ipa_workflow::definition::{RetryPolicy, TemplateSource, WebhookStep};
     use serde_json::json;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::mpsc;
 
     use super::*;
+    use crate::engine::webhook::tests::{context, step};
     // The round trip of a rendered webhook step through the client.
     use crate::engine::webhook::render_request;
 
@@ -552,36 +551,6 @@ mod tests {
     }
 
     const TIMEOUT: Duration = Duration::from_secs(5);
-
-    fn source(source: &str, pointer: &str) -> TemplateSource {
-        TemplateSource {
-            source: source.to_owned(),
-            pointer: pointer.to_owned(),
-        }
-    }
-
-    fn step(url: &str, headers: &[(&str, &str)], body: Option<Value>) -> WebhookStep {
-        WebhookStep {
-            method: HttpMethod::Post,
-            url: source(url, "/steps/0/request/url"),
-            headers: headers
-                .iter()
-                .map(|(name, value)| {
-                    let pointer = format!("/steps/0/request/headers/{name}");
-                    ((*name).to_owned(), source(value, &pointer))
-                })
-                .collect::<BTreeMap<_, _>>(),
-            body,
-            retry: RetryPolicy::default(),
-        }
-    }
-
-    fn context(base: &str) -> Value {
-        json!({
-            "input": {"base": base, "token": "s3cret", "customer": {"name": "Ada"}, "qty": 3},
-            "steps": {"lookup": {"output": {"id": 42}}}
-        })
-    }
 
     #[tokio::test]
     async fn redirects_leave_only_for_the_same_origin() {

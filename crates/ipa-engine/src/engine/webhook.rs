@@ -379,21 +379,22 @@ fn escape(member: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use ipa_workflow::definition::{HttpMethod, RetryPolicy, TemplateSource};
 
     use super::*;
 
-    fn source(source: &str, pointer: &str) -> TemplateSource {
+    pub(crate) fn source(source: &str, pointer: &str) -> TemplateSource {
         TemplateSource {
             source: source.to_owned(),
             pointer: pointer.to_owned(),
         }
     }
 
-    fn step(url: &str, headers: &[(&str, &str)], body: Option<Value>) -> WebhookStep {
+    /// A POST webhook step to `url` with these headers and body, as a definition parses it.
+    pub(crate) fn step(url: &str, headers: &[(&str, &str)], body: Option<Value>) -> WebhookStep {
         WebhookStep {
             method: HttpMethod::Post,
             url: source(url, "/steps/0/request/url"),
@@ -409,7 +410,8 @@ mod tests {
         }
     }
 
-    fn context(base: &str) -> Value {
+    /// A run's template context: an input with a base URL and a secret, and one earlier step.
+    pub(crate) fn context(base: &str) -> Value {
         json!({
             "input": {"base": base, "token": "s3cret", "customer": {"name": "Ada"}, "qty": 3},
             "steps": {"lookup": {"output": {"id": 42}}}
