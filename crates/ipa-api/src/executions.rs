@@ -141,7 +141,7 @@ impl From<Execution> for ExecutionView {
             id: execution.id.as_uuid(),
             workflow_id: execution.workflow_id.as_uuid(),
             workflow_version_id: execution.workflow_version_id.as_uuid(),
-            version_number: execution.version_number,
+            version_number: execution.version_number.map(|number| number.as_i32()),
             triggered_by: execution.triggered_by.as_uuid(),
             status: execution.state.status.into(),
             waiting_step_id: execution.state.awaiting.map(|id| id.as_uuid()),

@@ -208,7 +208,7 @@ impl ExecutionRepository for FakeExecutions {
             id,
             workflow_id: workflow,
             workflow_version_id: version_id,
-            version_number: i32::try_from(number.get()).ok(),
+            version_number: Some(number),
             triggered_by: user,
             state: RunState::new(ExecutionStatus::Pending),
             input: Value::Object(request.input.clone()),

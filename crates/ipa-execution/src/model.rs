@@ -19,7 +19,7 @@ pub struct Execution {
     /// The version run.
     pub workflow_version_id: WorkflowVersionId,
     /// That version's number (`None` when the version is not visible to the reader).
-    pub version_number: Option<i32>,
+    pub version_number: Option<VersionNumber>,
     /// Who started it.
     pub triggered_by: UserId,
     /// Where it is.

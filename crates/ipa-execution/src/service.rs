@@ -187,12 +187,12 @@ mod tests {
             .start(&actor, workflow, &run_request(None, None))
             .await
             .unwrap();
-        assert_eq!(current.execution.version_number, Some(1));
+        assert_eq!(current.execution.version_number, Some(number(1)));
         let named = service
             .start(&actor, workflow, &run_request(Some(2), None))
             .await
             .unwrap();
-        assert_eq!(named.execution.version_number, Some(2));
+        assert_eq!(named.execution.version_number, Some(number(2)));
         let (_, steps) = service.get(&actor, named.execution.id).await.unwrap();
         assert_eq!(
             steps.iter().map(|s| s.kind).collect::<Vec<_>>(),

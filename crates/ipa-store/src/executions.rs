@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::audit;
 use crate::sql::{ListQuery, commit, explain, from_store, read_page, statement, storage};
 use crate::store::Store;
+use crate::workflows::version_number;
 
 /// The columns of an [`Execution`] from `executions e` and its version `v`.
 pub(crate) const EXECUTION_COLUMNS: &str = "e.id, e.workflow_id, e.workflow_version_id, \
@@ -87,7 +88,11 @@ pub(crate) fn execution_from_row(row: &QueryResult) -> Result<Execution, Storage
         workflow_version_id: WorkflowVersionId::from_uuid(
             row.try_get("", "workflow_version_id").map_err(&get)?,
         ),
-        version_number: row.try_get("", "version_number").map_err(&get)?,
+        version_number: row
+            .try_get::<Option<i32>>("", "version_number")
+            .map_err(&get)?
+            .map(version_number)
+            .transpose()?,
         triggered_by: UserId::from_uuid(row.try_get("", "triggered_by").map_err(&get)?),
         state: state_from_row(row)?,
         input: row.try_get("", "input_data").map_err(&get)?,
@@ -358,7 +363,7 @@ impl ExecutionRepository for PgExecutions {
                 .query_one_raw(statement(
                     "SELECT id, definition FROM workflow_versions \
                      WHERE workflow_id = $1 AND version_number = $2",
-                    [workflow.as_uuid().into(), i64::from(number.get()).into()],
+                    [workflow.as_uuid().into(), number.as_i32().into()],
                 ))
                 .await
                 .map_err(storage("reading the version to run"))?
@@ -441,7 +446,10 @@ impl ExecutionRepository for PgExecutions {
             &[run_event(
                 ExecutionStatus::Pending,
                 "Execution started",
-                json!({"triggered_by": user.as_uuid(), "version_number": execution.version_number}),
+                json!({
+                    "triggered_by": user.as_uuid(),
+                    "version_number": execution.version_number.map(|number| number.get()),
+                }),
             )],
         )
         .await?;
@@ -453,7 +461,7 @@ impl ExecutionRepository for PgExecutions {
             json!({
                 "workflow_id": workflow.as_uuid(),
                 "workflow_version_id": version_id,
-                "version_number": execution.version_number,
+                "version_number": execution.version_number.map(|number| number.get()),
                 "idempotency_key": request.idempotency_key.as_ref().map(IdempotencyKey::as_str),
             }),
         )

@@ -83,7 +83,8 @@ fn workflow_from_row(row: &QueryResult) -> Result<Workflow, StorageError> {
     })
 }
 
-fn version_number(stored: i32) -> Result<VersionNumber, StorageError> {
+/// A stored version number, refusing one the schema's checks should have kept out.
+pub(crate) fn version_number(stored: i32) -> Result<VersionNumber, StorageError> {
     u32::try_from(stored)
         .ok()
         .and_then(VersionNumber::new)

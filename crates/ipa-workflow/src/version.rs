@@ -29,6 +29,12 @@ impl VersionNumber {
     pub fn get(&self) -> u32 {
         self.0
     }
+
+    /// The number as PostgreSQL's `integer` stores it: always exact, since numbers stop at
+    /// [`Self::MAX`].
+    pub fn as_i32(&self) -> i32 {
+        i32::try_from(self.0).unwrap_or(i32::MAX)
+    }
 }
 
 impl fmt::Display for VersionNumber {
