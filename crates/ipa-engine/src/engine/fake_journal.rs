@@ -31,7 +31,10 @@
 //!   whole write;
 //! - every call takes the lock once for its whole body and never awaits while holding it: the
 //!   row locks of a transaction become one critical section, so two workers never claim the same
-//!   run and a cancel never interleaves with a claim's first write.
+//!   run and a cancel never interleaves with a claim's first write;
+//! - every call yields to the runtime once before answering, as a round trip to the database
+//!   would, so a worker looping on the journal (claiming and letting go of a run it cannot
+//!   write, say) never starves a test's deadline.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -485,6 +488,7 @@ impl RunJournal for FakeJournal {
     where
         F: FnMut(&ClaimedRun) -> Option<RunChange> + Send,
     {
+        tokio::task::yield_now().await;
         self.claim_now(worker, lease, limit, &mut first)
     }
 
@@ -493,14 +497,17 @@ impl RunJournal for FakeJournal {
         lease: &Lease,
         duration: Duration,
     ) -> Result<Option<ExecutionStatus>, StorageError> {
+        tokio::task::yield_now().await;
         Ok(self.renew_now(lease, duration))
     }
 
     async fn commit(&self, lease: &Lease, change: RunChange) -> Result<Committed, StorageError> {
+        tokio::task::yield_now().await;
         self.commit_now(lease, change)
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StorageError> {
+        tokio::task::yield_now().await;
         self.release_now(lease);
         Ok(())
     }

@@ -827,12 +827,24 @@ async fn a_worker_whose_lease_was_taken_over_stops_its_step_and_writes_nothing()
             assert!(Instant::now() < deadline, "{:#?}", journal.calls());
             sleep(Duration::from_millis(5)).await;
         }
+        // The worker is free again: it takes the next run (it runs one at a time).
+        let next = journal.insert(definition(&[approval("ask")]), json!({"order": 8}));
+        engine.signal(Signal::Ready);
+        until(&journal, next, "waiting for a decision", |run| {
+            run.awaiting.is_some()
+        })
+        .await;
         sleep(Duration::from_millis(150)).await;
+        // Its only call about the run since: the renewal that found the lease gone, after which
+        // the heartbeat stopped.
         let after = calls_by(&journal, &a, id);
-        assert!(
-            after[before..]
-                .iter()
-                .all(|call| matches!(call, Call::Renew { held: false, .. })),
+        assert_eq!(
+            after[before..],
+            [Call::Renew {
+                worker: a.clone(),
+                id,
+                held: false
+            }],
             "{after:#?}"
         );
         let run = journal.run(id);
@@ -852,7 +864,7 @@ async fn a_step_finished_after_its_lease_was_taken_over_is_not_recorded() {
         let server = Server::start(vec![Duration::from_millis(300)]).await;
         let journal = FakeJournal::new();
         let id = journal.insert(
-            definition(&[webhook("notify", &server)]),
+            definition(&[webhook("notify", &server), approval("ask")]),
             json!({"order": 7}),
         );
         let engine = Running::start(&journal, options("a", Duration::from_secs(60)));
@@ -860,6 +872,7 @@ async fn a_step_finished_after_its_lease_was_taken_over_is_not_recorded() {
         let other = worker("other");
         assert_eq!(claim_as(&journal, &other, id).await, 1);
         let taken = journal.run(id);
+        let before = calls_by(&journal, &worker("a"), id).len();
 
         let deadline = Instant::now() + WAIT;
         while !calls_by(&journal, &worker("a"), id).iter().any(|call| {
@@ -874,8 +887,21 @@ async fn a_step_finished_after_its_lease_was_taken_over_is_not_recorded() {
             assert!(Instant::now() < deadline, "{:#?}", journal.calls());
             sleep(Duration::from_millis(5)).await;
         }
+        // The refused completion is its last write: it does not go on to the next step.
+        sleep(Duration::from_millis(60)).await;
+        let after = calls_by(&journal, &worker("a"), id);
+        assert_eq!(
+            after[before..],
+            [Call::Commit {
+                worker: worker("a"),
+                id,
+                committed: Some(Committed::LeaseLost)
+            }],
+            "{after:#?}"
+        );
         let run = journal.run(id);
         assert_eq!(run.steps[0].status, StepStatus::Running, "no completion");
+        assert_eq!(run.steps[1].status, StepStatus::Pending);
         assert_eq!(run.steps[0].output, None);
         assert_eq!(run.status, ExecutionStatus::Running);
         assert_eq!(run.logs, taken.logs);
