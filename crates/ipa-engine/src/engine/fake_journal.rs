@@ -6,8 +6,10 @@
 //! recoveries, output or error, log lines) and their steps, behind one [`Mutex`], with a clock the
 //! test moves forward ([`FakeJournal::advance`]) on top of the real one. Tests insert runs of a
 //! definition ([`FakeJournal::insert`]), steer them as people would through the API
-//! ([`FakeJournal::cancel`], [`FakeJournal::pause`], [`FakeJournal::approve`]), read them back
-//! ([`FakeJournal::run`]) and read every call the engine made ([`FakeJournal::calls`]).
+//! ([`FakeJournal::cancel`], [`FakeJournal::pause`], [`FakeJournal::resume`],
+//! [`FakeJournal::approve`]), make the next commits fail as during a database outage
+//! ([`FakeJournal::fail_commits`]), read runs back ([`FakeJournal::run`]) and read every call the
+//! engine made ([`FakeJournal::calls`]).
 //!
 //! Why it is faithful enough: it keeps the port's contracts as `ipa-store`'s `PgRunJournal`
 //! implements them:
@@ -64,6 +66,8 @@ struct Journal {
     ahead: time::Duration,
     /// Every call of the port, in order.
     calls: Vec<Call>,
+    /// How many commits from now on fail as if the database were unreachable.
+    unavailable_commits: u32,
 }
 
 impl Journal {
@@ -307,6 +311,26 @@ impl FakeJournal {
             .push(run_event(next.status, "Execution paused", json!({})));
     }
 
+    /// Resumes a run paused on request, as a person would: it is pending again (its lease, if
+    /// its worker still holds it, is left as it is).
+    pub(super) fn resume(&self, id: ExecutionId) {
+        let mut journal = self.lock();
+        let run = journal.find(id).expect("the run is in the journal");
+        let next = run
+            .state()
+            .apply(RunAction::Resume)
+            .expect("the run may be resumed");
+        run.status = next.status;
+        run.logs
+            .push(run_event(next.status, "Execution resumed", json!({})));
+    }
+
+    /// Makes the next `count` commits fail as if the database could not be reached, writing
+    /// nothing.
+    pub(super) fn fail_commits(&self, count: u32) {
+        self.lock().unavailable_commits = count;
+    }
+
     /// Approves the approval step `step` the run waits on, as an approver would: the step
     /// completes and the run is pending again.
     pub(super) fn approve(&self, id: ExecutionId, step: ExecutionStepId) {
@@ -436,6 +460,18 @@ impl FakeJournal {
 
     fn commit_now(&self, lease: &Lease, change: RunChange) -> Result<Committed, StorageError> {
         let mut journal = self.lock();
+        if journal.unavailable_commits > 0 {
+            journal.unavailable_commits -= 1;
+            journal.calls.push(Call::Commit {
+                worker: lease.worker.clone(),
+                id: lease.execution_id,
+                committed: None,
+            });
+            return Err(StorageError::unavailable(
+                "committing a change",
+                "the database cannot be reached",
+            ));
+        }
         let now = journal.now();
         let held = journal
             .find(lease.execution_id)

@@ -1,6 +1,6 @@
 //! The engine's rules against the in-memory journal ([`FakeJournal`]): claiming, approvals and
-//! their wake-ups, exclusive leases, recovery of runs whose worker was lost, cancellation, pause,
-//! a lost lease and shutdown. Webhook steps call a server these tests start on 127.0.0.1.
+//! their wake-ups, exclusive leases, recovery of runs whose worker was lost, cancellation, pause
+//! and resume, a lost lease, commits during a database outage and shutdown. Webhook steps call a server these tests start on 127.0.0.1.
 //!
 //! Every test runs under a deadline ([`LIMIT`]) and waits for states with [`until`], which
 //! fails with the run as it is when the state does not come.
@@ -1003,6 +1003,134 @@ async fn shutdown_releases_held_runs_for_another_worker_at_once() {
                 (worker("b"), ExecutionStatus::Running)
             ]
         );
+        engine.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_run_resumed_while_its_step_runs_goes_on_with_the_same_worker() {
+    within(async {
+        let server = Server::start(vec![Duration::from_millis(100)]).await;
+        let journal = FakeJournal::new();
+        let id = journal.insert(
+            definition(&[webhook("notify", &server), approval("ask")]),
+            json!({"order": 7}),
+        );
+        let mut options = options("a", LEASE);
+        options.workers = 2;
+        let engine = Running::start(&journal, options);
+        server.received(1).await;
+        journal.pause(id);
+        journal.resume(id);
+        // Pending again, but still held: no other worker may take it meanwhile.
+        sleep(Duration::from_millis(40)).await;
+        assert_eq!(claims_of(&journal, id).len(), 1, "{:#?}", journal.calls());
+
+        let run = until(&journal, id, "waiting on 'ask'", |run| {
+            run.awaiting.is_some()
+        })
+        .await;
+        assert_eq!(run.steps[0].status, StepStatus::Completed);
+        assert_eq!(run.steps[1].status, StepStatus::Running);
+        assert!(run.logged("Execution resumed"));
+        assert_eq!(claims_of(&journal, id).len(), 1, "{:#?}", journal.calls());
+        assert_eq!(server.keys().len(), 1);
+        engine.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_step_result_is_committed_again_until_the_database_is_back() {
+    within(async {
+        let server = Server::start(vec![Duration::from_millis(50)]).await;
+        let journal = FakeJournal::new();
+        let id = journal.insert(
+            definition(&[webhook("notify", &server)]),
+            json!({"order": 7}),
+        );
+        // Commits are tried again for up to a lease's length: one of a second here.
+        let engine = Running::start(&journal, options("a", Duration::from_secs(1)));
+        server.received(1).await;
+        // The completion's first two commits find the database down (pauses of 100 and 200 ms).
+        journal.fail_commits(2);
+
+        let run = until(&journal, id, "completed", |run| {
+            run.status == ExecutionStatus::Completed
+        })
+        .await;
+        assert_eq!(run.steps[0].output, Some(json!({"ok": true})));
+        assert_eq!(server.keys().len(), 1, "the step was not run again");
+        let commits: Vec<Option<Committed>> = calls_by(&journal, &worker("a"), id)
+            .into_iter()
+            .filter_map(|call| match call {
+                Call::Commit { committed, .. } => Some(committed),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(commits, [None, None, Some(Committed::Released)]);
+        engine.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_worker_lets_go_of_a_run_when_an_outage_outlasts_its_lease() {
+    within(async {
+        let server = Server::start(vec![Duration::from_millis(50)]).await;
+        let journal = FakeJournal::new();
+        let id = journal.insert(
+            definition(&[webhook("notify", &server)]),
+            json!({"order": 7}),
+        );
+        // A lease of 300 ms leaves time for one pause (100 ms) and not the next (200 ms).
+        let engine = Running::start(&journal, options("a", LEASE));
+        server.received(1).await;
+        journal.fail_commits(2);
+
+        let run = until(&journal, id, "completed", |run| {
+            run.status == ExecutionStatus::Completed
+        })
+        .await;
+        let calls = calls_by(&journal, &worker("a"), id);
+        let writes: Vec<&Call> = calls
+            .iter()
+            .filter(|call| matches!(call, Call::Commit { .. } | Call::Release { .. }))
+            .collect();
+        let commit = |committed| Call::Commit {
+            worker: worker("a"),
+            id,
+            committed,
+        };
+        let released = Call::Release {
+            worker: worker("a"),
+            id,
+            held: true,
+        };
+        assert_eq!(
+            writes,
+            [
+                &commit(None),
+                &commit(None),
+                &released,
+                &commit(Some(Committed::Released))
+            ],
+            "{calls:#?}"
+        );
+        // Taken again at once and its step run again, with the same idempotency key; a run let
+        // go is no recovery.
+        assert_eq!(
+            claims_of(&journal, id),
+            vec![
+                (worker("a"), ExecutionStatus::Pending),
+                (worker("a"), ExecutionStatus::Running)
+            ]
+        );
+        assert_eq!(run.recoveries, 0);
+        let keys = server.keys();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0], keys[1]);
         engine.stop().await;
     })
     .await;
