@@ -18,6 +18,10 @@
 
 mod agent;
 mod approval;
+#[cfg(test)]
+mod fake_journal;
+#[cfg(test)]
+mod tests;
 pub(crate) mod webhook;
 
 use std::collections::HashMap;
