@@ -1044,25 +1044,34 @@ async fn a_run_resumed_while_its_step_runs_goes_on_with_the_same_worker() {
     .await;
 }
 
+/// A one-webhook run whose completion's first two commits find the database down (the engine
+/// pauses 100 ms, then 200 ms, between tries), run by worker `a` holding `lease`, until it
+/// completes.
+async fn completed_through_an_outage(
+    lease: Duration,
+) -> (Server, FakeJournal, ExecutionId, Running, FakeRun) {
+    let server = Server::start(vec![Duration::from_millis(50)]).await;
+    let journal = FakeJournal::new();
+    let id = journal.insert(
+        definition(&[webhook("notify", &server)]),
+        json!({"order": 7}),
+    );
+    let engine = Running::start(&journal, options("a", lease));
+    server.received(1).await;
+    journal.fail_commits(2);
+    let run = until(&journal, id, "completed", |run| {
+        run.status == ExecutionStatus::Completed
+    })
+    .await;
+    (server, journal, id, engine, run)
+}
+
 #[tokio::test]
 async fn a_step_result_is_committed_again_until_the_database_is_back() {
     within(async {
-        let server = Server::start(vec![Duration::from_millis(50)]).await;
-        let journal = FakeJournal::new();
-        let id = journal.insert(
-            definition(&[webhook("notify", &server)]),
-            json!({"order": 7}),
-        );
         // Commits are tried again for up to a lease's length: one of a second here.
-        let engine = Running::start(&journal, options("a", Duration::from_secs(1)));
-        server.received(1).await;
-        // The completion's first two commits find the database down (pauses of 100 and 200 ms).
-        journal.fail_commits(2);
-
-        let run = until(&journal, id, "completed", |run| {
-            run.status == ExecutionStatus::Completed
-        })
-        .await;
+        let (server, journal, id, engine, run) =
+            completed_through_an_outage(Duration::from_secs(1)).await;
         assert_eq!(run.steps[0].output, Some(json!({"ok": true})));
         assert_eq!(server.keys().len(), 1, "the step was not run again");
         let commits: Vec<Option<Committed>> = calls_by(&journal, &worker("a"), id)
@@ -1081,21 +1090,9 @@ async fn a_step_result_is_committed_again_until_the_database_is_back() {
 #[tokio::test]
 async fn a_worker_lets_go_of_a_run_when_an_outage_outlasts_its_lease() {
     within(async {
-        let server = Server::start(vec![Duration::from_millis(50)]).await;
-        let journal = FakeJournal::new();
-        let id = journal.insert(
-            definition(&[webhook("notify", &server)]),
-            json!({"order": 7}),
-        );
         // A lease of 300 ms leaves time for one pause (100 ms) and not the next (200 ms).
-        let engine = Running::start(&journal, options("a", Duration::from_millis(300)));
-        server.received(1).await;
-        journal.fail_commits(2);
-
-        let run = until(&journal, id, "completed", |run| {
-            run.status == ExecutionStatus::Completed
-        })
-        .await;
+        let (server, journal, id, engine, run) =
+            completed_through_an_outage(Duration::from_millis(300)).await;
         let calls = calls_by(&journal, &worker("a"), id);
         let writes: Vec<&Call> = calls
             .iter()
