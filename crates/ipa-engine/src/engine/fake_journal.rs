@@ -68,6 +68,8 @@ struct Journal {
     calls: Vec<Call>,
     /// How many commits from now on fail as if the database were unreachable.
     unavailable_commits: u32,
+    /// How many commits from now on the database refuses (a failed statement).
+    refused_commits: u32,
 }
 
 impl Journal {
@@ -331,6 +333,11 @@ impl FakeJournal {
         self.lock().unavailable_commits = count;
     }
 
+    /// Makes the next `count` commits fail as a statement the database refused, writing nothing.
+    pub(super) fn refuse_commits(&self, count: u32) {
+        self.lock().refused_commits = count;
+    }
+
     /// Approves the approval step `step` the run waits on, as an approver would: the step
     /// completes and the run is pending again.
     pub(super) fn approve(&self, id: ExecutionId, step: ExecutionStepId) {
@@ -470,6 +477,18 @@ impl FakeJournal {
             return Err(StorageError::unavailable(
                 "committing a change",
                 "the database cannot be reached",
+            ));
+        }
+        if journal.refused_commits > 0 {
+            journal.refused_commits -= 1;
+            journal.calls.push(Call::Commit {
+                worker: lease.worker.clone(),
+                id: lease.execution_id,
+                committed: None,
+            });
+            return Err(StorageError::new(
+                "committing a change",
+                "the statement was refused",
             ));
         }
         let now = journal.now();

@@ -135,13 +135,25 @@ const COMMIT_RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// The longest pause between two commits while the database is unavailable.
 const COMMIT_RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
 
-/// A failure to reach storage: the worker lets go of the run and another attempt picks it up.
+/// A storage failure that ends the worker's part in a run before the run is done.
 #[derive(Debug)]
-struct Lost(String);
+struct Lost {
+    /// What failed.
+    reason: String,
+    /// The database could not be reached: the worker lets go of the run and another worker may
+    /// take it at once. Any other failure (a write the database refused) would most likely meet
+    /// the next worker too, so the run stays held until its lease runs out: its next claim then
+    /// counts as a recovery, which `max_recoveries` bounds, instead of the run being claimed and
+    /// refused again at once, in a loop.
+    let_go: bool,
+}
 
 impl From<ipa_kernel::StorageError> for Lost {
     fn from(error: ipa_kernel::StorageError) -> Self {
-        Self(error.to_string())
+        Self {
+            reason: error.to_string(),
+            let_go: error.is_unavailable(),
+        }
     }
 }
 
@@ -348,10 +360,18 @@ impl<J: RunJournal, A: AgentRepository> Engine<J, A> {
         heartbeat.abort();
         self.lock_in_flight().remove(&id);
         let shutting_down = *interrupts.borrow() == Some(Interrupt::Shutdown);
-        if let Err(Lost(reason)) = &result {
-            tracing::warn!(execution = %id.as_uuid(), %reason, "letting go of a run");
-        }
-        if (result.is_err() || shutting_down)
+        let let_go = match &result {
+            Err(Lost { reason, let_go }) => {
+                if *let_go {
+                    tracing::warn!(execution = %id.as_uuid(), %reason, "letting go of a run");
+                } else {
+                    tracing::warn!(execution = %id.as_uuid(), %reason, "a write of the run was refused; holding it until its lease runs out");
+                }
+                *let_go
+            }
+            Ok(()) => false,
+        };
+        if (let_go || shutting_down)
             && let Err(error) = self.journal.release(&run.lease).await
         {
             tracing::warn!(execution = %id.as_uuid(), %error, "releasing a run failed");

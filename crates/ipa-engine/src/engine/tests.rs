@@ -1135,3 +1135,52 @@ async fn a_worker_lets_go_of_a_run_when_an_outage_outlasts_its_lease() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_run_whose_write_is_refused_is_held_until_its_lease_runs_out_then_recovered() {
+    within(async {
+        let server = Server::quick().await;
+        let journal = FakeJournal::new();
+        let id = journal.insert(
+            definition(&[webhook("notify", &server)]),
+            json!({"order": 7}),
+        );
+        journal.refuse_commits(1);
+        let engine = Running::start(&journal, options("a", LEASE));
+        // The call is made; recording its result is refused.
+        server.received(1).await;
+        until(&journal, id, "the refused commit", |_| {
+            calls_by(&journal, &worker("a"), id).iter().any(|call| {
+                matches!(
+                    call,
+                    Call::Commit {
+                        committed: None,
+                        ..
+                    }
+                )
+            })
+        })
+        .await;
+        // Many poll intervals later the run is still held, not claimed again and again.
+        sleep(Duration::from_millis(300)).await;
+        assert_eq!(claims_of(&journal, id).len(), 1, "{:#?}", journal.calls());
+        assert!(
+            !calls_by(&journal, &worker("a"), id)
+                .iter()
+                .any(|call| matches!(call, Call::Release { .. })),
+            "a refused write does not let go of the run"
+        );
+        assert_eq!(journal.run(id).lease_owner, Some(worker("a")));
+
+        // Once its lease ran out, the run is recovered, counted, and goes on.
+        journal.advance(PAST_ANY_LEASE);
+        let run = until(&journal, id, "completed", |run| {
+            run.status == ExecutionStatus::Completed
+        })
+        .await;
+        assert_eq!(run.recoveries, 1);
+        assert_eq!(claims_of(&journal, id).len(), 2);
+        engine.stop().await;
+    })
+    .await;
+}
