@@ -23,8 +23,7 @@ use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use uuid::Uuid;
 
 use crate::sql::{
-    ListQuery, array_literal, commit, db_error, from_store, like_literal, read_page, statement,
-    storage,
+    ListQuery, commit, db_error, from_store, like_literal, read_page, statement, storage,
 };
 use crate::store::Store;
 
@@ -267,12 +266,12 @@ async fn participants_problems(
     conn.execute_raw(statement(GROUP_LOCK, []))
         .await
         .map_err(storage("locking group conversations"))?;
-    let ids: Vec<String> = participants.iter().map(ToString::to_string).collect();
+    let ids: Vec<Uuid> = participants.iter().map(|id| id.as_uuid()).collect();
     let rows = conn
         .query_all_raw(statement(
             "SELECT id, type::text AS type, status::text AS status, visible, \
              to_jsonb(participants) AS participants FROM ipa_agent_graph($1::uuid[])",
-            [array_literal(ids.iter().map(String::as_str)).into()],
+            [ids.into()],
         ))
         .await
         .map_err(storage("reading group conversations"))?;

@@ -18,12 +18,13 @@ use ipa_kernel::{Actor, ExecutionId, StorageError};
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::json;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::executions::{
     INSERT_LOGS_FROM_BATCH, STEP_COLUMNS, insert_logs, log_batch, parse_label, state_from_row,
     step_from_row,
 };
-use crate::sql::{array_literal, commit, from_store, statement, storage, store_error};
+use crate::sql::{commit, from_store, statement, storage, store_error};
 use crate::store::{ActorTransaction, Store};
 
 /// The engine's journal.
@@ -132,9 +133,9 @@ impl RunJournal for PgRunJournal {
         }
         // Oldest first, as claimed, whatever order the update returned them in.
         runs.sort_by_key(|(created_at, _, _)| *created_at);
-        let ids: Vec<String> = runs
+        let ids: Vec<Uuid> = runs
             .iter()
-            .map(|(_, _, run)| run.lease.execution_id.as_uuid().to_string())
+            .map(|(_, _, run)| run.lease.execution_id.as_uuid())
             .collect();
         let steps = conn
             .query_all_raw(statement(
@@ -142,7 +143,7 @@ impl RunJournal for PgRunJournal {
                     "SELECT {STEP_COLUMNS} FROM execution_steps s \
                      WHERE s.execution_id = ANY($1::uuid[]) ORDER BY s.execution_id, s.step_index"
                 ),
-                [array_literal(ids.iter().map(String::as_str)).into()],
+                [ids.into()],
             ))
             .await
             .map_err(storage("reading claimed runs' steps"))?
@@ -347,7 +348,7 @@ async fn apply_step(
     for status in StepStatus::ALL {
         if let Some(to) = status.apply(change.action) {
             next = Some(to);
-            from.push(status.as_str());
+            from.push(status.as_str().to_owned());
         }
     }
     let next =
@@ -389,7 +390,7 @@ async fn apply_step(
                 change.error.clone().into(),
                 starting.into(),
                 retries.into(),
-                array_literal(from).into(),
+                from.into(),
             ],
         ))
         .await

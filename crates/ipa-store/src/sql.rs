@@ -73,17 +73,6 @@ pub(crate) async fn explain(
     Ok(lines.join("\n"))
 }
 
-/// A PostgreSQL array literal (`{"a","b"}`) of `items`, for a `$n::text[]` or `$n::uuid[]`
-/// parameter: the driver is built without array support, and a literal with every element quoted
-/// and escaped is exact.
-pub(crate) fn array_literal<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    let elements: Vec<String> = items
-        .into_iter()
-        .map(|item| format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    format!("{{{}}}", elements.join(","))
-}
-
 /// A list query built from only the filters a client gave, so each is planned for the indexes it
 /// can use, and paged newest first by `(created_at, id)` (keyset, never OFFSET).
 #[derive(Debug, Default)]

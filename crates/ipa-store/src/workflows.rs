@@ -19,8 +19,7 @@ use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use uuid::Uuid;
 
 use crate::sql::{
-    ListQuery, array_literal, commit, db_error, explain, from_store, like_literal, read_page,
-    statement, storage,
+    ListQuery, commit, db_error, explain, from_store, like_literal, read_page, statement, storage,
 };
 use crate::store::Store;
 
@@ -228,9 +227,7 @@ fn list_query(filter: &WorkflowFilter, page: PageRequest) -> (String, Vec<Value>
         query.condition(format!("w.status = ${status}::workflow_status"));
     }
     if !filter.tags.is_empty() {
-        let tags = query.bind(array_literal(
-            filter.tags.as_slice().iter().map(String::as_str),
-        ));
+        let tags = query.bind(filter.tags.as_slice().to_vec());
         query.condition(format!("w.tags @> ${tags}::text[]"));
     }
     if let Some(metadata) = &filter.metadata {
@@ -268,7 +265,7 @@ impl WorkflowRepository for PgWorkflows {
                     .map(|text| text.as_str().to_owned())
                     .into(),
                 owner.as_uuid().into(),
-                array_literal(workflow.tags.as_slice().iter().map(String::as_str)).into(),
+                workflow.tags.as_slice().to_vec().into(),
                 workflow.metadata.as_value().clone().into(),
             ],
             "creating a workflow",
@@ -329,7 +326,7 @@ impl WorkflowRepository for PgWorkflows {
                     .map(|text| text.as_str().to_owned())
                     .into(),
                 next.status.as_str().into(),
-                array_literal(next.tags.as_slice().iter().map(String::as_str)).into(),
+                next.tags.as_slice().to_vec().into(),
                 next.metadata.as_value().clone().into(),
             ],
             "updating a workflow",
@@ -373,14 +370,17 @@ impl WorkflowRepository for PgWorkflows {
         if agents.is_empty() && users.is_empty() {
             return Ok(states);
         }
-        let ids = |ids: Vec<String>| array_literal(ids.iter().map(String::as_str));
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
         if !agents.is_empty() {
             let rows = conn
                 .query_all_raw(statement(
                     "SELECT id, status::text AS status FROM ipa_agent_states($1::uuid[])",
-                    [ids(agents.iter().map(ToString::to_string).collect()).into()],
+                    [agents
+                        .iter()
+                        .map(|id| id.as_uuid())
+                        .collect::<Vec<_>>()
+                        .into()],
                 ))
                 .await
                 .map_err(storage("checking agents"))?;
@@ -400,7 +400,11 @@ impl WorkflowRepository for PgWorkflows {
             let rows = conn
                 .query_all_raw(statement(
                     "SELECT id, is_active FROM ipa_user_states($1::uuid[])",
-                    [ids(users.iter().map(ToString::to_string).collect()).into()],
+                    [users
+                        .iter()
+                        .map(|id| id.as_uuid())
+                        .collect::<Vec<_>>()
+                        .into()],
                 ))
                 .await
                 .map_err(storage("checking users"))?;
@@ -561,19 +565,5 @@ impl WorkflowRepository for PgWorkflows {
         .ok_or(VersionError::WorkflowNotFound)?;
         commit(txn).await?;
         Ok(workflow)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn array_literals_quote_and_escape_every_element() {
-        assert_eq!(array_literal([]), "{}");
-        assert_eq!(
-            array_literal(["a", "b c", r#"q"u"#, r"back\slash", "{,}"]),
-            r#"{"a","b c","q\"u","back\\slash","{,}"}"#
-        );
     }
 }

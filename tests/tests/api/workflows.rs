@@ -985,3 +985,59 @@ async fn every_change_writes_exactly_one_audit_row_with_its_actor() {
         "the cascade wrote no row of its own"
     );
 }
+
+#[tokio::test]
+async fn tags_that_look_like_array_syntax_are_stored_and_found_exactly() {
+    // Tags travel to PostgreSQL as bound arrays: quotes, backslashes, braces, commas and the word
+    // NULL are plain text in them, never array syntax.
+    let server = TestServer::start().await;
+    let (_, token) = server.signed_in("root", true).await;
+    let tricky = [r#"q"u"#, r"back\slash", "{,}", "a,b", "NULL"];
+    let created = create_workflow(&server, &token, json!({"name": "tricky", "tags": tricky})).await;
+    assert_eq!(created["tags"], json!(tricky));
+    let plain = create_workflow(
+        &server,
+        &token,
+        json!({"name": "plain", "tags": ["a", "b"]}),
+    )
+    .await;
+    let (status, read) = server
+        .json(
+            Method::GET,
+            &format!("/workflows/{}", id(&created)),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!((status, &read["tags"]), (200, &json!(tricky)));
+    for tag in tricky {
+        let (status, page) = server
+            .json(
+                Method::GET,
+                &format!("/workflows?tags={}", urlencode(tag)),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{tag}: {page}");
+        let found: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(found, ["tricky"], "{tag}");
+    }
+    let (status, changed) = server
+        .json(
+            Method::PATCH,
+            &format!("/workflows/{}", id(&plain)),
+            Some(&token),
+            Some(json!({"tags": ["{a,b}", r#"\""#]})),
+        )
+        .await;
+    assert_eq!(
+        (status, &changed["tags"]),
+        (200, &json!(["{a,b}", r#"\""#]))
+    );
+}
