@@ -38,6 +38,16 @@ const WAIT: Duration = Duration::from_secs(10);
 /// hundred milliseconds keeps its run as it would in production.
 const LEASE: Duration = Duration::from_millis(1500);
 
+/// A journal holding one pending run of a one-step workflow calling `server` (step `notify`).
+fn one_webhook_run(server: &Server) -> (FakeJournal, ExecutionId) {
+    let journal = FakeJournal::new();
+    let id = journal.insert(
+        definition(&[webhook("notify", server)]),
+        json!({"order": 7}),
+    );
+    (journal, id)
+}
+
 /// Runs `test` under the [`LIMIT`].
 async fn within(test: impl Future<Output = ()>) {
     timeout(LIMIT, test)
@@ -506,11 +516,7 @@ async fn an_approval_whose_time_ran_out_fails_the_run() {
 async fn a_webhook_step_is_called_once_and_its_answer_completes_the_run() {
     within(async {
         let server = Server::quick().await;
-        let journal = FakeJournal::new();
-        let id = journal.insert(
-            definition(&[webhook("notify", &server)]),
-            json!({"order": 7}),
-        );
+        let (journal, id) = one_webhook_run(&server);
         let engine = Running::start(&journal, options("a", LEASE));
 
         let run = until(&journal, id, "completed", |run| {
@@ -661,11 +667,7 @@ async fn a_held_run_is_claimed_by_no_other_worker_until_its_lease_runs_out() {
 async fn a_run_whose_worker_was_lost_is_recovered_and_its_step_runs_again() {
     within(async {
         let server = Server::quick().await;
-        let journal = FakeJournal::new();
-        let id = journal.insert(
-            definition(&[webhook("notify", &server)]),
-            json!({"order": 7}),
-        );
+        let (journal, id) = one_webhook_run(&server);
         // A worker claims the run, starts its step and dies.
         assert_eq!(claim_as(&journal, &worker("dead"), id).await, 0);
         assert_eq!(journal.run(id).steps[0].status, StepStatus::Running);
@@ -703,11 +705,7 @@ async fn a_run_whose_worker_was_lost_is_recovered_and_its_step_runs_again() {
 async fn a_run_that_lost_its_worker_too_often_fails() {
     within(async {
         let server = Server::quick().await;
-        let journal = FakeJournal::new();
-        let id = journal.insert(
-            definition(&[webhook("notify", &server)]),
-            json!({"order": 7}),
-        );
+        let (journal, id) = one_webhook_run(&server);
         assert_eq!(claim_as(&journal, &worker("dead"), id).await, 0);
         assert_eq!(claim_as(&journal, &worker("dead too"), id).await, 1);
         journal.advance(PAST_ANY_LEASE);
@@ -1051,11 +1049,7 @@ async fn completed_through_an_outage(
     lease: Duration,
 ) -> (Server, FakeJournal, ExecutionId, Running, FakeRun) {
     let server = Server::start(vec![Duration::from_millis(50)]).await;
-    let journal = FakeJournal::new();
-    let id = journal.insert(
-        definition(&[webhook("notify", &server)]),
-        json!({"order": 7}),
-    );
+    let (journal, id) = one_webhook_run(&server);
     let engine = Running::start(&journal, options("a", lease));
     server.received(1).await;
     journal.fail_commits(2);
@@ -1140,11 +1134,7 @@ async fn a_worker_lets_go_of_a_run_when_an_outage_outlasts_its_lease() {
 async fn a_run_whose_write_is_refused_is_held_until_its_lease_runs_out_then_recovered() {
     within(async {
         let server = Server::quick().await;
-        let journal = FakeJournal::new();
-        let id = journal.insert(
-            definition(&[webhook("notify", &server)]),
-            json!({"order": 7}),
-        );
+        let (journal, id) = one_webhook_run(&server);
         journal.refuse_commits(1);
         let engine = Running::start(&journal, options("a", LEASE));
         // The call is made; recording its result is refused.
