@@ -223,6 +223,23 @@ mod tests {
         VersionNumber::new(n).unwrap()
     }
 
+    /// A new draft workflow of `owner`'s.
+    async fn draft(service: &Service, owner: &Actor) -> Workflow {
+        service
+            .create(owner, &new_workflow("w", &[]))
+            .await
+            .unwrap()
+    }
+
+    /// Publishes, as current, a version with one approval step showing `message`.
+    async fn publish_approval(service: &Service, owner: &Actor, id: WorkflowId, message: &str) {
+        let definition = json!({"steps": [approval("a", message)]});
+        service
+            .publish(owner, id, &request(definition, true))
+            .await
+            .unwrap();
+    }
+
     fn pointers(error: PublishError) -> Vec<String> {
         match error {
             PublishError::Invalid(invalid) => invalid.0.into_iter().map(|p| p.pointer).collect(),
@@ -254,10 +271,7 @@ mod tests {
     async fn publishing_to_an_invisible_workflow_is_refused_before_the_definition_is_read() {
         let service = service();
         let (owner, stranger) = (someone(), someone());
-        let workflow = service
-            .create(&owner, &new_workflow("w", &[]))
-            .await
-            .unwrap();
+        let workflow = draft(&service, &owner).await;
         // A definition full of problems: had it been checked, the answer would list them.
         let error = service
             .publish(&stranger, workflow.id, &request(json!({"steps": 7}), true))
@@ -271,10 +285,7 @@ mod tests {
     async fn a_definition_is_refused_with_every_problem_of_structure_templates_and_references() {
         let service = service();
         let owner = someone();
-        let workflow = service
-            .create(&owner, &new_workflow("w", &[]))
-            .await
-            .unwrap();
+        let workflow = draft(&service, &owner).await;
         let (deprecated, missing) = (AgentId::new_random(), AgentId::new_random());
         let (deactivated, unknown) = (UserId::new_random(), UserId::new_random());
         service
@@ -321,10 +332,7 @@ mod tests {
         service
             .repository
             .add_agent(agent, AgentAvailability::Usable);
-        let workflow = service
-            .create(&owner, &new_workflow("w", &[]))
-            .await
-            .unwrap();
+        let workflow = draft(&service, &owner).await;
         let first = json!({"steps": [
             {"name": "ask", "type": "agent", "agent_id": agent.to_string(), "prompt": "hi"},
             {"name": "approve", "type": "approval", "message": "ok",
@@ -370,18 +378,8 @@ mod tests {
     async fn a_missing_workflow_and_a_missing_version_are_told_apart() {
         let service = service();
         let owner = someone();
-        let workflow = service
-            .create(&owner, &new_workflow("w", &[]))
-            .await
-            .unwrap();
-        service
-            .publish(
-                &owner,
-                workflow.id,
-                &request(json!({"steps": [approval("a", "x")]}), true),
-            )
-            .await
-            .unwrap();
+        let workflow = draft(&service, &owner).await;
+        publish_approval(&service, &owner, workflow.id, "x").await;
         assert!(matches!(
             service.version_pair(&owner, workflow.id, number(1), number(9)).await,
             Err(VersionError::VersionNotFound(n)) if n == number(9)
@@ -406,19 +404,9 @@ mod tests {
     async fn rolling_back_makes_an_earlier_version_current_again() {
         let service = service();
         let owner = someone();
-        let workflow = service
-            .create(&owner, &new_workflow("w", &[]))
-            .await
-            .unwrap();
+        let workflow = draft(&service, &owner).await;
         for message in ["one", "two", "three"] {
-            service
-                .publish(
-                    &owner,
-                    workflow.id,
-                    &request(json!({"steps": [approval("a", message)]}), true),
-                )
-                .await
-                .unwrap();
+            publish_approval(&service, &owner, workflow.id, message).await;
         }
         let rolled = service
             .rollback(&owner, workflow.id, number(1))
@@ -433,10 +421,7 @@ mod tests {
     async fn a_workflow_becomes_active_only_with_a_current_version() {
         let service = service();
         let owner = someone();
-        let workflow = service
-            .create(&owner, &new_workflow("w", &[]))
-            .await
-            .unwrap();
+        let workflow = draft(&service, &owner).await;
         let activate = WorkflowChanges {
             status: Some(WorkflowStatus::Active),
             ..WorkflowChanges::default()
@@ -447,14 +432,7 @@ mod tests {
                 LifecycleError::NoCurrentVersion
             ))
         ));
-        service
-            .publish(
-                &owner,
-                workflow.id,
-                &request(json!({"steps": [approval("a", "x")]}), true),
-            )
-            .await
-            .unwrap();
+        publish_approval(&service, &owner, workflow.id, "x").await;
         let active = service
             .update(&owner, workflow.id, &activate)
             .await
