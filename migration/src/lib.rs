@@ -27,6 +27,7 @@ mod m20251201_000014_row_security_without_holes;
 mod m20251201_000015_sign_in_attempt_outcomes;
 mod m20251201_000016_authentication_in_one_statement;
 mod m20251201_000017_listing_without_full_scans;
+mod m20251202_000018_approvers_by_policy;
 
 /// The role every request acts as. Created by the first migration; it owns nothing, is not a
 /// superuser and cannot bypass row level security.
@@ -58,6 +59,7 @@ const MIGRATIONS: &[SqlMigration] = &[
     m20251201_000015_sign_in_attempt_outcomes::MIGRATION,
     m20251201_000016_authentication_in_one_statement::MIGRATION,
     m20251201_000017_listing_without_full_scans::MIGRATION,
+    m20251202_000018_approvers_by_policy::MIGRATION,
 ];
 
 impl MigrationName for &'static SqlMigration {

@@ -16,8 +16,10 @@ pub struct ApprovalContext {
     pub state: RunState,
     /// Who started it.
     pub triggered_by: UserId,
-    /// Who owns its workflow.
-    pub owner: UserId,
+    /// Who owns its workflow, when the caller may see that workflow. A caller who may not is not
+    /// its owner, and storage under row level security cannot read it for them: a listed approver
+    /// sees the run they were asked to decide, not the workflow behind it.
+    pub owner: Option<UserId>,
     /// The step named in the request, when it is one of the run's.
     pub step: Option<ExecutionStep>,
 }
@@ -46,7 +48,10 @@ impl ApprovalContext {
     /// Whether `user` may see this run to decide it: its starter, its workflow's owner, a
     /// superuser, or an approver listed on the step named.
     fn visible_to(&self, user: UserId, is_superuser: bool, approvers: &[UserId]) -> bool {
-        user == self.triggered_by || user == self.owner || is_superuser || approvers.contains(&user)
+        user == self.triggered_by
+            || self.owner == Some(user)
+            || is_superuser
+            || approvers.contains(&user)
     }
 
     /// What `actor`'s `decision` does, or why it is refused. A run the actor may not see is
@@ -125,7 +130,7 @@ mod tests {
         ApprovalContext {
             state,
             triggered_by: people.starter,
-            owner: people.owner,
+            owner: Some(people.owner),
             step,
         }
     }

@@ -2,10 +2,10 @@
 //! service in milliseconds, without a database.
 //!
 //! It keeps the contracts the port documents and PostgreSQL enforces: a run is visible to who
-//! started it, to its workflow's owner and to superusers, and one the actor may not see behaves
-//! as missing; starting applies [`version_to_run`] and honours idempotency keys per user; every
+//! started it, to its workflow's owner, to superusers and to whoever was asked to decide one of
+//! its approval steps, and one the actor may not see behaves as missing; starting applies [`version_to_run`] and honours idempotency keys per user; every
 //! change goes through the run's state machine under one lock; a decision is judged on the run as
-//! storage knows it, visible or not, and nothing is written when the judgement refuses. Row level
+//! its decider may see it, and nothing is written when the judgement refuses. Row level
 //! security itself, audit rows and concurrency between processes are for the schema tests.
 
 use std::collections::HashMap;
@@ -47,6 +47,8 @@ struct FakeRun {
     execution: Execution,
     steps: Vec<ExecutionStep>,
     owner: UserId,
+    /// Who was asked to decide one of its approval steps.
+    asked: Vec<UserId>,
     logs: Vec<LogEntry>,
 }
 
@@ -100,9 +102,9 @@ fn severity(level: LogLevel) -> usize {
 
 fn may_see(actor: &Actor, run: &FakeRun) -> bool {
     actor.is_superuser()
-        || actor
-            .user_id()
-            .is_some_and(|user| user == run.execution.triggered_by || user == run.owner)
+        || actor.user_id().is_some_and(|user| {
+            user == run.execution.triggered_by || user == run.owner || run.asked.contains(&user)
+        })
 }
 
 /// An [`ExecutionRepository`] in memory.
@@ -140,8 +142,10 @@ impl FakeExecutions {
         let step = &mut run.steps[index];
         step.status = StepStatus::Running;
         step.input = Some(json!({"approvers": approvers, "message": "go on?"}));
-        run.execution.state = RunState::awaiting(step.id);
-        step.id
+        let step_id = step.id;
+        run.execution.state = RunState::awaiting(step_id);
+        run.asked.extend_from_slice(approvers);
+        step_id
     }
 
     /// How many decisions were written.
@@ -245,6 +249,7 @@ impl ExecutionRepository for FakeExecutions {
             execution: execution.clone(),
             steps,
             owner: found.owner,
+            asked: Vec::new(),
             logs: Vec::new(),
         });
         let run = state.runs.len() - 1;
@@ -385,16 +390,15 @@ impl ExecutionRepository for FakeExecutions {
         F: FnOnce(&ApprovalContext) -> Result<Judged, DecisionError> + Send,
     {
         let mut state = self.state();
-        let run = state
-            .runs
-            .iter()
-            .position(|run| run.execution.id == id)
-            .ok_or(DecisionError::NotFound)?;
+        let run = state.visible(actor, id).ok_or(DecisionError::NotFound)?;
         let found = &state.runs[run];
+        // As under row level security: the workflow's owner is known to who may see it.
+        let sees_workflow =
+            actor.is_superuser() || actor.user_id().is_some_and(|user| user == found.owner);
         let context = ApprovalContext {
             state: found.execution.state,
             triggered_by: found.execution.triggered_by,
-            owner: found.owner,
+            owner: Some(found.owner).filter(|_| sees_workflow),
             step: found
                 .steps
                 .iter()

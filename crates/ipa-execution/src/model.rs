@@ -246,11 +246,16 @@ pub struct DecisionRequest {
 }
 
 /// Whether `user` (a superuser or not) may decide an approval step whose listed approvers are
-/// `approvers`, in a workflow owned by `owner`: the listed approvers, else the owner or a
-/// superuser.
-pub fn may_decide(user: UserId, is_superuser: bool, approvers: &[UserId], owner: UserId) -> bool {
+/// `approvers`, in a workflow owned by `owner` (when known to the caller): the listed approvers,
+/// else the owner or a superuser.
+pub fn may_decide(
+    user: UserId,
+    is_superuser: bool,
+    approvers: &[UserId],
+    owner: Option<UserId>,
+) -> bool {
     if approvers.is_empty() {
-        user == owner || is_superuser
+        owner == Some(user) || is_superuser
     } else {
         approvers.contains(&user)
     }
@@ -318,12 +323,16 @@ mod tests {
             UserId::new_random(),
             UserId::new_random(),
         );
-        assert!(may_decide(owner, false, &[], owner));
-        assert!(may_decide(other, true, &[], owner));
-        assert!(!may_decide(other, false, &[], owner));
-        assert!(may_decide(approver, false, &[approver], owner));
-        assert!(!may_decide(owner, false, &[approver], owner));
-        assert!(!may_decide(other, true, &[approver], owner));
+        let known = Some(owner);
+        assert!(may_decide(owner, false, &[], known));
+        assert!(may_decide(other, true, &[], known));
+        assert!(!may_decide(other, false, &[], known));
+        assert!(!may_decide(other, false, &[], None));
+        assert!(may_decide(other, true, &[], None));
+        assert!(may_decide(approver, false, &[approver], known));
+        assert!(may_decide(approver, false, &[approver], None));
+        assert!(!may_decide(owner, false, &[approver], known));
+        assert!(!may_decide(other, true, &[approver], known));
     }
 
     #[test]

@@ -262,7 +262,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_listed_approver_decides_a_run_they_cannot_otherwise_see() {
+    async fn a_listed_approver_sees_and_decides_the_run_they_are_asked_about() {
         let (owner, approver) = (UserId::new_random(), UserId::new_random());
         let (service, workflow) = with_workflow(owner, WorkflowStatus::Active);
         let run = service
@@ -270,13 +270,16 @@ mod tests {
             .await
             .unwrap();
         let id = run.execution.id;
-        let step = service.repository().await_approval(id, 0, &[approver]);
         let approver = as_user(approver);
-        // The approver does not see the run, yet may decide it.
+        // Not before being asked.
         assert!(matches!(
             service.get(&approver, id).await,
             Err(ExecutionQueryError::NotFound)
         ));
+        let step = service
+            .repository()
+            .await_approval(id, 0, &[approver.user_id().unwrap()]);
+        assert_eq!(service.get(&approver, id).await.unwrap().0.id, id);
         let approve = DecisionRequest {
             decision: Decision::Approve,
             comment: None,

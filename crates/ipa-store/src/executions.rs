@@ -55,6 +55,14 @@ const LOG_COLUMNS: &str = "id, execution_id, execution_step_id, level::text AS l
 pub(crate) const LOCK_RUN: &str = "SELECT coalesce(status, 'pending')::text AS status, \
      waiting_step_id FROM executions WHERE id = $1 FOR NO KEY UPDATE";
 
+/// Locks a run for a decision and reads who started it and, when the caller may see the
+/// workflow, who owns it (a listed approver sees the run, not its workflow: hence the outer join).
+/// Raw because `FOR NO KEY UPDATE OF e` locks only the run's row, not the workflow's.
+const LOCK_RUN_FOR_DECISION: &str = "SELECT coalesce(e.status, 'pending')::text AS status, \
+     e.waiting_step_id, e.triggered_by, w.created_by AS owner \
+     FROM executions e LEFT JOIN workflows w ON w.id = e.workflow_id \
+     WHERE e.id = $1 FOR NO KEY UPDATE OF e";
+
 /// Parses a stored label (a status, a level), reporting a stranger as storage's fault.
 pub(crate) fn parse_label<T: std::str::FromStr>(
     text: &str,
@@ -731,30 +739,20 @@ impl ExecutionRepository for PgExecutions {
         let user = actor.user_id().ok_or(DecisionError::NotFound)?;
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
-        // Listed approvers need not see the run otherwise: read past row level security for
-        // this transaction, and let `judge` decide visibility (the actor recorded stays the
-        // same).
-        conn.execute_raw(statement(
-            "SELECT set_config('app.is_superuser', 'true', true)",
-            [],
-        ))
-        .await
-        .map_err(storage("reading an approval"))?;
+        // Row level security decides who may see the run: its starter, its workflow's owner, a
+        // superuser, or a user asked to decide one of its approval steps (migration 000018).
         let row = conn
-            .query_one_raw(statement(
-                "SELECT coalesce(e.status, 'pending')::text AS status, e.waiting_step_id, \
-                        e.triggered_by, w.created_by AS owner \
-                 FROM executions e JOIN workflows w ON w.id = e.workflow_id \
-                 WHERE e.id = $1 FOR NO KEY UPDATE OF e",
-                [id.as_uuid().into()],
-            ))
+            .query_one_raw(statement(LOCK_RUN_FOR_DECISION, [id.as_uuid().into()]))
             .await
             .map_err(storage("locking an execution"))?
             .ok_or(DecisionError::NotFound)?;
         let get = storage("reading an approval");
         let state = state_from_row(&row)?;
         let triggered_by = UserId::from_uuid(row.try_get("", "triggered_by").map_err(&get)?);
-        let owner = UserId::from_uuid(row.try_get("", "owner").map_err(&get)?);
+        let owner = row
+            .try_get::<Option<Uuid>>("", "owner")
+            .map_err(&get)?
+            .map(UserId::from_uuid);
         let step = conn
             .query_one_raw(statement(
                 &format!(

@@ -498,6 +498,15 @@ async fn approvals_are_decided_by_their_approvers() {
         )
         .await;
     assert_eq!(status, 404, "a stranger cannot even see it");
+    let path = format!("/executions/{id}");
+    let (status, _) = server.json(Method::GET, &path, Some(&bob), None).await;
+    assert_eq!(status, 404, "nor read it");
+    // The approver asked reads the run they are to decide, with its steps so far.
+    let (status, seen) = server
+        .json(Method::GET, &path, Some(&carol_token), None)
+        .await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["waiting_step_id"], approval["id"]);
     let (status, body) = server
         .json(
             Method::POST,

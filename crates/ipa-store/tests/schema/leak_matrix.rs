@@ -183,6 +183,7 @@ async fn seed(
         version,
         run,
         step,
+        approval,
     ] = std::array::from_fn(|_| Uuid::new_v4());
     let me = user(id, superuser);
     exec_as(
@@ -221,6 +222,18 @@ INSERT INTO audit_logs (user_id, action, resource_type, resource_id, created_at)
 INSERT INTO sessions (user_id, token_hash, idle_expires_at, expires_at, ip_address) VALUES
   ('{id}', decode('{token_hex}', 'hex'), now() + interval '1 hour', now() + interval '1 day', '{ADDRESS}');
 "#
+        ),
+    )
+    .await
+    .unwrap();
+    // An approval step that asked the user, begun as the engine begins it (the system writes who
+    // was asked).
+    exec_as(
+        store,
+        &Actor::system(),
+        &format!(
+            r#"INSERT INTO execution_steps (id, execution_id, step_name, step_index, step_type, status, input_data)
+               VALUES ('{approval}', '{run}', 'ok', 1, 'approval', 'completed', '{{"approvers": ["{id}"]}}')"#
         ),
     )
     .await
@@ -1106,6 +1119,138 @@ async fn a_run_keeps_its_workflow_version_and_starter() {
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn an_asked_approver_sees_the_run_and_nothing_of_its_workflow() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let admin = admin(&db).await;
+    let a = seed(&store, &admin, "alpha", false).await;
+    let b = seed(&store, &admin, "beta", false).await;
+    let run = {
+        let row: serde_json::Value = serde_json::from_str(&a.rows["executions"][0]).unwrap();
+        row["id"].as_str().unwrap().to_owned()
+    };
+    let count = |actor: Actor, sql: String| {
+        let store = &store;
+        async move {
+            let txn = store.begin(&actor).await.unwrap();
+            let found = texts(
+                txn.connection(),
+                &format!("SELECT count(*)::text FROM ({sql}) q"),
+                vec![],
+            )
+            .await;
+            txn.commit().await.unwrap();
+            found[0].parse::<i64>().unwrap()
+        }
+    };
+    let as_b = || user(b.id, false);
+    let seen_by_b = |sql: &str| count(as_b(), sql.replace("$run", &run));
+    assert_eq!(
+        seen_by_b("SELECT 1 FROM executions WHERE id = '$run'").await,
+        0
+    );
+
+    // B asked about a step of A's run, as the engine asks: B sees the run, its steps and lines.
+    exec_as(
+        &store,
+        &Actor::system(),
+        &format!(
+            r#"INSERT INTO execution_steps (execution_id, step_name, step_index, step_type, status, input_data)
+               VALUES ('{run}', 'b decides', 2, 'approval', 'running', '{{"approvers": ["{}", "not-an-id", "{}"]}}')"#,
+            b.id,
+            Uuid::new_v4()
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        seen_by_b("SELECT 1 FROM execution_approvers WHERE execution_id = '$run'").await,
+        1
+    );
+    assert_eq!(
+        seen_by_b("SELECT 1 FROM executions WHERE id = '$run'").await,
+        1
+    );
+    assert_eq!(
+        seen_by_b("SELECT 1 FROM execution_steps WHERE execution_id = '$run'").await,
+        3
+    );
+    assert_eq!(
+        seen_by_b("SELECT 1 FROM execution_logs WHERE execution_id = '$run'").await,
+        3
+    );
+    // Not A's workflow, its version, A's account, sessions or audit rows (agents are a shared
+    // catalog, read by everyone).
+    for table in [
+        "workflows",
+        "workflow_versions",
+        "users",
+        "sessions",
+        "audit_logs",
+    ] {
+        let a_rows = count(
+            as_b(),
+            format!("SELECT 1 FROM {table} t WHERE t::text LIKE '%{}%'", a.id),
+        )
+        .await;
+        assert_eq!(a_rows, 0, "B reads A's {table}");
+    }
+    assert_eq!(
+        count(
+            user(a.id, false),
+            "SELECT 1 FROM execution_approvers".to_owned()
+        )
+        .await,
+        1,
+        "A reads only the request made of A"
+    );
+    // B may record a decision (update the run and the step, write its lines), nothing more.
+    exec_as(
+        &store,
+        &as_b(),
+        &format!(
+            "UPDATE execution_steps SET status = 'completed' WHERE execution_id = '{run}' AND step_index = 2; \
+             UPDATE executions SET status = 'pending' WHERE id = '{run}'; \
+             INSERT INTO execution_logs (execution_id, level, message) VALUES ('{run}', 'info', 'decided')"
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        seen_by_b("SELECT 1 FROM executions WHERE id = '$run'").await,
+        1,
+        "and still sees it"
+    );
+    for refused in [
+        format!(
+            "INSERT INTO execution_approvers (step_id, user_id, execution_id) SELECT id, '{}', execution_id FROM execution_steps WHERE execution_id = '{run}' AND step_index = 0",
+            b.id
+        ),
+        format!(
+            "INSERT INTO executions (workflow_id, workflow_version_id, triggered_by) SELECT workflow_id, workflow_version_id, '{}' FROM executions WHERE id = '{run}'",
+            b.id
+        ),
+    ] {
+        assert!(
+            exec_as(&store, &as_b(), &refused).await.is_err(),
+            "{refused}"
+        );
+    }
+    exec_as(
+        &store,
+        &as_b(),
+        &format!("DELETE FROM executions WHERE id = '{run}'"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        seen_by_b("SELECT 1 FROM executions WHERE id = '$run'").await,
+        1,
+        "not deleted"
+    );
 }
 
 #[tokio::test]
