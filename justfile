@@ -29,6 +29,10 @@ fmt:
 migrate *ARGS:
     cargo run -q -p ipa-server -- migrate {{ARGS}}
 
+# Regenerate ipa-store's SeaORM entities from a freshly migrated schema (needs sea-orm-cli; see the script).
+entities:
+    scripts/generate-entities
+
 # Regenerate docs/openapi.json from the server's OpenAPI document.
 openapi:
     cargo run -q -p ipa-server -- openapi > docs/openapi.json.tmp
