@@ -31,6 +31,8 @@ pub struct Model {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
+    #[sea_orm(has_many = "super::execution_approvers::Entity")]
+    ExecutionApprovers,
     #[sea_orm(has_many = "super::execution_logs::Entity")]
     ExecutionLogs,
     #[sea_orm(
@@ -41,6 +43,12 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     Executions,
+}
+
+impl Related<super::execution_approvers::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::ExecutionApprovers.def()
+    }
 }
 
 impl Related<super::execution_logs::Entity> for Entity {

@@ -3,6 +3,7 @@
 pub mod agent_tools;
 pub mod agents;
 pub mod audit_logs;
+pub mod execution_approvers;
 pub mod execution_logs;
 pub mod execution_steps;
 pub mod executions;

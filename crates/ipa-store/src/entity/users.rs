@@ -26,6 +26,8 @@ pub enum Relation {
     Agents,
     #[sea_orm(has_many = "super::audit_logs::Entity")]
     AuditLogs,
+    #[sea_orm(has_many = "super::execution_approvers::Entity")]
+    ExecutionApprovers,
     #[sea_orm(has_many = "super::executions::Entity")]
     Executions,
     #[sea_orm(has_many = "super::sessions::Entity")]
@@ -45,6 +47,12 @@ impl Related<super::agents::Entity> for Entity {
 impl Related<super::audit_logs::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::AuditLogs.def()
+    }
+}
+
+impl Related<super::execution_approvers::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::ExecutionApprovers.def()
     }
 }
 
