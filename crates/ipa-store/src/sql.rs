@@ -2,7 +2,11 @@
 //! the ports' opaque [`StorageError`], committing, and escaping client text for `LIKE`.
 
 use ipa_kernel::{Actor, Keyset, Page, PageRequest, StorageError};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryFilter, QueryOrder,
+    QueryResult, QuerySelect, Statement, Value,
+};
 
 use crate::StoreError;
 use crate::store::{ActorTransaction, Pooling, Store};
@@ -71,6 +75,61 @@ pub(crate) async fn explain(
         .collect::<Result<Vec<_>, _>>()
         .map_err(storage("reading a plan"))?;
     Ok(lines.join("\n"))
+}
+
+/// `select` continued after `page.after`, newest first by `(created_at, id)` (keyset, never
+/// OFFSET), one row over the page so the caller knows whether another follows. The columns are
+/// qualified by their table, so a select with joins orders and continues the same way.
+pub(crate) fn newest_first<S, C>(select: S, created_at: C, id: C, page: PageRequest) -> S
+where
+    S: QueryFilter + QueryOrder + QuerySelect,
+    C: ColumnTrait,
+{
+    let select = match page.after {
+        Some(after) => select.filter(
+            Expr::tuple([created_at.into_expr(), id.into_expr()]).lt(Expr::tuple([
+                Expr::val(after.created_at()),
+                Expr::val(after.id()),
+            ])),
+        ),
+        None => select,
+    };
+    select
+        .order_by_desc(created_at)
+        .order_by_desc(id)
+        .limit(u64::from(page.limit.get()) + 1)
+}
+
+/// Reads one page of a list as `actor`: `query` is a [`newest_first`] select built for
+/// PostgreSQL (one row over the page), each row read as an `R` and made a `T` by `convert`;
+/// `context` names the work in errors.
+pub(crate) async fn read_rows_page<R: FromQueryResult, T>(
+    store: &Store,
+    actor: &Actor,
+    query: Statement,
+    page: PageRequest,
+    context: &'static str,
+    convert: impl Fn(R) -> Result<T, StorageError>,
+    keyset: impl Fn(&T) -> Keyset,
+) -> Result<Page<T>, StorageError> {
+    let txn = store.begin(actor).await.map_err(from_store)?;
+    let rows = R::find_by_statement(query)
+        .all(txn.connection())
+        .await
+        .map_err(storage(context))?;
+    commit(txn).await?;
+    let items = rows.into_iter().map(convert).collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_overfetched(items, page.limit, keyset))
+}
+
+/// [`explain`] for a statement the query builder built.
+pub(crate) async fn explain_statement(
+    store: &Store,
+    actor: &Actor,
+    query: Statement,
+) -> Result<String, StorageError> {
+    let values = query.values.map(|values| values.0).unwrap_or_default();
+    explain(store, actor, &query.sql, values).await
 }
 
 /// A list query built from only the filters a client gave, so each is planned for the indexes it
