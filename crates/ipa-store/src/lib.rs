@@ -19,6 +19,7 @@ mod entity;
 pub mod error;
 pub mod executions;
 pub mod identity;
+mod labels;
 pub mod maintenance;
 pub mod notifications;
 pub mod runs;

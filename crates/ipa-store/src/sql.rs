@@ -86,12 +86,9 @@ where
     C: ColumnTrait,
 {
     let select = match page.after {
-        Some(after) => select.filter(
-            Expr::tuple([created_at.into_expr(), id.into_expr()]).lt(Expr::tuple([
-                Expr::val(after.created_at()),
-                Expr::val(after.id()),
-            ])),
-        ),
+        Some(after) => select.filter(Expr::tuple([created_at.into_expr(), id.into_expr()]).lt(
+            Expr::tuple([Expr::val(after.created_at()), Expr::val(after.id())]),
+        )),
         None => select,
     };
     select
@@ -118,7 +115,10 @@ pub(crate) async fn read_rows_page<R: FromQueryResult, T>(
         .await
         .map_err(storage(context))?;
     commit(txn).await?;
-    let items = rows.into_iter().map(convert).collect::<Result<Vec<_>, _>>()?;
+    let items = rows
+        .into_iter()
+        .map(convert)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Page::from_overfetched(items, page.limit, keyset))
 }
 
