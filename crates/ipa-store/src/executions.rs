@@ -18,140 +18,166 @@ use ipa_kernel::{
     Actor, ExecutionId, ExecutionStepId, Page, PageRequest, StorageError, UserId, WorkflowId,
     WorkflowVersionId,
 };
-use ipa_workflow::WorkflowDefinition;
-use sea_orm::{ConnectionTrait, QueryResult, Value};
+use ipa_workflow::{WorkflowDefinition, WorkflowStatus};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LockType, OnConflict};
+use sea_orm::{
+    ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, DerivePartialModel, EntityTrait,
+    FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationDef,
+    Select, StatementBuilder,
+};
 use serde_json::json;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit;
-use crate::sql::{ListQuery, commit, explain, from_store, read_page, statement, storage};
+use crate::entity::sea_orm_active_enums::{
+    ExecutionStatus as StoredStatus, LogLevel as StoredLevel, StepStatus as StoredStepStatus,
+    WorkflowStatus as StoredWorkflowStatus,
+};
+use crate::entity::{execution_logs, execution_steps, executions, workflow_versions, workflows};
+use crate::sql::{
+    commit, explain_statement, from_store, newest_first, read_rows_page, statement, storage,
+};
 use crate::store::Store;
 use crate::workflows::version_number;
 
-/// The columns of an [`Execution`] from `executions e` and its version `v`.
-pub(crate) const EXECUTION_COLUMNS: &str = "e.id, e.workflow_id, e.workflow_version_id, \
-     v.version_number, e.triggered_by, coalesce(e.status, 'pending')::text AS status, \
-     e.waiting_step_id, coalesce(e.input_data, '{}') AS input_data, e.output_data, \
-     e.error_message, e.started_at, e.completed_at, e.duration_ms::bigint AS duration_ms, \
-     coalesce(e.retry_count, 0) AS retry_count, e.recoveries, \
-     coalesce(e.created_at, now()) AS created_at, \
-     coalesce(e.updated_at, e.created_at, now()) AS updated_at";
+/// A run's row as reads show it, with its version's number (from [`runs`]' outer join).
+#[derive(Debug, DerivePartialModel)]
+#[sea_orm(entity = "executions::Entity")]
+struct RunRow {
+    id: Uuid,
+    workflow_id: Uuid,
+    workflow_version_id: Uuid,
+    triggered_by: Uuid,
+    status: Option<StoredStatus>,
+    waiting_step_id: Option<Uuid>,
+    input_data: Option<serde_json::Value>,
+    output_data: Option<serde_json::Value>,
+    error_message: Option<String>,
+    started_at: Option<OffsetDateTime>,
+    completed_at: Option<OffsetDateTime>,
+    duration_ms: Option<i32>,
+    retry_count: Option<i32>,
+    recoveries: i32,
+    created_at: Option<OffsetDateTime>,
+    updated_at: Option<OffsetDateTime>,
+    #[sea_orm(
+        from_expr = "Expr::col((workflow_versions::Entity, workflow_versions::Column::VersionNumber))"
+    )]
+    version_number: Option<i32>,
+}
 
-/// `executions e` with its version, for [`EXECUTION_COLUMNS`].
-pub(crate) const EXECUTION_FROM: &str =
-    "executions e LEFT JOIN workflow_versions v ON v.id = e.workflow_version_id";
+/// A run's state as its row says: the seed's nullable `status` reads as pending when NULL.
+pub(crate) fn run_state(status: Option<StoredStatus>, waiting: Option<Uuid>) -> RunState {
+    RunState {
+        status: status.map_or(ExecutionStatus::Pending, ExecutionStatus::from),
+        awaiting: waiting.map(ExecutionStepId::from_uuid),
+    }
+}
 
-/// The columns of an [`ExecutionStep`] from `execution_steps s`.
-pub(crate) const STEP_COLUMNS: &str = "s.id, s.execution_id, s.step_name, s.step_index, \
-     s.step_type, coalesce(s.status, 'pending')::text AS status, s.input_data, s.output_data, \
-     s.error_message, s.started_at, s.completed_at, s.duration_ms::bigint AS duration_ms, \
-     coalesce(s.retry_count, 0) AS retry_count";
+/// A run's status and the step it waits on, as locks and status reads take them.
+#[derive(Debug, DerivePartialModel)]
+#[sea_orm(entity = "executions::Entity")]
+pub(crate) struct StateRow {
+    status: Option<StoredStatus>,
+    waiting_step_id: Option<Uuid>,
+}
 
-/// The columns of a [`LogEntry`] from `execution_logs`.
-const LOG_COLUMNS: &str = "id, execution_id, execution_step_id, level::text AS level, message, \
-     coalesce(context, '{}') AS context, created_at";
+impl From<StateRow> for RunState {
+    fn from(row: StateRow) -> Self {
+        run_state(row.status, row.waiting_step_id)
+    }
+}
+
+/// The one place a run's row becomes an [`Execution`]. The seed's schema leaves `status`,
+/// `input_data`, `retry_count`, `created_at` and `updated_at` nullable (with defaults, so only a
+/// hand-written NULL leaves one empty): they read as pending, `{}`, 0, now and the creation time.
+impl TryFrom<RunRow> for Execution {
+    type Error = StorageError;
+
+    fn try_from(row: RunRow) -> Result<Self, StorageError> {
+        let created_at = row.created_at.unwrap_or_else(OffsetDateTime::now_utc);
+        Ok(Execution {
+            id: ExecutionId::from_uuid(row.id),
+            workflow_id: WorkflowId::from_uuid(row.workflow_id),
+            workflow_version_id: WorkflowVersionId::from_uuid(row.workflow_version_id),
+            version_number: row.version_number.map(version_number).transpose()?,
+            triggered_by: UserId::from_uuid(row.triggered_by),
+            state: run_state(row.status, row.waiting_step_id),
+            input: row.input_data.unwrap_or_else(|| json!({})),
+            output: row.output_data,
+            error: row.error_message,
+            started_at: row.started_at,
+            completed_at: row.completed_at,
+            duration_ms: row.duration_ms.map(i64::from),
+            retry_count: row.retry_count.unwrap_or(0),
+            recoveries: row.recoveries,
+            created_at,
+            updated_at: row.updated_at.unwrap_or(created_at),
+        })
+    }
+}
+
+/// The one place a step's row becomes an [`ExecutionStep`] (a NULL status, which only a
+/// hand-written row has, reads as pending; a NULL retry count as 0).
+pub(crate) fn step_from(row: execution_steps::Model) -> Result<ExecutionStep, StorageError> {
+    Ok(ExecutionStep {
+        id: ExecutionStepId::from_uuid(row.id),
+        execution_id: ExecutionId::from_uuid(row.execution_id),
+        name: row.step_name,
+        index: row.step_index,
+        kind: row
+            .step_type
+            .parse()
+            .map_err(|error| StorageError::new("reading an execution step row", error))?,
+        status: row.status.map_or(StepStatus::Pending, StepStatus::from),
+        input: row.input_data,
+        output: row.output_data,
+        error: row.error_message,
+        started_at: row.started_at,
+        completed_at: row.completed_at,
+        duration_ms: row.duration_ms.map(i64::from),
+        retry_count: row.retry_count.unwrap_or(0),
+    })
+}
+
+/// The one place a log line's row becomes a [`LogEntry`] (a NULL context reads as `{}`).
+fn log_from(row: execution_logs::Model) -> LogEntry {
+    LogEntry {
+        id: row.id,
+        execution_id: ExecutionId::from_uuid(row.execution_id),
+        step_id: row.execution_step_id.map(ExecutionStepId::from_uuid),
+        level: row.level.into(),
+        message: row.message,
+        context: row.context.unwrap_or_else(|| json!({})),
+        created_at: row.created_at,
+    }
+}
+
+/// Runs with their version's number: `executions` left-joined to the version it runs (by the
+/// version's primary key).
+fn runs() -> Select<executions::Entity> {
+    let version: RelationDef = executions::Entity::belongs_to(workflow_versions::Entity)
+        .from(executions::Column::WorkflowVersionId)
+        .to(workflow_versions::Column::Id)
+        .into();
+    executions::Entity::find().join(JoinType::LeftJoin, version)
+}
 
 /// Locks a run's row for a change (see the module's comment on ordering) and reads its state.
-pub(crate) const LOCK_RUN: &str = "SELECT coalesce(status, 'pending')::text AS status, \
-     waiting_step_id FROM executions WHERE id = $1 FOR NO KEY UPDATE";
-
-/// Locks a run for a decision and reads who started it and, when the caller may see the
-/// workflow, who owns it (a listed approver sees the run, not its workflow: hence the outer join).
-/// Raw because `FOR NO KEY UPDATE OF e` locks only the run's row, not the workflow's.
-const LOCK_RUN_FOR_DECISION: &str = "SELECT coalesce(e.status, 'pending')::text AS status, \
-     e.waiting_step_id, e.triggered_by, w.created_by AS owner \
-     FROM executions e LEFT JOIN workflows w ON w.id = e.workflow_id \
-     WHERE e.id = $1 FOR NO KEY UPDATE OF e";
-
-/// Parses a stored label (a status, a level), reporting a stranger as storage's fault.
-pub(crate) fn parse_label<T: std::str::FromStr>(
-    text: &str,
-    context: &'static str,
-) -> Result<T, StorageError>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    text.parse::<T>()
-        .map_err(|error| StorageError::new(context, error))
-}
-
-/// The run state of a row with `status` and `waiting_step_id`.
-pub(crate) fn state_from_row(row: &QueryResult) -> Result<RunState, StorageError> {
-    const CONTEXT: &str = "reading a run's state";
-    let get = storage(CONTEXT);
-    let status: String = row.try_get("", "status").map_err(&get)?;
-    let waiting: Option<Uuid> = row.try_get("", "waiting_step_id").map_err(&get)?;
-    Ok(RunState {
-        status: parse_label(&status, CONTEXT)?,
-        awaiting: waiting.map(ExecutionStepId::from_uuid),
-    })
-}
-
-pub(crate) fn execution_from_row(row: &QueryResult) -> Result<Execution, StorageError> {
-    const CONTEXT: &str = "reading an execution row";
-    let get = storage(CONTEXT);
-    Ok(Execution {
-        id: ExecutionId::from_uuid(row.try_get("", "id").map_err(&get)?),
-        workflow_id: WorkflowId::from_uuid(row.try_get("", "workflow_id").map_err(&get)?),
-        workflow_version_id: WorkflowVersionId::from_uuid(
-            row.try_get("", "workflow_version_id").map_err(&get)?,
-        ),
-        version_number: row
-            .try_get::<Option<i32>>("", "version_number")
-            .map_err(&get)?
-            .map(version_number)
-            .transpose()?,
-        triggered_by: UserId::from_uuid(row.try_get("", "triggered_by").map_err(&get)?),
-        state: state_from_row(row)?,
-        input: row.try_get("", "input_data").map_err(&get)?,
-        output: row.try_get("", "output_data").map_err(&get)?,
-        error: row.try_get("", "error_message").map_err(&get)?,
-        started_at: row.try_get("", "started_at").map_err(&get)?,
-        completed_at: row.try_get("", "completed_at").map_err(&get)?,
-        duration_ms: row.try_get("", "duration_ms").map_err(&get)?,
-        retry_count: row.try_get("", "retry_count").map_err(&get)?,
-        recoveries: row.try_get("", "recoveries").map_err(&get)?,
-        created_at: row.try_get("", "created_at").map_err(&get)?,
-        updated_at: row.try_get("", "updated_at").map_err(&get)?,
-    })
-}
-
-pub(crate) fn step_from_row(row: &QueryResult) -> Result<ExecutionStep, StorageError> {
-    const CONTEXT: &str = "reading an execution step row";
-    let get = storage(CONTEXT);
-    let status: String = row.try_get("", "status").map_err(&get)?;
-    let step_type: String = row.try_get("", "step_type").map_err(&get)?;
-    Ok(ExecutionStep {
-        id: ExecutionStepId::from_uuid(row.try_get("", "id").map_err(&get)?),
-        execution_id: ExecutionId::from_uuid(row.try_get("", "execution_id").map_err(&get)?),
-        name: row.try_get("", "step_name").map_err(&get)?,
-        index: row.try_get("", "step_index").map_err(&get)?,
-        kind: parse_label(&step_type, CONTEXT)?,
-        status: parse_label(&status, CONTEXT)?,
-        input: row.try_get("", "input_data").map_err(&get)?,
-        output: row.try_get("", "output_data").map_err(&get)?,
-        error: row.try_get("", "error_message").map_err(&get)?,
-        started_at: row.try_get("", "started_at").map_err(&get)?,
-        completed_at: row.try_get("", "completed_at").map_err(&get)?,
-        duration_ms: row.try_get("", "duration_ms").map_err(&get)?,
-        retry_count: row.try_get("", "retry_count").map_err(&get)?,
-    })
-}
-
-fn log_from_row(row: &QueryResult) -> Result<LogEntry, StorageError> {
-    const CONTEXT: &str = "reading a log line";
-    let get = storage(CONTEXT);
-    let level: String = row.try_get("", "level").map_err(&get)?;
-    let step: Option<Uuid> = row.try_get("", "execution_step_id").map_err(&get)?;
-    Ok(LogEntry {
-        id: row.try_get("", "id").map_err(&get)?,
-        execution_id: ExecutionId::from_uuid(row.try_get("", "execution_id").map_err(&get)?),
-        step_id: step.map(ExecutionStepId::from_uuid),
-        level: parse_label(&level, CONTEXT)?,
-        message: row.try_get("", "message").map_err(&get)?,
-        context: row.try_get("", "context").map_err(&get)?,
-        created_at: row.try_get("", "created_at").map_err(&get)?,
-    })
+/// `FOR NO KEY UPDATE`: the run's key does not change, so rows referring to it (steps, log
+/// lines) may still be written meanwhile.
+pub(crate) async fn lock_run(
+    conn: &impl ConnectionTrait,
+    id: ExecutionId,
+) -> Result<Option<RunState>, StorageError> {
+    Ok(executions::Entity::find_by_id(id.as_uuid())
+        .lock(LockType::NoKeyUpdate)
+        .into_partial_model::<StateRow>()
+        .one(conn)
+        .await
+        .map_err(storage("locking an execution"))?
+        .map(RunState::from))
 }
 
 /// Writes `lines` for `execution` in one statement, in order. The caller holds the run's lock.
@@ -164,7 +190,7 @@ pub(crate) async fn insert_logs(
         return Ok(());
     }
     conn.execute_raw(statement(
-        &format!("INSERT INTO execution_logs {INSERT_LOGS_FROM_BATCH}"),
+        INSERT_LOGS,
         [execution.as_uuid().into(), log_batch(lines).into()],
     ))
     .await
@@ -173,15 +199,25 @@ pub(crate) async fn insert_logs(
 }
 
 /// The columns and rows of an `INSERT INTO execution_logs` of a run's (`$1`) lines given as one
-/// JSON array ([`log_batch`], `$2`), written in their order so their ids follow it.
-pub(crate) const INSERT_LOGS_FROM_BATCH: &str = "(execution_id, execution_step_id, level, \
-     message, context) \
-     SELECT $1, (l.line->>'step_id')::uuid, (l.line->>'level')::log_level, \
-            l.line->>'message', coalesce(l.line->'context', '{}') \
-     FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS l(line, position) \
-     ORDER BY l.position";
+/// JSON array ([`log_batch`], `$2`), written in their order so their ids follow it. A macro, so
+/// that statements embedding it are single constants (`concat!`). Raw: the builder cannot say
+/// `jsonb_array_elements(..) WITH ORDINALITY`, and one parameter for any number of lines keeps a
+/// batch one statement whatever its size.
+macro_rules! insert_logs_from_batch {
+    () => {
+        "(execution_id, execution_step_id, level, message, context) \
+         SELECT $1, (l.line->>'step_id')::uuid, (l.line->>'level')::log_level, \
+                l.line->>'message', coalesce(l.line->'context', '{}') \
+         FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS l(line, position) \
+         ORDER BY l.position"
+    };
+}
+pub(crate) use insert_logs_from_batch;
 
-/// `lines` as one JSON array, for [`INSERT_LOGS_FROM_BATCH`]: one parameter however many lines.
+/// A run's lines in one statement (see [`insert_logs_from_batch`]).
+const INSERT_LOGS: &str = concat!("INSERT INTO execution_logs ", insert_logs_from_batch!());
+
+/// `lines` as one JSON array, for [`insert_logs_from_batch`]: one parameter however many lines.
 pub(crate) fn log_batch(lines: &[NewLogLine]) -> serde_json::Value {
     serde_json::Value::Array(
         lines
@@ -203,34 +239,31 @@ pub(crate) async fn read_execution(
     conn: &impl ConnectionTrait,
     id: ExecutionId,
 ) -> Result<Option<Execution>, StorageError> {
-    conn.query_one_raw(statement(
-        &format!("SELECT {EXECUTION_COLUMNS} FROM {EXECUTION_FROM} WHERE e.id = $1"),
-        [id.as_uuid().into()],
-    ))
-    .await
-    .map_err(storage("reading an execution"))?
-    .as_ref()
-    .map(execution_from_row)
-    .transpose()
+    runs()
+        .filter(executions::Column::Id.eq(id.as_uuid()))
+        .into_partial_model::<RunRow>()
+        .one(conn)
+        .await
+        .map_err(storage("reading an execution"))?
+        .map(Execution::try_from)
+        .transpose()
 }
 
-/// Reads a run's steps in order.
-pub(crate) async fn read_steps(
+/// The steps of the runs `ids`, in order.
+pub(crate) async fn read_steps_of(
     conn: &impl ConnectionTrait,
-    id: ExecutionId,
+    ids: Vec<Uuid>,
 ) -> Result<Vec<ExecutionStep>, StorageError> {
-    conn.query_all_raw(statement(
-        &format!(
-            "SELECT {STEP_COLUMNS} FROM execution_steps s WHERE s.execution_id = $1 \
-             ORDER BY s.step_index"
-        ),
-        [id.as_uuid().into()],
-    ))
-    .await
-    .map_err(storage("reading execution steps"))?
-    .iter()
-    .map(step_from_row)
-    .collect()
+    execution_steps::Entity::find()
+        .filter(execution_steps::Column::ExecutionId.is_in(ids))
+        .order_by_asc(execution_steps::Column::ExecutionId)
+        .order_by_asc(execution_steps::Column::StepIndex)
+        .all(conn)
+        .await
+        .map_err(storage("reading execution steps"))?
+        .into_iter()
+        .map(step_from)
+        .collect()
 }
 
 /// The executions repository.
@@ -253,8 +286,7 @@ impl PgExecutions {
         filter: &ExecutionFilter,
         page: PageRequest,
     ) -> Result<String, StorageError> {
-        let (sql, values) = list_query(filter, page);
-        explain(&self.store, actor, &sql, values).await
+        explain_statement(&self.store, actor, list_query(filter, page)).await
     }
 }
 
@@ -262,6 +294,13 @@ impl PgExecutions {
 fn idempotency_request(request: &StartRun) -> serde_json::Value {
     let version_number = request.version_number.map(|number| number.get());
     json!({"input": request.input, "version_number": version_number})
+}
+
+/// The run an idempotency key started, and whether it was started with the same request.
+#[derive(Debug, FromQueryResult)]
+struct KeyedRun {
+    id: Uuid,
+    same: Option<bool>,
 }
 
 /// Finds the run the actor started with `key`: the run when `request` matches the one it was
@@ -272,63 +311,165 @@ async fn replay(
     key: &IdempotencyKey,
     request: &serde_json::Value,
 ) -> Result<Option<Started>, StartError> {
-    let Some(row) = conn
-        .query_one_raw(statement(
-            "SELECT id, idempotency_request = $3::jsonb AS same FROM executions \
-             WHERE triggered_by = $1 AND idempotency_key = $2",
-            [
-                actor.as_uuid().into(),
-                key.as_str().into(),
-                request.clone().into(),
-            ],
-        ))
+    let Some(keyed) = executions::Entity::find()
+        .select_only()
+        .column(executions::Column::Id)
+        .column_as(
+            executions::Column::IdempotencyRequest
+                .into_expr()
+                .eq(Expr::val(request.clone())),
+            "same",
+        )
+        .filter(executions::Column::TriggeredBy.eq(actor.as_uuid()))
+        .filter(executions::Column::IdempotencyKey.eq(key.as_str()))
+        .into_model::<KeyedRun>()
+        .one(conn)
         .await
         .map_err(storage("looking up an idempotency key"))?
     else {
         return Ok(None);
     };
-    let get = storage("reading an idempotency key's run");
-    let same: Option<bool> = row.try_get("", "same").map_err(&get)?;
-    if same != Some(true) {
+    if keyed.same != Some(true) {
         return Err(StartError::IdempotencyMismatch);
     }
-    let id = ExecutionId::from_uuid(row.try_get("", "id").map_err(&get)?);
-    let execution = read_execution(conn, id).await?.ok_or_else(|| {
-        StorageError::new(
-            "replaying an idempotent start",
-            "the run of an idempotency key is not visible",
-        )
-    })?;
+    let execution = read_execution(conn, ExecutionId::from_uuid(keyed.id))
+        .await?
+        .ok_or_else(|| {
+            StorageError::new(
+                "replaying an idempotent start",
+                "the run of an idempotency key is not visible",
+            )
+        })?;
     Ok(Some(Started {
         execution,
         replayed: true,
     }))
 }
 
-fn list_query(filter: &ExecutionFilter, page: PageRequest) -> (String, Vec<Value>) {
-    let mut query = ListQuery::default();
+/// A run list: only the conditions given, so each query is planned for the indexes it can use.
+fn list_query(filter: &ExecutionFilter, page: PageRequest) -> sea_orm::Statement {
+    let mut select = runs();
     if let Some(workflow) = filter.workflow {
-        let workflow = query.bind(workflow.as_uuid());
-        query.condition(format!("e.workflow_id = ${workflow}"));
+        select = select.filter(executions::Column::WorkflowId.eq(workflow.as_uuid()));
     }
     if let Some(status) = filter.status {
-        let status = query.bind(status.as_str());
-        query.condition(format!("e.status = ${status}::execution_status"));
+        select = select.filter(executions::Column::Status.eq(StoredStatus::from(status)));
     }
     if let Some(user) = filter.triggered_by {
-        let user = query.bind(user.as_uuid());
-        query.condition(format!("e.triggered_by = ${user}"));
+        select = select.filter(executions::Column::TriggeredBy.eq(user.as_uuid()));
     }
     if let Some(from) = filter.created_from {
-        let from = query.bind(from);
-        query.condition(format!("e.created_at >= ${from}"));
+        select = select.filter(executions::Column::CreatedAt.gte(from));
     }
     if let Some(before) = filter.created_before {
-        let before = query.bind(before);
-        query.condition(format!("e.created_at < ${before}"));
+        select = select.filter(executions::Column::CreatedAt.lt(before));
     }
-    query.newest_first(EXECUTION_COLUMNS, EXECUTION_FROM, "e.", page)
+    newest_first(
+        select,
+        executions::Column::CreatedAt,
+        executions::Column::Id,
+        page,
+    )
+    .into_partial_model::<RunRow>()
+    .into_statement(DbBackend::Postgres)
 }
+
+/// The id a start's insert returned, when it inserted.
+#[derive(Debug, FromQueryResult)]
+struct Inserted {
+    id: Uuid,
+}
+
+/// A new run of `version` of `workflow` by `user`, pending, unless the user already started one
+/// with the same idempotency key (`ON CONFLICT` on the partial unique index over
+/// `(triggered_by, idempotency_key)`: then nothing is inserted and nothing returned).
+fn insert_run(
+    workflow: WorkflowId,
+    version: Uuid,
+    user: UserId,
+    request: &StartRun,
+    stored_request: &serde_json::Value,
+) -> sea_orm::Statement {
+    let run = executions::ActiveModel {
+        workflow_id: ActiveValue::Set(workflow.as_uuid()),
+        workflow_version_id: ActiveValue::Set(version),
+        triggered_by: ActiveValue::Set(user.as_uuid()),
+        status: ActiveValue::Set(Some(StoredStatus::Pending)),
+        input_data: ActiveValue::Set(Some(serde_json::Value::Object(request.input.clone()))),
+        metadata: ActiveValue::Set(Some(json!({}))),
+        idempotency_key: ActiveValue::Set(
+            request
+                .idempotency_key
+                .as_ref()
+                .map(|key| key.as_str().to_owned()),
+        ),
+        idempotency_request: ActiveValue::Set(
+            request
+                .idempotency_key
+                .as_ref()
+                .map(|_| stored_request.clone()),
+        ),
+        ..Default::default()
+    };
+    let mut insert = executions::Entity::insert(run).into_query();
+    insert
+        .on_conflict(
+            OnConflict::columns([
+                executions::Column::TriggeredBy,
+                executions::Column::IdempotencyKey,
+            ])
+            .target_and_where(executions::Column::IdempotencyKey.is_not_null())
+            .do_nothing()
+            .to_owned(),
+        )
+        .returning_col(executions::Column::Id);
+    StatementBuilder::build(&insert, &DbBackend::Postgres)
+}
+
+/// Locks a run for a decision and reads who started it and, when the caller may see the
+/// workflow, who owns it (a listed approver sees the run, not its workflow: hence the outer
+/// join). Only the run's row is locked.
+#[derive(Debug, FromQueryResult)]
+struct DecisionRow {
+    status: Option<StoredStatus>,
+    waiting_step_id: Option<Uuid>,
+    triggered_by: Uuid,
+    owner: Option<Uuid>,
+}
+
+/// The workflow a start reads: its status and current version, locked `FOR KEY SHARE` so it
+/// cannot be deleted while the run is written.
+#[derive(Debug, DerivePartialModel)]
+#[sea_orm(entity = "workflows::Entity")]
+struct WorkflowToRun {
+    status: Option<StoredWorkflowStatus>,
+    current_version_id: Option<Uuid>,
+}
+
+/// The version a start runs: its id and definition.
+#[derive(Debug, DerivePartialModel)]
+#[sea_orm(entity = "workflow_versions::Entity")]
+struct VersionRow {
+    id: Uuid,
+    definition: serde_json::Value,
+}
+
+/// A row of the statistics view, which has no entity: the view is read through `workflows`'
+/// visibility (ADR 0002 §15) and is not a table sea-orm-cli generates.
+#[derive(Debug, FromQueryResult)]
+struct StatsRow {
+    workflow_id: Uuid,
+    name: String,
+    total_executions: i64,
+    successful_count: i64,
+    failed_count: i64,
+    avg_duration_ms: Option<f64>,
+}
+
+/// Per-workflow statistics the caller may see. Raw: the view is not an entity.
+const WORKFLOW_STATS: &str = "SELECT workflow_id, workflow_name AS name, total_executions, \
+     successful_count, failed_count, avg_duration_ms::float8 AS avg_duration_ms \
+     FROM visible_workflow_execution_stats ORDER BY workflow_name, workflow_id";
 
 impl ExecutionRepository for PgExecutions {
     async fn start(
@@ -349,82 +490,54 @@ impl ExecutionRepository for PgExecutions {
             commit(txn).await?;
             return Ok(started);
         }
-        let row = conn
-            .query_one_raw(statement(
-                "SELECT coalesce(status, 'draft')::text AS status, current_version_id \
-                 FROM workflows WHERE id = $1 FOR KEY SHARE",
-                [workflow.as_uuid().into()],
-            ))
+        let found = workflows::Entity::find_by_id(workflow.as_uuid())
+            .lock(LockType::KeyShare)
+            .into_partial_model::<WorkflowToRun>()
+            .one(conn)
             .await
             .map_err(storage("reading the workflow to run"))?
             .ok_or(StartError::WorkflowNotFound)?;
-        const CONTEXT: &str = "reading the workflow to run";
-        let get = storage(CONTEXT);
-        let status: String = row.try_get("", "status").map_err(&get)?;
-        let current: Option<Uuid> = row.try_get("", "current_version_id").map_err(&get)?;
+        let versions = workflow_versions::Entity::find();
         let version = match version_to_run(
-            parse_label(&status, CONTEXT)?,
-            current.map(WorkflowVersionId::from_uuid),
+            found
+                .status
+                .map_or(WorkflowStatus::Draft, WorkflowStatus::from),
+            found.current_version_id.map(WorkflowVersionId::from_uuid),
             request.version_number,
         )? {
-            VersionToRun::Numbered(number) => conn
-                .query_one_raw(statement(
-                    "SELECT id, definition FROM workflow_versions \
-                     WHERE workflow_id = $1 AND version_number = $2",
-                    [workflow.as_uuid().into(), number.as_i32().into()],
-                ))
+            VersionToRun::Numbered(number) => versions
+                .filter(workflow_versions::Column::WorkflowId.eq(workflow.as_uuid()))
+                .filter(workflow_versions::Column::VersionNumber.eq(number.as_i32()))
+                .into_partial_model::<VersionRow>()
+                .one(conn)
                 .await
                 .map_err(storage("reading the version to run"))?
                 .ok_or(StartError::VersionNotFound(number))?,
-            VersionToRun::Current(current) => conn
-                .query_one_raw(statement(
-                    "SELECT id, definition FROM workflow_versions WHERE id = $1",
-                    [current.as_uuid().into()],
-                ))
+            VersionToRun::Current(current) => versions
+                .filter(workflow_versions::Column::Id.eq(current.as_uuid()))
+                .into_partial_model::<VersionRow>()
+                .one(conn)
                 .await
                 .map_err(storage("reading the version to run"))?
                 .ok_or(StartError::NoCurrentVersion)?,
         };
-        let version_id: Uuid = version.try_get("", "id").map_err(&get)?;
-        let document: serde_json::Value = version.try_get("", "definition").map_err(&get)?;
         // Published definitions were checked; one that no longer parses is storage's fault.
-        let definition = WorkflowDefinition::parse(&document).map_err(|problems| {
+        let definition = WorkflowDefinition::parse(&version.definition).map_err(|problems| {
             StorageError::new(
                 "reading the definition to run",
                 format!("a published definition does not parse: {problems:?}"),
             )
         })?;
-        let steps: Vec<serde_json::Value> = definition
-            .steps()
-            .iter()
-            .map(|step| json!({"name": step.name.as_str(), "type": step.kind.label()}))
-            .collect();
-        let key = request
-            .idempotency_key
-            .as_ref()
-            .map(|key| key.as_str().to_owned());
-        let inserted = conn
-            .query_one_raw(statement(
-                "INSERT INTO executions (workflow_id, workflow_version_id, triggered_by, status, \
-                     input_data, metadata, idempotency_key, idempotency_request) \
-                 VALUES ($1, $2, $3, 'pending', $4, '{}', $5, $6) \
-                 ON CONFLICT (triggered_by, idempotency_key) WHERE idempotency_key IS NOT NULL \
-                 DO NOTHING RETURNING id",
-                [
-                    workflow.as_uuid().into(),
-                    version_id.into(),
-                    user.as_uuid().into(),
-                    serde_json::Value::Object(request.input.clone()).into(),
-                    key.into(),
-                    request
-                        .idempotency_key
-                        .as_ref()
-                        .map(|_| stored_request.clone())
-                        .into(),
-                ],
-            ))
-            .await
-            .map_err(storage("starting a run"))?;
+        let inserted = Inserted::find_by_statement(insert_run(
+            workflow,
+            version.id,
+            user,
+            request,
+            &stored_request,
+        ))
+        .one(conn)
+        .await
+        .map_err(storage("starting a run"))?;
         let Some(inserted) = inserted else {
             // A concurrent request with the same key won the race; it has committed by now.
             let Some(key) = &request.idempotency_key else {
@@ -436,15 +549,32 @@ impl ExecutionRepository for PgExecutions {
             commit(txn).await?;
             return Ok(started);
         };
-        let id = ExecutionId::from_uuid(inserted.try_get("", "id").map_err(&get)?);
-        conn.execute_raw(statement(
-            "INSERT INTO execution_steps (execution_id, step_name, step_index, step_type, status) \
-             SELECT $1, s.step->>'name', (s.position - 1)::int, s.step->>'type', 'pending' \
-             FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS s(step, position)",
-            [id.as_uuid().into(), serde_json::Value::Array(steps).into()],
-        ))
-        .await
-        .map_err(storage("creating a run's steps"))?;
+        let id = ExecutionId::from_uuid(inserted.id);
+        // The run's plan, one pending step per step of the definition, so it shows before it runs.
+        let steps = definition
+            .steps()
+            .iter()
+            .enumerate()
+            .map(|(index, step)| {
+                Ok(execution_steps::ActiveModel {
+                    execution_id: ActiveValue::Set(id.as_uuid()),
+                    step_name: ActiveValue::Set(step.name.as_str().to_owned()),
+                    step_index: ActiveValue::Set(
+                        i32::try_from(index)
+                            .map_err(|error| StorageError::new("creating a run's steps", error))?,
+                    ),
+                    step_type: ActiveValue::Set(step.kind.label().to_owned()),
+                    status: ActiveValue::Set(Some(StoredStepStatus::Pending)),
+                    ..Default::default()
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        if !steps.is_empty() {
+            execution_steps::Entity::insert_many(steps)
+                .exec_without_returning(conn)
+                .await
+                .map_err(storage("creating a run's steps"))?;
+        }
         let execution = read_execution(conn, id)
             .await?
             .ok_or_else(|| StorageError::new("starting a run", "the new run is not visible"))?;
@@ -468,7 +598,7 @@ impl ExecutionRepository for PgExecutions {
             Some(id.as_uuid()),
             json!({
                 "workflow_id": workflow.as_uuid(),
-                "workflow_version_id": version_id,
+                "workflow_version_id": version.id,
                 "version_number": execution.version_number.map(|number| number.get()),
                 "idempotency_key": request.idempotency_key.as_ref().map(IdempotencyKey::as_str),
             }),
@@ -487,14 +617,13 @@ impl ExecutionRepository for PgExecutions {
         filter: &ExecutionFilter,
         page: PageRequest,
     ) -> Result<Page<Execution>, StorageError> {
-        let query = list_query(filter, page);
-        read_page(
+        read_rows_page::<RunRow, _>(
             &self.store,
             actor,
-            query,
+            list_query(filter, page),
             page,
             "listing executions",
-            execution_from_row,
+            Execution::try_from,
             Execution::keyset,
         )
         .await
@@ -510,7 +639,7 @@ impl ExecutionRepository for PgExecutions {
         let execution = read_execution(conn, id)
             .await?
             .ok_or(ExecutionQueryError::NotFound)?;
-        let steps = read_steps(conn, id).await?;
+        let steps = read_steps_of(conn, vec![id.as_uuid()]).await?;
         commit(txn).await?;
         Ok((execution, steps))
     }
@@ -524,46 +653,36 @@ impl ExecutionRepository for PgExecutions {
     ) -> Result<LogPage, ExecutionQueryError> {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
-        let visible = conn
-            .query_one_raw(statement(
-                "SELECT 1 AS one FROM executions WHERE id = $1",
-                [id.as_uuid().into()],
-            ))
+        let visible = executions::Entity::find_by_id(id.as_uuid())
+            .select_only()
+            .column(executions::Column::Id)
+            .into_tuple::<Uuid>()
+            .one(conn)
             .await
             .map_err(storage("reading an execution"))?;
         if visible.is_none() {
             return Err(ExecutionQueryError::NotFound);
         }
-        let mut conditions = vec!["execution_id = $1".to_owned()];
-        let mut values: Vec<Value> = vec![id.as_uuid().into()];
+        let mut lines = execution_logs::Entity::find()
+            .filter(execution_logs::Column::ExecutionId.eq(id.as_uuid()));
         if let Some(level) = filter.min_level {
-            values.push(level.as_str().into());
             // The enum's order is its severity.
-            conditions.push(format!("level >= ${}::log_level", values.len()));
+            lines = lines.filter(execution_logs::Column::Level.gte(StoredLevel::from(level)));
         }
         if let Some(step) = filter.step {
-            values.push(step.as_uuid().into());
-            conditions.push(format!("execution_step_id = ${}", values.len()));
+            lines = lines.filter(execution_logs::Column::ExecutionStepId.eq(step.as_uuid()));
         }
         if let Some(after) = page.after {
-            values.push(after.into());
-            conditions.push(format!("id > ${}", values.len()));
+            lines = lines.filter(execution_logs::Column::Id.gt(after));
         }
-        values.push(i64::from(page.limit.get() + 1).into());
-        let sql = format!(
-            "SELECT {LOG_COLUMNS} FROM execution_logs WHERE {} ORDER BY id LIMIT ${}",
-            conditions.join(" AND "),
-            values.len()
-        );
-        let rows = conn
-            .query_all_raw(statement(&sql, values))
+        let rows = lines
+            .order_by_asc(execution_logs::Column::Id)
+            .limit(u64::from(page.limit.get()) + 1)
+            .all(conn)
             .await
             .map_err(storage("reading log lines"))?;
         commit(txn).await?;
-        let lines = rows
-            .iter()
-            .map(log_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let lines = rows.into_iter().map(log_from).collect();
         Ok(Page::from_overfetched(lines, page.limit, |line| line.id))
     }
 
@@ -576,31 +695,26 @@ impl ExecutionRepository for PgExecutions {
     ) -> Result<(ExecutionStatus, Vec<LogEntry>), ExecutionQueryError> {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
-        let row = conn
-            .query_one_raw(statement(
-                "SELECT coalesce(status, 'pending')::text AS status, waiting_step_id \
-                 FROM executions WHERE id = $1",
-                [id.as_uuid().into()],
-            ))
+        let state: RunState = executions::Entity::find_by_id(id.as_uuid())
+            .into_partial_model::<StateRow>()
+            .one(conn)
             .await
             .map_err(storage("reading an execution's status"))?
-            .ok_or(ExecutionQueryError::NotFound)?;
-        let status = state_from_row(&row)?.status;
-        let lines = conn
-            .query_all_raw(statement(
-                &format!(
-                    "SELECT {LOG_COLUMNS} FROM execution_logs \
-                     WHERE execution_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-                ),
-                [id.as_uuid().into(), after.into(), i64::from(limit).into()],
-            ))
+            .ok_or(ExecutionQueryError::NotFound)?
+            .into();
+        let lines = execution_logs::Entity::find()
+            .filter(execution_logs::Column::ExecutionId.eq(id.as_uuid()))
+            .filter(execution_logs::Column::Id.gt(after))
+            .order_by_asc(execution_logs::Column::Id)
+            .limit(u64::from(limit))
+            .all(conn)
             .await
             .map_err(storage("reading an execution's events"))?
-            .iter()
-            .map(log_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+            .into_iter()
+            .map(log_from)
+            .collect();
         commit(txn).await?;
-        Ok((status, lines))
+        Ok((state.status, lines))
     }
 
     async fn control(
@@ -611,34 +725,35 @@ impl ExecutionRepository for PgExecutions {
     ) -> Result<Execution, ControlError> {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
-        let row = conn
-            .query_one_raw(statement(LOCK_RUN, [id.as_uuid().into()]))
-            .await
-            .map_err(storage("locking an execution"))?
-            .ok_or(ControlError::NotFound)?;
-        let current = state_from_row(&row)?;
+        let current = lock_run(conn, id).await?.ok_or(ControlError::NotFound)?;
         let next = current.apply(steering.action())?;
         let by = json!({"by": actor.user_id().map(|user| user.as_uuid())});
+        let this_run = executions::Column::Id.eq(id.as_uuid());
         let mut lines = Vec::new();
         match steering {
             Steering::Cancel => {
                 // The step in flight is interrupted: its worker learns of it from the
                 // notification this status change sends, and its later writes are refused.
-                let interrupted = conn
-                    .query_all_raw(statement(
-                        &format!(
-                            "UPDATE execution_steps s SET status = 'failed', \
-                                 error_message = 'interrupted: the execution was cancelled', \
-                                 completed_at = now() \
-                             WHERE s.execution_id = $1 AND s.status = 'running' \
-                             RETURNING {STEP_COLUMNS}"
-                        ),
-                        [id.as_uuid().into()],
-                    ))
+                let interrupted = execution_steps::Entity::update_many()
+                    .col_expr(
+                        execution_steps::Column::Status,
+                        Expr::val(StoredStepStatus::Failed),
+                    )
+                    .col_expr(
+                        execution_steps::Column::ErrorMessage,
+                        Expr::val("interrupted: the execution was cancelled"),
+                    )
+                    .col_expr(
+                        execution_steps::Column::CompletedAt,
+                        Expr::current_timestamp(),
+                    )
+                    .filter(execution_steps::Column::ExecutionId.eq(id.as_uuid()))
+                    .filter(execution_steps::Column::Status.eq(StoredStepStatus::Running))
+                    .exec_with_returning(conn)
                     .await
                     .map_err(storage("interrupting a cancelled run's step"))?;
-                for row in &interrupted {
-                    let step = step_from_row(row)?;
+                for step in interrupted {
+                    let step = step_from(step)?;
                     lines.push(step_event(
                         &step,
                         StepStatus::Failed,
@@ -649,15 +764,33 @@ impl ExecutionRepository for PgExecutions {
                         json!({}),
                     ));
                 }
-                conn.execute_raw(statement(
-                    "UPDATE executions SET status = 'cancelled', completed_at = now(), \
-                         started_at = coalesce(started_at, now()), waiting_step_id = NULL, \
-                         wake_at = NULL, error_message = 'cancelled' \
-                     WHERE id = $1",
-                    [id.as_uuid().into()],
-                ))
-                .await
-                .map_err(storage("cancelling an execution"))?;
+                executions::Entity::update_many()
+                    .col_expr(
+                        executions::Column::Status,
+                        Expr::val(StoredStatus::Cancelled),
+                    )
+                    .col_expr(executions::Column::CompletedAt, Expr::current_timestamp())
+                    .col_expr(
+                        executions::Column::StartedAt,
+                        Func::coalesce([
+                            executions::Column::StartedAt.into_expr(),
+                            Expr::current_timestamp(),
+                        ])
+                        .into(),
+                    )
+                    .col_expr(
+                        executions::Column::WaitingStepId,
+                        Expr::val(Option::<Uuid>::None),
+                    )
+                    .col_expr(
+                        executions::Column::WakeAt,
+                        Expr::val(Option::<OffsetDateTime>::None),
+                    )
+                    .col_expr(executions::Column::ErrorMessage, Expr::val("cancelled"))
+                    .filter(this_run)
+                    .exec(conn)
+                    .await
+                    .map_err(storage("cancelling an execution"))?;
                 audit::record(
                     conn,
                     "cancel",
@@ -669,12 +802,7 @@ impl ExecutionRepository for PgExecutions {
                 lines.push(run_event(next.status, "Execution cancelled", by));
             }
             Steering::Pause => {
-                conn.execute_raw(statement(
-                    "UPDATE executions SET status = 'paused' WHERE id = $1",
-                    [id.as_uuid().into()],
-                ))
-                .await
-                .map_err(storage("pausing an execution"))?;
+                set_status(conn, id, ExecutionStatus::Paused, "pausing an execution").await?;
                 let message = if current.status == ExecutionStatus::Running {
                     "Execution paused: it stops after the step in flight"
                 } else {
@@ -683,33 +811,72 @@ impl ExecutionRepository for PgExecutions {
                 lines.push(run_event(next.status, message, by));
             }
             Steering::Resume => {
-                conn.execute_raw(statement(
-                    "UPDATE executions SET status = 'pending' WHERE id = $1",
-                    [id.as_uuid().into()],
-                ))
-                .await
-                .map_err(storage("resuming an execution"))?;
+                set_status(conn, id, ExecutionStatus::Pending, "resuming an execution").await?;
                 lines.push(run_event(next.status, "Execution resumed", by));
             }
             Steering::Retry => {
-                conn.execute_raw(statement(
-                    "UPDATE execution_steps SET status = 'pending', error_message = NULL, \
-                         completed_at = NULL, duration_ms = NULL, output_data = NULL \
-                     WHERE execution_id = $1 AND status = 'failed'",
-                    [id.as_uuid().into()],
-                ))
-                .await
-                .map_err(storage("putting a failed step back in line"))?;
-                conn.execute_raw(statement(
-                    "UPDATE executions SET status = 'pending', \
-                         retry_count = coalesce(retry_count, 0) + 1, error_message = NULL, \
-                         output_data = NULL, completed_at = NULL, duration_ms = NULL, \
-                         recoveries = 0, lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE id = $1",
-                    [id.as_uuid().into()],
-                ))
-                .await
-                .map_err(storage("retrying an execution"))?;
+                execution_steps::Entity::update_many()
+                    .col_expr(
+                        execution_steps::Column::Status,
+                        Expr::val(StoredStepStatus::Pending),
+                    )
+                    .col_expr(
+                        execution_steps::Column::ErrorMessage,
+                        Expr::val(Option::<String>::None),
+                    )
+                    .col_expr(
+                        execution_steps::Column::CompletedAt,
+                        Expr::val(Option::<OffsetDateTime>::None),
+                    )
+                    .col_expr(
+                        execution_steps::Column::DurationMs,
+                        Expr::val(Option::<i32>::None),
+                    )
+                    .col_expr(
+                        execution_steps::Column::OutputData,
+                        Expr::val(Option::<serde_json::Value>::None),
+                    )
+                    .filter(execution_steps::Column::ExecutionId.eq(id.as_uuid()))
+                    .filter(execution_steps::Column::Status.eq(StoredStepStatus::Failed))
+                    .exec(conn)
+                    .await
+                    .map_err(storage("putting a failed step back in line"))?;
+                executions::Entity::update_many()
+                    .col_expr(executions::Column::Status, Expr::val(StoredStatus::Pending))
+                    .col_expr(
+                        executions::Column::RetryCount,
+                        Func::coalesce([executions::Column::RetryCount.into_expr(), Expr::val(0)])
+                            .add(1),
+                    )
+                    .col_expr(
+                        executions::Column::ErrorMessage,
+                        Expr::val(Option::<String>::None),
+                    )
+                    .col_expr(
+                        executions::Column::OutputData,
+                        Expr::val(Option::<serde_json::Value>::None),
+                    )
+                    .col_expr(
+                        executions::Column::CompletedAt,
+                        Expr::val(Option::<OffsetDateTime>::None),
+                    )
+                    .col_expr(
+                        executions::Column::DurationMs,
+                        Expr::val(Option::<i32>::None),
+                    )
+                    .col_expr(executions::Column::Recoveries, Expr::val(0))
+                    .col_expr(
+                        executions::Column::LeaseOwner,
+                        Expr::val(Option::<String>::None),
+                    )
+                    .col_expr(
+                        executions::Column::LeaseExpiresAt,
+                        Expr::val(Option::<OffsetDateTime>::None),
+                    )
+                    .filter(this_run)
+                    .exec(conn)
+                    .await
+                    .map_err(storage("retrying an execution"))?;
                 lines.push(run_event(
                     next.status,
                     "Execution retried from its failed step",
@@ -741,33 +908,38 @@ impl ExecutionRepository for PgExecutions {
         let conn = txn.connection();
         // Row level security decides who may see the run: its starter, its workflow's owner, a
         // superuser, or a user asked to decide one of its approval steps (migration 000018).
-        let row = conn
-            .query_one_raw(statement(LOCK_RUN_FOR_DECISION, [id.as_uuid().into()]))
+        let workflow: RelationDef = executions::Entity::belongs_to(workflows::Entity)
+            .from(executions::Column::WorkflowId)
+            .to(workflows::Column::Id)
+            .into();
+        let mut locking = executions::Entity::find_by_id(id.as_uuid())
+            .select_only()
+            .columns([
+                executions::Column::Status,
+                executions::Column::WaitingStepId,
+                executions::Column::TriggeredBy,
+            ])
+            .column_as(workflows::Column::CreatedBy, "owner")
+            .join(JoinType::LeftJoin, workflow);
+        // The run's row only: the workflow's side of the outer join cannot be locked.
+        QueryTrait::query(&mut locking)
+            .lock_with_tables(LockType::NoKeyUpdate, [executions::Entity]);
+        let row = locking
+            .into_model::<DecisionRow>()
+            .one(conn)
             .await
             .map_err(storage("locking an execution"))?
             .ok_or(DecisionError::NotFound)?;
-        let get = storage("reading an approval");
-        let state = state_from_row(&row)?;
-        let triggered_by = UserId::from_uuid(row.try_get("", "triggered_by").map_err(&get)?);
-        let owner = row
-            .try_get::<Option<Uuid>>("", "owner")
-            .map_err(&get)?
-            .map(UserId::from_uuid);
-        let step = conn
-            .query_one_raw(statement(
-                &format!(
-                    "SELECT {STEP_COLUMNS} FROM execution_steps s \
-                     WHERE s.id = $1 AND s.execution_id = $2"
-                ),
-                [step_id.as_uuid().into(), id.as_uuid().into()],
-            ))
+        let step = execution_steps::Entity::find_by_id(step_id.as_uuid())
+            .filter(execution_steps::Column::ExecutionId.eq(id.as_uuid()))
+            .one(conn)
             .await
             .map_err(storage("reading an approval step"))?;
         let context = ApprovalContext {
-            state,
-            triggered_by,
-            owner,
-            step: step.as_ref().map(step_from_row).transpose()?,
+            state: run_state(row.status, row.waiting_step_id),
+            triggered_by: UserId::from_uuid(row.triggered_by),
+            owner: row.owner.map(UserId::from_uuid),
+            step: step.map(step_from).transpose()?,
         };
         let Judged { step, next } = judge(&context)?;
         let record = json!({
@@ -778,67 +950,79 @@ impl ExecutionRepository for PgExecutions {
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
         });
-        let mut lines = Vec::new();
-        match decision.decision {
-            Decision::Approve => {
-                conn.execute_raw(statement(
-                    "UPDATE execution_steps SET status = 'completed', output_data = $2, \
-                         completed_at = now() WHERE id = $1",
-                    [step.id.as_uuid().into(), record.clone().into()],
-                ))
-                .await
-                .map_err(storage("approving a step"))?;
-                conn.execute_raw(statement(
-                    "UPDATE executions SET status = 'pending', waiting_step_id = NULL, \
-                         wake_at = NULL WHERE id = $1",
-                    [id.as_uuid().into()],
-                ))
-                .await
-                .map_err(storage("approving a step"))?;
-                lines.push(step_event(
+        let (step_status, error) = match decision.decision {
+            Decision::Approve => (StepStatus::Completed, None),
+            Decision::Reject => (
+                StepStatus::Failed,
+                Some(match &decision.comment {
+                    Some(comment) => format!("step '{}' was rejected: {comment}", step.name),
+                    None => format!("step '{}' was rejected", step.name),
+                }),
+            ),
+        };
+        execution_steps::Entity::update_many()
+            .col_expr(
+                execution_steps::Column::Status,
+                Expr::val(StoredStepStatus::from(step_status)),
+            )
+            .col_expr(
+                execution_steps::Column::OutputData,
+                Expr::val(record.clone()),
+            )
+            .col_expr(
+                execution_steps::Column::ErrorMessage,
+                Expr::val(error.clone()),
+            )
+            .col_expr(
+                execution_steps::Column::CompletedAt,
+                Expr::current_timestamp(),
+            )
+            .filter(execution_steps::Column::Id.eq(step.id.as_uuid()))
+            .exec(conn)
+            .await
+            .map_err(storage("recording a decision on a step"))?;
+        let mut run = executions::Entity::update_many()
+            .col_expr(
+                executions::Column::Status,
+                Expr::val(StoredStatus::from(next.status)),
+            )
+            .col_expr(
+                executions::Column::WaitingStepId,
+                Expr::val(Option::<Uuid>::None),
+            )
+            .col_expr(
+                executions::Column::WakeAt,
+                Expr::val(Option::<OffsetDateTime>::None),
+            );
+        if let Some(error) = &error {
+            run = run
+                .col_expr(executions::Column::ErrorMessage, Expr::val(error.clone()))
+                .col_expr(executions::Column::CompletedAt, Expr::current_timestamp());
+        }
+        run.filter(executions::Column::Id.eq(id.as_uuid()))
+            .exec(conn)
+            .await
+            .map_err(storage("recording a decision on a run"))?;
+        let lines = match decision.decision {
+            Decision::Approve => vec![
+                step_event(
                     &step,
                     StepStatus::Completed,
                     format!("Step '{}' approved", step.name),
                     record.clone(),
-                ));
-                lines.push(run_event(
-                    next.status,
-                    "Execution continues after approval",
-                    json!({}),
-                ));
-            }
-            Decision::Reject => {
-                let error = match &decision.comment {
-                    Some(comment) => format!("step '{}' was rejected: {comment}", step.name),
-                    None => format!("step '{}' was rejected", step.name),
-                };
-                conn.execute_raw(statement(
-                    "UPDATE execution_steps SET status = 'failed', output_data = $2, \
-                         error_message = $3, completed_at = now() WHERE id = $1",
-                    [
-                        step.id.as_uuid().into(),
-                        record.clone().into(),
-                        error.clone().into(),
-                    ],
-                ))
-                .await
-                .map_err(storage("rejecting a step"))?;
-                conn.execute_raw(statement(
-                    "UPDATE executions SET status = 'failed', waiting_step_id = NULL, \
-                         wake_at = NULL, error_message = $2, completed_at = now() WHERE id = $1",
-                    [id.as_uuid().into(), error.clone().into()],
-                ))
-                .await
-                .map_err(storage("rejecting a step"))?;
-                lines.push(step_event(
+                ),
+                run_event(next.status, "Execution continues after approval", json!({})),
+            ],
+            Decision::Reject => vec![
+                step_event(
                     &step,
                     StepStatus::Failed,
                     format!("Step '{}' rejected", step.name),
                     record.clone(),
-                ));
-                lines.push(run_event(next.status, error, json!({})));
-            }
-        }
+                ),
+                run_event(next.status, error.unwrap_or_default(), json!({})),
+            ],
+        };
         insert_logs(conn, id, &lines).await?;
         audit::record(
             conn,
@@ -864,32 +1048,40 @@ impl ExecutionRepository for PgExecutions {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         // The materialized view has no row level security of its own and the request role may
         // not read it; this view joins it to workflows, whose policies decide what comes back.
-        let rows = txn
-            .connection()
-            .query_all_raw(statement(
-                "SELECT workflow_id, workflow_name AS name, total_executions, successful_count, \
-                        failed_count, avg_duration_ms::float8 AS avg_duration_ms \
-                 FROM visible_workflow_execution_stats \
-                 ORDER BY workflow_name, workflow_id",
-                [],
-            ))
+        let rows = StatsRow::find_by_statement(statement(WORKFLOW_STATS, []))
+            .all(txn.connection())
             .await
             .map_err(storage("reading workflow statistics"))?;
         commit(txn).await?;
-        let get = storage("reading workflow statistics");
-        rows.iter()
-            .map(|row| {
-                Ok(WorkflowStats {
-                    workflow_id: WorkflowId::from_uuid(
-                        row.try_get("", "workflow_id").map_err(&get)?,
-                    ),
-                    workflow_name: row.try_get("", "name").map_err(&get)?,
-                    total_executions: row.try_get("", "total_executions").map_err(&get)?,
-                    successful_count: row.try_get("", "successful_count").map_err(&get)?,
-                    failed_count: row.try_get("", "failed_count").map_err(&get)?,
-                    avg_duration_ms: row.try_get("", "avg_duration_ms").map_err(&get)?,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|row| WorkflowStats {
+                workflow_id: WorkflowId::from_uuid(row.workflow_id),
+                workflow_name: row.name,
+                total_executions: row.total_executions,
+                successful_count: row.successful_count,
+                failed_count: row.failed_count,
+                avg_duration_ms: row.avg_duration_ms,
             })
-            .collect()
+            .collect())
     }
+}
+
+/// Sets run `id`'s status (the caller holds its lock and checked the transition).
+pub(crate) async fn set_status(
+    conn: &impl ConnectionTrait,
+    id: ExecutionId,
+    status: ExecutionStatus,
+    context: &'static str,
+) -> Result<(), StorageError> {
+    executions::Entity::update_many()
+        .col_expr(
+            executions::Column::Status,
+            Expr::val(StoredStatus::from(status)),
+        )
+        .filter(executions::Column::Id.eq(id.as_uuid()))
+        .exec(conn)
+        .await
+        .map_err(storage(context))?;
+    Ok(())
 }

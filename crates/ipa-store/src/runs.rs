@@ -15,14 +15,22 @@ use ipa_execution::{
     run_event,
 };
 use ipa_kernel::{Actor, ExecutionId, StorageError};
-use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect,
+};
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::entity::execution_steps;
+use crate::entity::executions;
+use crate::entity::sea_orm_active_enums::{
+    ExecutionStatus as StoredStatus, StepStatus as StoredStepStatus,
+};
 use crate::executions::{
-    INSERT_LOGS_FROM_BATCH, STEP_COLUMNS, insert_logs, log_batch, parse_label, state_from_row,
-    step_from_row,
+    StateRow, insert_logs, insert_logs_from_batch, log_batch, read_steps_of, run_state, set_status,
 };
 use crate::sql::{commit, from_store, statement, storage, store_error};
 use crate::store::{ActorTransaction, Store};
@@ -45,14 +53,78 @@ impl PgRunJournal {
     }
 }
 
-fn seconds(duration: Duration) -> f64 {
-    duration.as_secs_f64()
+/// `now() + duration` on the database's clock, which is the one leases are compared against.
+fn from_now(duration: Duration) -> Expr {
+    Expr::current_timestamp().add(Expr::cust_with_values(
+        "make_interval(secs => $1)",
+        [duration.as_secs_f64()],
+    ))
 }
+
+/// Claims up to `$3` ready runs for worker `$1` for `$2` seconds, oldest first. Ready: waiting
+/// runs, runs whose worker let go or was lost (its lease ran out), and approvals whose time is
+/// up. A pending run still leased is one resumed while its worker finishes a step: that worker
+/// goes on with it. Returns what the worker needs of each run, its version's definition
+/// included, in the same statement. Raw: `FOR UPDATE SKIP LOCKED` in a CTE feeding an
+/// `UPDATE ... FROM ... RETURNING` is beyond the builder.
+const CLAIM: &str = "WITH ready AS ( \
+         SELECT id, status, lease_owner FROM executions \
+         WHERE (status IN ('pending', 'running') \
+                OR (waiting_step_id IS NOT NULL AND wake_at <= now())) \
+           AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
+         ORDER BY created_at \
+         LIMIT $3 \
+         FOR UPDATE SKIP LOCKED) \
+     UPDATE executions e SET \
+         lease_owner = $1, \
+         lease_expires_at = now() + make_interval(secs => $2), \
+         status = CASE WHEN r.status = 'pending' THEN 'running'::execution_status \
+                       ELSE e.status END, \
+         started_at = coalesce(e.started_at, now()), \
+         recoveries = e.recoveries + CASE WHEN r.status = 'running' \
+                                          AND r.lease_owner IS NOT NULL \
+                                          THEN 1 ELSE 0 END \
+     FROM ready r, workflow_versions v \
+     WHERE e.id = r.id AND v.id = e.workflow_version_id \
+     RETURNING e.id, r.status::text AS previous_status, e.status::text AS status, \
+         e.waiting_step_id, v.definition, e.input_data, e.recoveries, e.started_at, e.created_at";
+
+/// A run as [`CLAIM`] returns it.
+#[derive(Debug, FromQueryResult)]
+struct ClaimedRow {
+    id: Uuid,
+    previous_status: Option<StoredStatus>,
+    status: Option<StoredStatus>,
+    waiting_step_id: Option<Uuid>,
+    definition: serde_json::Value,
+    input_data: Option<serde_json::Value>,
+    recoveries: i32,
+    started_at: OffsetDateTime,
+    created_at: Option<OffsetDateTime>,
+}
+
+/// Lets go of run `$1` if worker `$2` still holds it, and wakes another worker now rather than at
+/// its next poll, in one statement. Raw: `pg_notify` over a data-modifying CTE.
+const RELEASE_AND_NOTIFY: &str = "WITH released AS ( \
+         UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = $1 AND lease_owner = $2 RETURNING id) \
+     SELECT pg_notify('ipa_executions', 'pending:' || id::text) FROM released";
 
 /// The transaction-local lock a worker's write takes: the run's row, only while the worker still
 /// holds it.
-const LOCK_HELD_RUN: &str = "SELECT coalesce(status, 'pending')::text AS status, \
-     waiting_step_id FROM executions WHERE id = $1 AND lease_owner = $2 FOR NO KEY UPDATE";
+async fn lock_held_run(
+    conn: &DatabaseTransaction,
+    lease: &Lease,
+) -> Result<Option<RunState>, StorageError> {
+    Ok(executions::Entity::find_by_id(lease.execution_id.as_uuid())
+        .filter(executions::Column::LeaseOwner.eq(lease.worker.as_str()))
+        .lock(LockType::NoKeyUpdate)
+        .into_partial_model::<StateRow>()
+        .one(conn)
+        .await
+        .map_err(storage("locking a held run"))?
+        .map(RunState::from))
+}
 
 impl RunJournal for PgRunJournal {
     async fn claim<F>(
@@ -67,89 +139,50 @@ impl RunJournal for PgRunJournal {
     {
         let txn = self.begin().await?;
         let conn = txn.connection();
-        // Ready: waiting runs, runs whose worker let go or was lost (its lease ran out), and
-        // approvals whose time is up. A pending run still leased is one resumed while its worker
-        // finishes a step: that worker goes on with it. The claim returns what the worker needs
-        // of the run, its version's definition included, in the same statement.
-        let claimed = conn
-            .query_all_raw(statement(
-                "WITH ready AS ( \
-                     SELECT id, status, lease_owner FROM executions \
-                     WHERE (status IN ('pending', 'running') \
-                            OR (waiting_step_id IS NOT NULL AND wake_at <= now())) \
-                       AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
-                     ORDER BY created_at \
-                     LIMIT $3 \
-                     FOR UPDATE SKIP LOCKED) \
-                 UPDATE executions e SET \
-                     lease_owner = $1, \
-                     lease_expires_at = now() + make_interval(secs => $2), \
-                     status = CASE WHEN r.status = 'pending' THEN 'running'::execution_status \
-                                   ELSE e.status END, \
-                     started_at = coalesce(e.started_at, now()), \
-                     recoveries = e.recoveries + CASE WHEN r.status = 'running' \
-                                                      AND r.lease_owner IS NOT NULL \
-                                                      THEN 1 ELSE 0 END \
-                 FROM ready r, workflow_versions v \
-                 WHERE e.id = r.id AND v.id = e.workflow_version_id \
-                 RETURNING e.id, r.status::text AS previous_status, \
-                     coalesce(e.status, 'pending')::text AS status, e.waiting_step_id, \
-                     v.definition, coalesce(e.input_data, '{}') AS input_data, e.recoveries, \
-                     e.started_at, e.created_at",
-                [
-                    worker.as_str().into(),
-                    seconds(lease).into(),
-                    i64::from(limit).into(),
-                ],
-            ))
-            .await
-            .map_err(storage("claiming runs"))?;
+        let claimed = ClaimedRow::find_by_statement(statement(
+            CLAIM,
+            [
+                worker.as_str().into(),
+                lease.as_secs_f64().into(),
+                i64::from(limit).into(),
+            ],
+        ))
+        .all(conn)
+        .await
+        .map_err(storage("claiming runs"))?;
         if claimed.is_empty() {
             commit(txn).await?;
             return Ok(Vec::new());
         }
-        let get = storage("reading claimed runs");
-        let mut runs = Vec::with_capacity(claimed.len());
-        for row in &claimed {
-            let id = ExecutionId::from_uuid(row.try_get("", "id").map_err(&get)?);
-            let previous: String = row.try_get("", "previous_status").map_err(&get)?;
-            let previous_status: ExecutionStatus = parse_label(&previous, "reading claimed runs")?;
-            let state = state_from_row(row)?;
-            let created_at: Option<OffsetDateTime> = row.try_get("", "created_at").map_err(&get)?;
-            let run = ClaimedRun {
-                lease: Lease {
-                    execution_id: id,
-                    worker: worker.clone(),
-                },
-                previous_status,
-                awaiting: state.awaiting,
-                definition: row.try_get("", "definition").map_err(&get)?,
-                input: row.try_get("", "input_data").map_err(&get)?,
-                steps: Vec::new(),
-                recoveries: row.try_get("", "recoveries").map_err(&get)?,
-                started_at: row.try_get("", "started_at").map_err(&get)?,
-            };
-            runs.push((created_at, state, run));
-        }
+        let mut runs: Vec<(Option<OffsetDateTime>, RunState, ClaimedRun)> = claimed
+            .into_iter()
+            .map(|row| {
+                let state = run_state(row.status, row.waiting_step_id);
+                let run = ClaimedRun {
+                    lease: Lease {
+                        execution_id: ExecutionId::from_uuid(row.id),
+                        worker: worker.clone(),
+                    },
+                    previous_status: row
+                        .previous_status
+                        .map_or(ExecutionStatus::Pending, ExecutionStatus::from),
+                    awaiting: state.awaiting,
+                    definition: row.definition,
+                    input: row.input_data.unwrap_or_else(|| json!({})),
+                    steps: Vec::new(),
+                    recoveries: row.recoveries,
+                    started_at: row.started_at,
+                };
+                (row.created_at, state, run)
+            })
+            .collect();
         // Oldest first, as claimed, whatever order the update returned them in.
         runs.sort_by_key(|(created_at, _, _)| *created_at);
         let ids: Vec<Uuid> = runs
             .iter()
             .map(|(_, _, run)| run.lease.execution_id.as_uuid())
             .collect();
-        let steps = conn
-            .query_all_raw(statement(
-                &format!(
-                    "SELECT {STEP_COLUMNS} FROM execution_steps s \
-                     WHERE s.execution_id = ANY($1::uuid[]) ORDER BY s.execution_id, s.step_index"
-                ),
-                [ids.into()],
-            ))
-            .await
-            .map_err(storage("reading claimed runs' steps"))?
-            .iter()
-            .map(step_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let steps = read_steps_of(conn, ids).await?;
         let mut result = Vec::with_capacity(runs.len());
         for (_, state, mut run) in runs {
             let id = run.lease.execution_id;
@@ -187,59 +220,40 @@ impl RunJournal for PgRunJournal {
         duration: Duration,
     ) -> Result<Option<ExecutionStatus>, StorageError> {
         let txn = self.begin().await?;
-        let row = txn
-            .connection()
-            .query_one_raw(statement(
-                "UPDATE executions SET lease_expires_at = now() + make_interval(secs => $3) \
-                 WHERE id = $1 AND lease_owner = $2 \
-                 RETURNING coalesce(status, 'pending')::text AS status, waiting_step_id",
-                [
-                    lease.execution_id.as_uuid().into(),
-                    lease.worker.as_str().into(),
-                    seconds(duration).into(),
-                ],
-            ))
+        let renewed = executions::Entity::update_many()
+            .col_expr(executions::Column::LeaseExpiresAt, from_now(duration))
+            .filter(executions::Column::Id.eq(lease.execution_id.as_uuid()))
+            .filter(executions::Column::LeaseOwner.eq(lease.worker.as_str()))
+            .exec_with_returning(txn.connection())
             .await
             .map_err(storage("renewing a lease"))?;
         commit(txn).await?;
-        row.as_ref()
-            .map(|row| state_from_row(row).map(|state| state.status))
-            .transpose()
+        Ok(renewed
+            .into_iter()
+            .next()
+            .map(|run| run_state(run.status, run.waiting_step_id).status))
     }
 
     async fn commit(&self, lease: &Lease, change: RunChange) -> Result<Committed, StorageError> {
         let txn = self.begin().await?;
         let conn = txn.connection();
-        let id = lease.execution_id;
-        let Some(row) = conn
-            .query_one_raw(statement(
-                LOCK_HELD_RUN,
-                [id.as_uuid().into(), lease.worker.as_str().into()],
-            ))
-            .await
-            .map_err(storage("locking a held run"))?
-        else {
+        let Some(state) = lock_held_run(conn, lease).await? else {
             txn.rollback()
                 .await
                 .map_err(|error| store_error("rolling back", error))?;
             return Ok(Committed::LeaseLost);
         };
-        let state = state_from_row(&row)?;
-        let committed = apply_change(conn, id, state, &[], change, Vec::new()).await?;
+        let committed =
+            apply_change(conn, lease.execution_id, state, &[], change, Vec::new()).await?;
         commit(txn).await?;
         Ok(committed)
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StorageError> {
         let txn = self.begin().await?;
-        // One statement: let go of the run if still held, and wake another worker now rather
-        // than at its next poll.
         txn.connection()
             .execute_raw(statement(
-                "WITH released AS ( \
-                     UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE id = $1 AND lease_owner = $2 RETURNING id) \
-                 SELECT pg_notify('ipa_executions', 'pending:' || id::text) FROM released",
+                RELEASE_AND_NOTIFY,
                 [
                     lease.execution_id.as_uuid().into(),
                     lease.worker.as_str().into(),
@@ -251,27 +265,21 @@ impl RunJournal for PgRunJournal {
     }
 }
 
+/// Lets go of run `id` in this transaction (its worker is done with it for now).
 async fn release(conn: &DatabaseTransaction, id: ExecutionId) -> Result<(), StorageError> {
-    conn.execute_raw(statement(
-        "UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
-        [id.as_uuid().into()],
-    ))
-    .await
-    .map_err(storage("releasing a run"))?;
-    Ok(())
-}
-
-async fn set_status(
-    conn: &DatabaseTransaction,
-    id: ExecutionId,
-    status: ExecutionStatus,
-) -> Result<(), StorageError> {
-    conn.execute_raw(statement(
-        "UPDATE executions SET status = $2::execution_status WHERE id = $1",
-        [id.as_uuid().into(), status.as_str().into()],
-    ))
-    .await
-    .map_err(storage("changing a run's status"))?;
+    executions::Entity::update_many()
+        .col_expr(
+            executions::Column::LeaseOwner,
+            Expr::val(Option::<String>::None),
+        )
+        .col_expr(
+            executions::Column::LeaseExpiresAt,
+            Expr::val(Option::<OffsetDateTime>::None),
+        )
+        .filter(executions::Column::Id.eq(id.as_uuid()))
+        .exec(conn)
+        .await
+        .map_err(storage("releasing a run"))?;
     Ok(())
 }
 
@@ -306,7 +314,13 @@ async fn apply_change(
         _ => {
             if state.status == ExecutionStatus::Pending {
                 // Resumed while this worker finished a step: it simply goes on.
-                set_status(conn, id, ExecutionStatus::Running).await?;
+                set_status(
+                    conn,
+                    id,
+                    ExecutionStatus::Running,
+                    "changing a run's status",
+                )
+                .await?;
                 lines.push(run_event(
                     ExecutionStatus::Running,
                     "Execution running",
@@ -328,6 +342,38 @@ async fn apply_change(
         None => insert_logs(conn, id, &lines).await?,
     }
     Ok(committed)
+}
+
+/// Changes step `$3` of run `$1` to status `$4` when its status is one of `$11` (the statuses the
+/// change may leave), with its input (`$5`, kept when NULL), output (`$7`, when `$6`: the step
+/// finishes), error (`$8`), start time (now when `$9`: the step starts) and retries (`$10`), and
+/// writes the run's lines (`$2`, see [`insert_logs_from_batch`]) in the same statement; answers
+/// how many steps changed (0 or 1). A NULL status, which only a hand-written row has, counts as
+/// pending. Raw: an UPDATE and an INSERT in one statement are a data-modifying CTE, which the
+/// builder cannot say.
+const APPLY_STEP: &str = concat!(
+    "WITH changed AS ( \
+         UPDATE execution_steps SET status = $4::step_status, \
+             input_data = coalesce($5, input_data), \
+             output_data = CASE WHEN $6::boolean THEN $7 ELSE output_data END, \
+             error_message = $8, \
+             started_at = CASE WHEN $9::boolean THEN now() \
+                               ELSE coalesce(started_at, now()) END, \
+             completed_at = CASE WHEN $6::boolean THEN now() ELSE NULL END, \
+             duration_ms = CASE WHEN $6::boolean THEN duration_ms ELSE NULL END, \
+             retry_count = $10 \
+         WHERE id = $3 AND execution_id = $1 \
+           AND coalesce(status, 'pending')::text = ANY($11::text[]) \
+         RETURNING id), \
+     logged AS (INSERT INTO execution_logs ",
+    insert_logs_from_batch!(),
+    ") SELECT count(*) AS changed FROM changed"
+);
+
+/// What [`APPLY_STEP`] answers.
+#[derive(Debug, FromQueryResult)]
+struct StepsChanged {
+    changed: i64,
 }
 
 /// Applies `change` to its step, as the step's state machine allows, and writes the run's
@@ -359,64 +405,42 @@ async fn apply_step(
         StepStatus::Completed | StepStatus::Failed | StepStatus::Skipped
     );
     let retries = i32::try_from(change.attempts.saturating_sub(1)).unwrap_or(i32::MAX);
-    let get = storage(CONTEXT);
-    let changed: i64 = conn
-        .query_one_raw(statement(
-            &format!(
-                "WITH changed AS ( \
-                     UPDATE execution_steps SET status = $4::step_status, \
-                         input_data = coalesce($5, input_data), \
-                         output_data = CASE WHEN $6::boolean THEN $7 ELSE output_data END, \
-                         error_message = $8, \
-                         started_at = CASE WHEN $9::boolean THEN now() \
-                                           ELSE coalesce(started_at, now()) END, \
-                         completed_at = CASE WHEN $6::boolean THEN now() ELSE NULL END, \
-                         duration_ms = CASE WHEN $6::boolean THEN duration_ms ELSE NULL END, \
-                         retry_count = $10 \
-                     WHERE id = $3 AND execution_id = $1 \
-                       AND coalesce(status, 'pending')::text = ANY($11::text[]) \
-                     RETURNING id), \
-                 logged AS (INSERT INTO execution_logs {INSERT_LOGS_FROM_BATCH}) \
-                 SELECT count(*) AS changed FROM changed"
-            ),
-            [
-                execution.as_uuid().into(),
-                log_batch(lines).into(),
-                change.step_id.as_uuid().into(),
-                next.as_str().into(),
-                change.input.clone().into(),
-                finishing.into(),
-                change.output.clone().into(),
-                change.error.clone().into(),
-                starting.into(),
-                retries.into(),
-                from.into(),
-            ],
-        ))
-        .await
-        .map_err(&get)?
-        .ok_or_else(|| StorageError::new(CONTEXT, "the step change answered nothing"))?
-        .try_get("", "changed")
-        .map_err(&get)?;
+    let changed = StepsChanged::find_by_statement(statement(
+        APPLY_STEP,
+        [
+            execution.as_uuid().into(),
+            log_batch(lines).into(),
+            change.step_id.as_uuid().into(),
+            next.as_str().into(),
+            change.input.clone().into(),
+            finishing.into(),
+            change.output.clone().into(),
+            change.error.clone().into(),
+            starting.into(),
+            retries.into(),
+            from.into(),
+        ],
+    ))
+    .one(conn)
+    .await
+    .map_err(storage(CONTEXT))?
+    .ok_or_else(|| StorageError::new(CONTEXT, "the step change answered nothing"))?
+    .changed;
     if changed == 1 {
         return Ok(());
     }
     // Not applied: say why, as the state machine sees it.
     let current = match known_steps.iter().find(|step| step.id == change.step_id) {
         Some(step) => Some(step.status),
-        None => conn
-            .query_one_raw(statement(
-                "SELECT coalesce(status, 'pending')::text AS status FROM execution_steps \
-                 WHERE id = $1 AND execution_id = $2",
-                [change.step_id.as_uuid().into(), execution.as_uuid().into()],
-            ))
+        None => execution_steps::Entity::find_by_id(change.step_id.as_uuid())
+            .filter(execution_steps::Column::ExecutionId.eq(execution.as_uuid()))
+            .select_only()
+            .column(execution_steps::Column::Status)
+            .into_tuple::<Option<StoredStepStatus>>()
+            .one(conn)
             .await
             .map_err(storage(CONTEXT))?
-            .map(|row| {
-                let status: String = row.try_get("", "status").map_err(storage(CONTEXT))?;
-                parse_label::<StepStatus>(&status, CONTEXT)
-            })
-            .transpose()?,
+            .map(|status| status.map_or(StepStatus::Pending, StepStatus::from)),
     };
     Err(match current {
         Some(current) => StorageError::new(
@@ -437,62 +461,68 @@ async fn apply_outcome(
 ) -> Result<(), StorageError> {
     const CONTEXT: &str = "recording a run's outcome";
     let illegal = |error: ipa_execution::IllegalTransition| StorageError::new(CONTEXT, error);
-    match outcome {
+    // Every outcome lets go of the run: the next change is another worker's claim.
+    let update = executions::Entity::update_many()
+        .col_expr(
+            executions::Column::LeaseOwner,
+            Expr::val(Option::<String>::None),
+        )
+        .col_expr(
+            executions::Column::LeaseExpiresAt,
+            Expr::val(Option::<OffsetDateTime>::None),
+        )
+        .filter(executions::Column::Id.eq(id.as_uuid()));
+    let update = match outcome {
         RunOutcome::Complete(output) => {
             state.apply(RunAction::Complete).map_err(illegal)?;
-            conn.execute_raw(statement(
-                "UPDATE executions SET status = 'completed', output_data = $2, \
-                     completed_at = now(), lease_owner = NULL, lease_expires_at = NULL \
-                 WHERE id = $1",
-                [id.as_uuid().into(), output.clone().into()],
-            ))
-            .await
-            .map_err(storage(CONTEXT))?;
             lines.push(run_event(
                 ExecutionStatus::Completed,
                 "Execution completed",
                 json!({}),
             ));
+            update
+                .col_expr(
+                    executions::Column::Status,
+                    Expr::val(StoredStatus::Completed),
+                )
+                .col_expr(executions::Column::OutputData, Expr::val(output.clone()))
+                .col_expr(executions::Column::CompletedAt, Expr::current_timestamp())
         }
         RunOutcome::Fail(error) => {
             state.apply(RunAction::Fail).map_err(illegal)?;
-            conn.execute_raw(statement(
-                "UPDATE executions SET status = 'failed', error_message = $2, \
-                     completed_at = now(), waiting_step_id = NULL, wake_at = NULL, \
-                     lease_owner = NULL, lease_expires_at = NULL \
-                 WHERE id = $1",
-                [id.as_uuid().into(), error.clone().into()],
-            ))
-            .await
-            .map_err(storage(CONTEXT))?;
             lines.push(run_event(
                 ExecutionStatus::Failed,
                 format!("Execution failed: {error}"),
                 json!({"error": error}),
             ));
+            update
+                .col_expr(executions::Column::Status, Expr::val(StoredStatus::Failed))
+                .col_expr(executions::Column::ErrorMessage, Expr::val(error.clone()))
+                .col_expr(executions::Column::CompletedAt, Expr::current_timestamp())
+                .col_expr(
+                    executions::Column::WaitingStepId,
+                    Expr::val(Option::<Uuid>::None),
+                )
+                .col_expr(
+                    executions::Column::WakeAt,
+                    Expr::val(Option::<OffsetDateTime>::None),
+                )
         }
         RunOutcome::AwaitApproval { step, deadline } => {
             state
                 .apply(RunAction::AwaitApproval(*step))
                 .map_err(illegal)?;
-            conn.execute_raw(statement(
-                "UPDATE executions SET status = 'paused', waiting_step_id = $2, wake_at = $3, \
-                     lease_owner = NULL, lease_expires_at = NULL \
-                 WHERE id = $1",
-                [
-                    id.as_uuid().into(),
-                    step.as_uuid().into(),
-                    (*deadline).into(),
-                ],
-            ))
-            .await
-            .map_err(storage(CONTEXT))?;
             lines.push(run_event(
                 ExecutionStatus::Paused,
                 "Execution waits for an approval decision",
                 json!({"step_id": step.as_uuid()}),
             ));
+            update
+                .col_expr(executions::Column::Status, Expr::val(StoredStatus::Paused))
+                .col_expr(executions::Column::WaitingStepId, Expr::val(step.as_uuid()))
+                .col_expr(executions::Column::WakeAt, Expr::val(*deadline))
         }
-    }
+    };
+    update.exec(conn).await.map_err(storage(CONTEXT))?;
     Ok(())
 }

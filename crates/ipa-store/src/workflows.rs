@@ -402,30 +402,26 @@ impl WorkflowRepository for PgWorkflows {
             .ok_or(UpdateWorkflowError::NotFound)?;
         let next = current.apply(changes)?;
         let changed = workflows::Entity::update_many()
-            .col_expr(
-                workflows::Column::Name,
-                Expr::val(next.name.as_str()).into(),
-            )
+            .col_expr(workflows::Column::Name, Expr::val(next.name.as_str()))
             .col_expr(
                 workflows::Column::Description,
                 Expr::val(
                     next.description
                         .as_ref()
                         .map(|text| text.as_str().to_owned()),
-                )
-                .into(),
+                ),
             )
             .col_expr(
                 workflows::Column::Status,
-                Expr::val(StoredStatus::from(next.status)).into(),
+                Expr::val(StoredStatus::from(next.status)),
             )
             .col_expr(
                 workflows::Column::Tags,
-                Expr::val(next.tags.as_slice().to_vec()).into(),
+                Expr::val(next.tags.as_slice().to_vec()),
             )
             .col_expr(
                 workflows::Column::Metadata,
-                Expr::val(next.metadata.as_value().clone()).into(),
+                Expr::val(next.metadata.as_value().clone()),
             )
             .filter(workflows::Column::Id.eq(id.as_uuid()))
             .exec_with_returning(conn)
@@ -548,7 +544,7 @@ impl WorkflowRepository for PgWorkflows {
             workflows::Entity::update_many()
                 .col_expr(
                     workflows::Column::CurrentVersionId,
-                    Expr::val(published.summary.id.as_uuid()).into(),
+                    Expr::val(published.summary.id.as_uuid()),
                 )
                 .filter(workflows::Column::Id.eq(id.as_uuid()))
                 .exec(conn)
@@ -623,7 +619,7 @@ impl WorkflowRepository for PgWorkflows {
         let changed = workflows::Entity::update_many()
             .col_expr(
                 workflows::Column::CurrentVersionId,
-                Expr::val(target.summary.id.as_uuid()).into(),
+                Expr::val(target.summary.id.as_uuid()),
             )
             .filter(workflows::Column::Id.eq(id.as_uuid()))
             .exec_with_returning(conn)
@@ -645,7 +641,7 @@ fn next_version(
 ) -> Result<InsertStatement, StorageError> {
     let highest = Func::coalesce([
         Expr::col(workflow_versions::Column::VersionNumber).max(),
-        Expr::val(0).into(),
+        Expr::val(0),
     ]);
     let numbered = Query::select()
         .expr(Expr::val(id.as_uuid()))
