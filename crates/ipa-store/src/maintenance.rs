@@ -1,7 +1,7 @@
 //! Scheduled upkeep of the schema: monthly partitions created ahead of time, and the dashboard's
 //! materialized view refreshed. Both need the owner, so they run on the owner's connection.
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -13,22 +13,35 @@ pub const PARTITION_MONTHS: i32 = 4;
 /// (in UTC, like the partition bounds) on.
 /// Returns how many it created.
 pub async fn ensure_partitions(store: &Store) -> Result<i32, StoreError> {
-    let row = store
-        .owner_connection()
-        .query_one_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            "SELECT ipa_ensure_monthly_partitions('execution_logs', (now() AT TIME ZONE 'UTC')::date, $1) \
-                  + ipa_ensure_monthly_partitions('audit_logs', (now() AT TIME ZONE 'UTC')::date, $1)",
-            [PARTITION_MONTHS.into()],
-        ))
-        .await
-        .map_err(StoreError::database("creating monthly partitions"))?;
-    match row {
-        Some(row) => row
-            .try_get_by_index(0)
-            .map_err(StoreError::database("creating monthly partitions")),
-        None => Ok(0),
-    }
+    let created = Created::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        ENSURE_PARTITIONS,
+        [PARTITION_MONTHS.into()],
+    ))
+    .one(store.owner_connection())
+    .await
+    .map_err(StoreError::database("creating monthly partitions"))?;
+    Ok(created.map_or(0, |row| row.created))
+}
+
+/// Creates the missing monthly partitions of both partitioned tables, `$1` months from this one,
+/// and answers how many. Raw: calls of the schema's function `ipa_ensure_monthly_partitions`.
+const ENSURE_PARTITIONS: &str = "SELECT \
+     ipa_ensure_monthly_partitions('execution_logs', (now() AT TIME ZONE 'UTC')::date, $1) \
+     + ipa_ensure_monthly_partitions('audit_logs', (now() AT TIME ZONE 'UTC')::date, $1) AS created";
+
+#[derive(Debug, FromQueryResult)]
+struct Created {
+    created: i32,
+}
+
+/// Whether the statistics view holds data. Raw: a query of PostgreSQL's catalogs.
+const STATS_POPULATED: &str = "SELECT relispopulated AS populated FROM pg_catalog.pg_class \
+     WHERE oid = 'workflow_execution_stats'::regclass";
+
+#[derive(Debug, FromQueryResult)]
+struct Populated {
+    populated: bool,
 }
 
 /// Refreshes `workflow_execution_stats` without blocking readers. Runs with the system actor so
@@ -40,18 +53,12 @@ pub async fn ensure_partitions(store: &Store) -> Result<i32, StoreError> {
 pub async fn refresh_workflow_stats(store: &Store) -> Result<(), StoreError> {
     let txn = store.begin_maintenance().await?;
     let conn = txn.connection();
-    let populated = conn
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT relispopulated FROM pg_catalog.pg_class \
-              WHERE oid = 'workflow_execution_stats'::regclass",
-        ))
-        .await
-        .map_err(StoreError::database("reading workflow_execution_stats"))?
-        .map(|row| row.try_get_by_index::<bool>(0))
-        .transpose()
-        .map_err(StoreError::database("reading workflow_execution_stats"))?
-        .unwrap_or(true);
+    let populated =
+        Populated::find_by_statement(Statement::from_string(DbBackend::Postgres, STATS_POPULATED))
+            .one(conn)
+            .await
+            .map_err(StoreError::database("reading workflow_execution_stats"))?
+            .is_none_or(|row| row.populated);
     let refresh = if populated {
         "REFRESH MATERIALIZED VIEW CONCURRENTLY workflow_execution_stats"
     } else {

@@ -2,7 +2,7 @@
 //! current, and checking that the roles the server uses are safe to serve requests with.
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{DbBackend, FromQueryResult, Statement};
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -90,7 +90,7 @@ pub async fn readiness(store: &Store) -> Result<(), NotReady> {
 }
 
 /// What the server's roles may do: the role it logs in as, and the role requests act as.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
 pub struct RoleReport {
     /// The login role's name.
     pub login_role: String,
@@ -150,57 +150,54 @@ impl RoleReport {
 /// transaction): behind a pooler, the role the pooler logs in as is the one requests run as.
 pub async fn inspect_roles(store: &Store) -> Result<RoleReport, StoreError> {
     let txn = store.begin_maintenance().await?;
-    let row = txn
-        .connection()
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT login.rolname::text, login.rolsuper, login.rolbypassrls, \
-                    (app.oid IS NOT NULL AND pg_has_role(session_user, app.oid, 'MEMBER')), \
-                    coalesce(app.rolsuper OR app.rolbypassrls, false), \
-                    (SELECT count(*) FROM pg_class c \
-                      WHERE c.relowner = app.oid AND c.relnamespace = 'public'::regnamespace) \
-               FROM pg_roles login \
-               LEFT JOIN pg_roles app ON app.rolname = $1 \
-              WHERE login.rolname = session_user",
-            [migration::APP_ROLE.into()],
-        ))
-        .await
-        .map_err(StoreError::database("inspecting database roles"))?
-        .ok_or_else(|| {
-            StoreError::UnsafeRole("the session's role is not in pg_roles".to_owned())
-        })?;
+    let report = RoleReport::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        ROLE_REPORT,
+        [migration::APP_ROLE.into()],
+    ))
+    .one(txn.connection())
+    .await
+    .map_err(StoreError::database("inspecting database roles"))?
+    .ok_or_else(|| StoreError::UnsafeRole("the session's role is not in pg_roles".to_owned()))?;
     txn.commit().await?;
-    let get = StoreError::database("reading database roles");
-    Ok(RoleReport {
-        login_role: row.try_get_by_index(0).map_err(&get)?,
-        login_is_superuser: row.try_get_by_index(1).map_err(&get)?,
-        login_bypasses_rls: row.try_get_by_index(2).map_err(&get)?,
-        app_role_usable: row.try_get_by_index(3).map_err(&get)?,
-        app_role_privileged: row.try_get_by_index(4).map_err(&get)?,
-        app_role_owned_objects: row.try_get_by_index(5).map_err(get)?,
-    })
+    Ok(report)
+}
+
+/// The login role (the session's) and the request role (`$1`) as [`RoleReport`] reads them.
+/// Raw: a query of PostgreSQL's catalogs, which have no entities.
+const ROLE_REPORT: &str = "SELECT login.rolname::text AS login_role, \
+        login.rolsuper AS login_is_superuser, login.rolbypassrls AS login_bypasses_rls, \
+        (app.oid IS NOT NULL AND pg_has_role(session_user, app.oid, 'MEMBER')) AS app_role_usable, \
+        coalesce(app.rolsuper OR app.rolbypassrls, false) AS app_role_privileged, \
+        (SELECT count(*) FROM pg_class c \
+          WHERE c.relowner = app.oid AND c.relnamespace = 'public'::regnamespace) \
+          AS app_role_owned_objects \
+   FROM pg_roles login \
+   LEFT JOIN pg_roles app ON app.rolname = $1 \
+  WHERE login.rolname = session_user";
+
+/// Whether the filter operators' functions are leakproof (NULL when one is missing). Raw: a query
+/// of PostgreSQL's catalogs.
+const FILTERS_LEAKPROOF: &str = "SELECT bool_and(proleakproof) AS leakproof FROM pg_proc \
+  WHERE oid IN ('pg_catalog.arraycontains(anyarray, anyarray)'::regprocedure, \
+                'pg_catalog.jsonb_contains(jsonb, jsonb)'::regprocedure, \
+                'pg_catalog.texticlike(text, text)'::regprocedure)";
+
+#[derive(Debug, FromQueryResult)]
+struct Leakproof {
+    leakproof: Option<bool>,
 }
 
 /// Whether the functions behind `@>` on arrays and `jsonb` and behind `ILIKE` are leakproof in
 /// this database (ADR 0006): without it, row level security keeps the list filters by tag,
 /// metadata and name off their GIN indexes. [`crate::cluster::LEAKPROOF_FILTERS_SQL`] makes them so.
 pub async fn filters_are_leakproof(store: &Store) -> Result<bool, StoreError> {
-    let row = store
-        .owner_connection()
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT bool_and(proleakproof) FROM pg_proc \
-              WHERE oid IN ('pg_catalog.arraycontains(anyarray, anyarray)'::regprocedure, \
-                            'pg_catalog.jsonb_contains(jsonb, jsonb)'::regprocedure, \
-                            'pg_catalog.texticlike(text, text)'::regprocedure)",
-        ))
-        .await
-        .map_err(StoreError::database("reading the filter operators"))?;
-    let leakproof = match row {
-        Some(row) => row
-            .try_get_by_index::<Option<bool>>(0)
-            .map_err(StoreError::database("reading the filter operators"))?,
-        None => None,
-    };
-    Ok(leakproof.unwrap_or(false))
+    let found = Leakproof::find_by_statement(Statement::from_string(
+        DbBackend::Postgres,
+        FILTERS_LEAKPROOF,
+    ))
+    .one(store.owner_connection())
+    .await
+    .map_err(StoreError::database("reading the filter operators"))?;
+    Ok(found.and_then(|row| row.leakproof).unwrap_or(false))
 }
