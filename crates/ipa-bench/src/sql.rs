@@ -57,10 +57,10 @@ const STEP_COLUMNS: &str = "s.id, s.execution_id, s.step_name, s.step_index, \
 pub const LOG_COLUMNS: &str = "id, execution_id, execution_step_id, level::text AS level, message, \
      coalesce(context, '{}') AS context, created_at";
 
-/// `USER_COLUMNS` of `crates/ipa-store/src/identity.rs`.
-const USER_COLUMNS: &str = "id, email, username, full_name, is_active IS TRUE AS is_active, \
-     is_superuser IS TRUE AS is_superuser, coalesce(created_at, now()) AS created_at, \
-     coalesce(updated_at, created_at, now()) AS updated_at, last_login_at";
+/// Every column of `users`, as `users::Entity::find()` of `crates/ipa-store/src/identity.rs`
+/// selects them (the sign-in's lookup).
+const USER_COLUMNS: &str = "id, email, username, full_name, hashed_password, is_active, \
+     is_superuser, created_at, updated_at, last_login_at";
 
 /// `THROTTLE_SQL` of `crates/ipa-store/src/identity.rs`, its parameters as pgbench variables
 /// and the server's default policy (15-minute window, 5 per account, 50 per address, unsettled
@@ -204,8 +204,8 @@ pub fn script(operation: Operation) -> String {
                         "SELECT pg_advisory_xact_lock(hashtextextended('ipa.sign_in:' || {ident}, 0));"
                     ),
                     format!(
-                        "SELECT {USER_COLUMNS}, hashed_password FROM users \
-                         WHERE email = lower({ident}) OR username = {ident} \\gset u_"
+                        "SELECT {USER_COLUMNS} FROM users \
+                         WHERE email = lower({ident}) OR username = {ident} LIMIT 1 \\gset u_"
                     ),
                     THROTTLE_SQL.replace(":ident", ident),
                     format!(
@@ -224,7 +224,7 @@ pub fn script(operation: Operation) -> String {
                              ipa_client_ip(), ipa_user_agent()) \
                      RETURNING id AS session_id, created_at, idle_expires_at, expires_at \\gset"
                         .to_owned(),
-                    "UPDATE users SET last_login_at = now() WHERE id = :u_id::uuid;".to_owned(),
+                    "UPDATE users SET last_login_at = CURRENT_TIMESTAMP WHERE id = :u_id::uuid;".to_owned(),
                     audit_insert("login", "user", ":u_id::uuid", "jsonb_build_object('outcome', 'success', 'session_id', :session_id::uuid)"),
                 ],
             );

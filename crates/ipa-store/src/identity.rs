@@ -5,6 +5,10 @@
 //! pre-authentication contexts the schema's policies know: a sign-in sees only the account its
 //! identifier names and that identifier's attempts; a token authentication sees only the
 //! presented token's session and its account.
+//!
+//! Statements go through the generated entities and SeaORM's query builder; a row becomes a
+//! domain value in one place (`TryFrom<UserRow> for User`). The few statements the builder cannot
+//! say well are named constants, each saying why it is raw.
 
 use ipa_identity::{
     AttemptId, CreateUserError, Credentials, Email, FullName, LoginIdentifier, NewUser,
@@ -13,21 +17,18 @@ use ipa_identity::{
     UserChanges, UserFilter, UserRepository, Username,
 };
 use ipa_kernel::{Actor, ClientInfo, Page, PageRequest, SessionId, StorageError, UserId};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, SqlErr};
-use time::Duration;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::{
+    ActiveValue, ColumnTrait, Condition, ConnectionTrait, DbErr, DerivePartialModel, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Select, SelectExt, SqlErr,
+};
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::audit;
-use crate::sql::{
-    ListQuery, commit, db_error, from_store, like_literal, query_one_alone, read_page, statement,
-    storage,
-};
+use crate::entity::{login_attempts, sessions, users};
+use crate::sql::{commit, db_error, from_store, like_literal, query_one_alone, statement, storage};
 use crate::store::{ActorTransaction, Store, TransactionScope};
-
-/// The columns of a [`User`], NULLs of the seed's nullable columns read as their defaults.
-const USER_COLUMNS: &str = "id, email, username, full_name, is_active IS TRUE AS is_active, \
-     is_superuser IS TRUE AS is_superuser, coalesce(created_at, now()) AS created_at, \
-     coalesce(updated_at, created_at, now()) AS updated_at, last_login_at";
 
 /// A session is touched (idle expiry pushed forward) at most this often, so authenticating is a
 /// read on almost every request rather than a write.
@@ -37,31 +38,75 @@ fn seconds(duration: Duration) -> f64 {
     duration.as_seconds_f64()
 }
 
-fn user_from_row(row: &QueryResult) -> Result<User, StorageError> {
-    let get = storage("reading a user row");
-    let email: String = row.try_get("", "email").map_err(&get)?;
-    let username: String = row.try_get("", "username").map_err(&get)?;
-    let full_name: Option<String> = row.try_get("", "full_name").map_err(&get)?;
-    let invalid = |error: ipa_identity::ValueError| StorageError::new("reading a user row", error);
-    Ok(User {
-        id: UserId::from_uuid(row.try_get("", "id").map_err(&get)?),
-        email: Email::parse(&email).map_err(invalid)?,
-        username: Username::parse(&username).map_err(invalid)?,
-        // A name the rules no longer accept is shown as none rather than failing the account.
-        full_name: full_name.and_then(|name| FullName::parse(&name).ok()),
-        is_active: row.try_get("", "is_active").map_err(&get)?,
-        is_superuser: row.try_get("", "is_superuser").map_err(&get)?,
-        created_at: row.try_get("", "created_at").map_err(&get)?,
-        updated_at: row.try_get("", "updated_at").map_err(&get)?,
-        last_login_at: row.try_get("", "last_login_at").map_err(&get)?,
-    })
+/// An account's row as the store reads it: every column but the password hash, so lookups and
+/// lists never fetch it (the sign-in reads the whole `users::Model`).
+#[derive(Debug, DerivePartialModel)]
+#[sea_orm(entity = "users::Entity")]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    username: String,
+    full_name: Option<String>,
+    is_active: Option<bool>,
+    is_superuser: Option<bool>,
+    created_at: Option<OffsetDateTime>,
+    updated_at: Option<OffsetDateTime>,
+    last_login_at: Option<OffsetDateTime>,
 }
 
-fn hash_from_row(row: &QueryResult) -> Result<PasswordHash, StorageError> {
-    let phc: String = row
-        .try_get("", "hashed_password")
-        .map_err(storage("reading a password hash"))?;
-    PasswordHash::parse(&phc).map_err(|error| StorageError::new("reading a password hash", error))
+impl From<users::Model> for UserRow {
+    fn from(model: users::Model) -> Self {
+        Self {
+            id: model.id,
+            email: model.email,
+            username: model.username,
+            full_name: model.full_name,
+            is_active: model.is_active,
+            is_superuser: model.is_superuser,
+            created_at: model.created_at,
+            updated_at: model.updated_at,
+            last_login_at: model.last_login_at,
+        }
+    }
+}
+
+/// The one place an account's row becomes a [`User`]. The seed's schema leaves `is_active`,
+/// `is_superuser`, `created_at` and `updated_at` nullable (with defaults, so only a hand-written
+/// NULL leaves one empty): a NULL flag is false, as `IS TRUE` reads it in the policies, and a
+/// missing time is the creation time or, failing that, now.
+impl TryFrom<UserRow> for User {
+    type Error = StorageError;
+
+    fn try_from(row: UserRow) -> Result<Self, StorageError> {
+        let invalid =
+            |error: ipa_identity::ValueError| StorageError::new("reading a user row", error);
+        let created_at = row.created_at.unwrap_or_else(OffsetDateTime::now_utc);
+        Ok(User {
+            id: UserId::from_uuid(row.id),
+            email: Email::parse(&row.email).map_err(invalid)?,
+            username: Username::parse(&row.username).map_err(invalid)?,
+            // A name the rules no longer accept is shown as none rather than failing the account.
+            full_name: row.full_name.and_then(|name| FullName::parse(&name).ok()),
+            is_active: row.is_active == Some(true),
+            is_superuser: row.is_superuser == Some(true),
+            created_at,
+            updated_at: row.updated_at.unwrap_or(created_at),
+            last_login_at: row.last_login_at,
+        })
+    }
+}
+
+fn parse_hash(phc: &str) -> Result<PasswordHash, StorageError> {
+    PasswordHash::parse(phc).map_err(|error| StorageError::new("reading a password hash", error))
+}
+
+/// An account with its password hash, as a sign-in reads it.
+fn credentials(model: users::Model) -> Result<Credentials, StorageError> {
+    let hash = parse_hash(&model.hashed_password)?;
+    Ok(Credentials {
+        user: UserRow::from(model).try_into()?,
+        hash,
+    })
 }
 
 fn duplicate_field(error: &DbErr) -> Option<UniqueField> {
@@ -83,35 +128,23 @@ async fn insert_user(
     user: &NewUser,
     hash: &PasswordHash,
 ) -> Result<User, CreateUserError> {
-    let row = conn
-        .query_one_raw(statement(
-            &format!(
-                "INSERT INTO users (email, username, full_name, hashed_password, is_superuser) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
-            ),
-            [
-                user.email.as_str().into(),
-                user.username.as_str().into(),
-                user.full_name
-                    .as_ref()
-                    .map(|name| name.as_str().to_owned())
-                    .into(),
-                hash.as_str().into(),
-                user.is_superuser.into(),
-            ],
-        ))
+    // Only these columns are written; the others take the schema's defaults.
+    let row = users::ActiveModel {
+        email: ActiveValue::Set(user.email.as_str().to_owned()),
+        username: ActiveValue::Set(user.username.as_str().to_owned()),
+        full_name: ActiveValue::Set(user.full_name.as_ref().map(|name| name.as_str().to_owned())),
+        hashed_password: ActiveValue::Set(hash.as_str().to_owned()),
+        is_superuser: ActiveValue::Set(Some(user.is_superuser)),
+        ..Default::default()
+    };
+    let created = users::Entity::insert(row)
+        .exec_with_returning(conn)
         .await
         .map_err(|error| match duplicate_field(&error) {
             Some(field) => CreateUserError::Duplicate(field),
             None => CreateUserError::Storage(db_error("creating a user", error)),
-        })?
-        .ok_or_else(|| {
-            CreateUserError::Storage(StorageError::new(
-                "creating a user",
-                "the insert returned no row",
-            ))
         })?;
-    Ok(user_from_row(&row)?)
+    Ok(UserRow::from(created).try_into()?)
 }
 
 async fn find_user(
@@ -119,21 +152,71 @@ async fn find_user(
     id: UserId,
     lock: bool,
 ) -> Result<Option<User>, StorageError> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    conn.query_one_raw(statement(
-        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1{lock}"),
-        [id.as_uuid().into()],
-    ))
-    .await
-    .map_err(storage("reading a user"))?
-    .map(|row| user_from_row(&row))
-    .transpose()
+    let mut select = users::Entity::find_by_id(id.as_uuid());
+    if lock {
+        select = select.lock_exclusive();
+    }
+    select
+        .into_partial_model::<UserRow>()
+        .one(conn)
+        .await
+        .map_err(storage("reading a user"))?
+        .map(User::try_from)
+        .transpose()
 }
 
-/// A `LIKE` pattern matching every text that starts with `text`.
-fn like_prefix(text: &str) -> String {
-    format!("{}%", like_literal(text))
+/// A `LIKE` pattern matching every text that starts with `text`, wildcards in it taken literally
+/// (sea-orm's `starts_with` would let them match anything).
+fn like_prefix(text: &str) -> LikeExpr {
+    LikeExpr::new(format!("{}%", like_literal(text))).escape('\\')
 }
+
+/// The accounts `filter` selects, after `page.after`, newest first by `(created_at, id)` (keyset,
+/// never OFFSET), one row over the page so the caller knows whether another follows. Each filter
+/// is a condition only when given, so each query is planned for the indexes it can use.
+fn users_page(filter: &UserFilter, page: PageRequest) -> Select<users::Entity> {
+    let mut select = users::Entity::find();
+    if let Some(active) = filter.is_active {
+        // A NULL flag counts as inactive, as everywhere else. `TRUE` is written as a constant
+        // because `IS` takes no parameter.
+        let is_active = users::Column::IsActive.into_expr();
+        let true_ = Expr::Constant(true.into());
+        select = select.filter(if active {
+            is_active.is(true_)
+        } else {
+            is_active.is_not(true_)
+        });
+    }
+    if let Some(prefix) = &filter.search_prefix {
+        // Email addresses are stored in lower case; usernames compare exactly.
+        select = select.filter(
+            Condition::any()
+                .add(users::Column::Email.like(like_prefix(&prefix.as_str().to_lowercase())))
+                .add(users::Column::Username.like(like_prefix(prefix.as_str()))),
+        );
+    }
+    if let Some(after) = page.after {
+        select = select.filter(
+            Expr::tuple([
+                users::Column::CreatedAt.into_expr(),
+                users::Column::Id.into_expr(),
+            ])
+            .lt(Expr::tuple([
+                Expr::val(after.created_at()),
+                Expr::val(after.id()),
+            ])),
+        );
+    }
+    select
+        .order_by_desc(users::Column::CreatedAt)
+        .order_by_desc(users::Column::Id)
+        .limit(u64::from(page.limit.get()) + 1)
+}
+
+/// Two servers starting together create one superuser, not two. Raw: an advisory lock is a
+/// function call with no table behind it.
+const FIRST_SUPERUSER_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('ipa.first_superuser', 0))";
 
 /// Accounts on PostgreSQL.
 #[derive(Clone, Debug)]
@@ -172,24 +255,15 @@ impl UserRepository for PgUsers {
             .await
             .map_err(from_store)?;
         let conn = txn.connection();
-        // Two servers starting together create one superuser, not two.
-        conn.execute_raw(statement(
-            "SELECT pg_advisory_xact_lock(hashtextextended('ipa.first_superuser', 0))",
-            [],
-        ))
-        .await
-        .map_err(storage("locking the first superuser's creation"))?;
-        let exists = conn
-            .query_one_raw(statement(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE is_superuser AND is_active) AS found",
-                [],
-            ))
+        conn.execute_raw(statement(FIRST_SUPERUSER_LOCK, []))
             .await
-            .map_err(storage("looking for a superuser"))?
-            .map(|row| row.try_get::<bool>("", "found"))
-            .transpose()
-            .map_err(storage("looking for a superuser"))?
-            .unwrap_or(false);
+            .map_err(storage("locking the first superuser's creation"))?;
+        let exists = users::Entity::find()
+            .filter(users::Column::IsSuperuser.eq(true))
+            .filter(users::Column::IsActive.eq(true))
+            .exists(conn)
+            .await
+            .map_err(storage("looking for a superuser"))?;
         if exists {
             return Ok(None);
         }
@@ -211,29 +285,18 @@ impl UserRepository for PgUsers {
         filter: &UserFilter,
         page: PageRequest,
     ) -> Result<Page<User>, StorageError> {
-        let mut query = ListQuery::default();
-        if let Some(active) = filter.is_active {
-            let active = query.bind(active);
-            query.condition(format!("(is_active IS TRUE) = ${active}"));
-        }
-        if let Some(prefix) = &filter.search_prefix {
-            let email = query.bind(like_prefix(&prefix.as_str().to_lowercase()));
-            let username = query.bind(like_prefix(prefix.as_str()));
-            query.condition(format!(
-                "(email LIKE ${email} ESCAPE '\\' OR username LIKE ${username} ESCAPE '\\')"
-            ));
-        }
-        let query = query.newest_first(USER_COLUMNS, "users", "", page);
-        read_page(
-            &self.store,
-            actor,
-            query,
-            page,
-            "listing users",
-            user_from_row,
-            User::keyset,
-        )
-        .await
+        let txn = self.store.begin(actor).await.map_err(from_store)?;
+        let rows = users_page(filter, page)
+            .into_partial_model::<UserRow>()
+            .all(txn.connection())
+            .await
+            .map_err(storage("listing users"))?;
+        commit(txn).await?;
+        let items = rows
+            .into_iter()
+            .map(User::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetched(items, page.limit, User::keyset))
     }
 
     async fn update(
@@ -248,11 +311,15 @@ impl UserRepository for PgUsers {
         if may_demote {
             // Lock every active superuser first, in a fixed order, so two administrators demoting
             // each other at once cannot both succeed.
-            let superusers = conn
-                .query_all_raw(statement(
-                    "SELECT id FROM users WHERE is_superuser AND is_active ORDER BY id FOR UPDATE",
-                    [],
-                ))
+            let superusers: Vec<Uuid> = users::Entity::find()
+                .select_only()
+                .column(users::Column::Id)
+                .filter(users::Column::IsSuperuser.eq(true))
+                .filter(users::Column::IsActive.eq(true))
+                .order_by_asc(users::Column::Id)
+                .lock_exclusive()
+                .into_tuple()
+                .all(conn)
                 .await
                 .map_err(storage("locking the superusers"))?;
             let current = find_user(conn, id, true)
@@ -262,32 +329,32 @@ impl UserRepository for PgUsers {
                 return Err(UpdateUserError::LastSuperuser);
             }
         }
-        let row = conn
-            .query_one_raw(statement(
-                &format!(
-                    "UPDATE users SET \
-                     full_name = CASE WHEN $2 THEN $3 ELSE full_name END, \
-                     is_active = coalesce($4, is_active), \
-                     is_superuser = coalesce($5, is_superuser) \
-                     WHERE id = $1 RETURNING {USER_COLUMNS}"
-                ),
-                [
-                    id.as_uuid().into(),
-                    changes.full_name.is_some().into(),
-                    changes
-                        .full_name
-                        .clone()
-                        .flatten()
-                        .map(|name| name.as_str().to_owned())
-                        .into(),
-                    changes.is_active.into(),
-                    changes.is_superuser.into(),
-                ],
-            ))
+        // Every column is set, to its new value or to itself, so an empty change still updates
+        // the row: its `updated_at` and its audit row say someone saved it.
+        let full_name = match &changes.full_name {
+            Some(name) => Expr::val(name.as_ref().map(|name| name.as_str().to_owned())),
+            None => users::Column::FullName.into_expr(),
+        };
+        let is_active = match changes.is_active {
+            Some(active) => Expr::val(active),
+            None => users::Column::IsActive.into_expr(),
+        };
+        let is_superuser = match changes.is_superuser {
+            Some(superuser) => Expr::val(superuser),
+            None => users::Column::IsSuperuser.into_expr(),
+        };
+        let updated = users::Entity::update_many()
+            .col_expr(users::Column::FullName, full_name)
+            .col_expr(users::Column::IsActive, is_active)
+            .col_expr(users::Column::IsSuperuser, is_superuser)
+            .filter(users::Column::Id.eq(id.as_uuid()))
+            .exec_with_returning(conn)
             .await
             .map_err(storage("updating a user"))?
+            .into_iter()
+            .next()
             .ok_or(UpdateUserError::NotFound)?;
-        let user = user_from_row(&row)?;
+        let user = User::try_from(UserRow::from(updated))?;
         commit(txn).await?;
         Ok(user)
     }
@@ -298,16 +365,14 @@ impl UserRepository for PgUsers {
         id: UserId,
     ) -> Result<Option<PasswordHash>, StorageError> {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
-        let hash = txn
-            .connection()
-            .query_one_raw(statement(
-                "SELECT hashed_password FROM users WHERE id = $1",
-                [id.as_uuid().into()],
-            ))
+        let hash: Option<String> = users::Entity::find_by_id(id.as_uuid())
+            .select_only()
+            .column(users::Column::HashedPassword)
+            .into_tuple()
+            .one(txn.connection())
             .await
-            .map_err(storage("reading a password hash"))?
-            .map(|row| hash_from_row(&row))
-            .transpose()?;
+            .map_err(storage("reading a password hash"))?;
+        let hash = hash.as_deref().map(parse_hash).transpose()?;
         commit(txn).await?;
         Ok(hash)
     }
@@ -321,19 +386,20 @@ impl UserRepository for PgUsers {
     ) -> Result<(), StorageError> {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
-        conn.execute_raw(statement(
-            "UPDATE users SET hashed_password = $2 WHERE id = $1",
-            [id.as_uuid().into(), hash.as_str().into()],
-        ))
-        .await
-        .map_err(storage("changing a password"))?;
-        conn.execute_raw(statement(
-            "UPDATE sessions SET revoked_at = now() \
-             WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
-            [id.as_uuid().into(), keep.as_uuid().into()],
-        ))
-        .await
-        .map_err(storage("ending the other sessions"))?;
+        users::Entity::update_many()
+            .col_expr(users::Column::HashedPassword, Expr::val(hash.as_str()))
+            .filter(users::Column::Id.eq(id.as_uuid()))
+            .exec(conn)
+            .await
+            .map_err(storage("changing a password"))?;
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::RevokedAt, Expr::current_timestamp())
+            .filter(sessions::Column::UserId.eq(id.as_uuid()))
+            .filter(sessions::Column::Id.ne(keep.as_uuid()))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .exec(conn)
+            .await
+            .map_err(storage("ending the other sessions"))?;
         commit(txn).await
     }
 }
@@ -373,12 +439,19 @@ impl PgSessions {
 /// (the database went away, an internal error), which is not the client's failure.
 const UNSETTLED_ATTEMPT_SECONDS: f64 = 60.0;
 
+/// Attempts on one identifier queue here (`$1`) for the few milliseconds of the check and the
+/// record, so concurrent guesses cannot all slip under the limit. Raw: an advisory lock is a
+/// function call with no table behind it.
+const SIGN_IN_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('ipa.sign_in:' || $1, 0))";
+
 /// The throttle's verdict in one statement: the lockout lasts until the oldest failure that
 /// keeps a counter at its limit leaves the window. Failures of an identifier count only after
 /// its last success; failures of an address count whatever identifier they tried, read through
 /// `ipa_address_failure_at`, which answers with a time and never shows other identifiers. A
 /// failure is a settled failed attempt, or an unsettled one younger than
-/// [`UNSETTLED_ATTEMPT_SECONDS`].
+/// [`UNSETTLED_ATTEMPT_SECONDS`]. Raw: one statement of CTEs around a function of the schema,
+/// with interval arithmetic on the database's clock, which the builder would only spell worse.
 const THROTTLE_SQL: &str = "\
 WITH last_success AS (
     SELECT max(attempted_at) AS at FROM login_attempts WHERE identifier = $1 AND succeeded
@@ -395,6 +468,60 @@ WITH last_success AS (
 SELECT extract(epoch FROM greatest((SELECT attempted_at FROM account), (SELECT attempted_at FROM address))
                          + $2 * interval '1 second' - clock_timestamp())::float8 AS locked_for";
 
+/// [`THROTTLE_SQL`]'s answer: how long the identifier or the address stays locked, if it is.
+#[derive(Debug, FromQueryResult)]
+struct Lockout {
+    locked_for: Option<f64>,
+}
+
+/// A new session for `$1` with the token digest `$2`, idle for `$3` seconds at most and living
+/// `$4` seconds at most. Raw: its expiries are computed on the database's clock, and its client
+/// comes from the schema's `ipa_client_ip()` and `ipa_user_agent()` (the transaction's settings),
+/// neither of which an `ActiveModel` can hold.
+const INSERT_SESSION: &str = "\
+INSERT INTO sessions (user_id, token_hash, idle_expires_at, expires_at, ip_address, user_agent)
+VALUES ($1, $2, now() + $3 * interval '1 second', now() + $4 * interval '1 second',
+        ipa_client_ip(), ipa_user_agent())
+RETURNING id, created_at, idle_expires_at, expires_at";
+
+/// [`INSERT_SESSION`]'s answer.
+#[derive(Debug, FromQueryResult)]
+struct NewSession {
+    id: Uuid,
+    created_at: OffsetDateTime,
+    idle_expires_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+}
+
+/// The session and account behind the token digest `$1`, the idle expiry pushed `$2` seconds
+/// ahead when it was last pushed more than `$3` seconds ago. Raw: one call of the schema's
+/// `ipa_authenticate`, which takes the application role and the token's context itself, so that
+/// authenticating stays one statement and one round trip.
+const AUTHENTICATE: &str =
+    "SELECT session_id, user_id, is_superuser FROM ipa_authenticate($1, $2, $3)";
+
+/// [`AUTHENTICATE`]'s answer.
+#[derive(Debug, FromQueryResult)]
+struct Authenticated {
+    session_id: Uuid,
+    user_id: Uuid,
+    is_superuser: bool,
+}
+
+/// Settles sign-in attempt `attempt` as `succeeded`.
+async fn settle_attempt(
+    conn: &impl ConnectionTrait,
+    attempt: AttemptId,
+    succeeded: bool,
+) -> Result<(), DbErr> {
+    login_attempts::Entity::update_many()
+        .col_expr(login_attempts::Column::Succeeded, Expr::val(succeeded))
+        .filter(login_attempts::Column::Id.eq(attempt.get()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 impl SessionRepository for PgSessions {
     async fn admit_attempt(
         &self,
@@ -405,69 +532,73 @@ impl SessionRepository for PgSessions {
         let anonymous = Actor::anonymous(client.clone());
         let txn = self.signing_in(&anonymous, identifier).await?;
         let conn = txn.connection();
-        // Attempts on one identifier queue here for the few milliseconds of the check and the
-        // record, so concurrent guesses cannot all slip under the limit.
-        conn.execute_raw(statement(
-            "SELECT pg_advisory_xact_lock(hashtextextended('ipa.sign_in:' || $1, 0))",
-            [identifier.as_str().into()],
-        ))
-        .await
-        .map_err(storage("serialising sign-in attempts"))?;
+        conn.execute_raw(statement(SIGN_IN_LOCK, [identifier.as_str().into()]))
+            .await
+            .map_err(storage("serialising sign-in attempts"))?;
 
-        let account = conn
-            .query_one_raw(statement(
-                &format!(
-                    "SELECT {USER_COLUMNS}, hashed_password FROM users \
-                     WHERE email = lower($1) OR username = $1"
-                ),
-                [identifier.as_str().into()],
-            ))
+        // The same account the sign-in policy shows: emails are stored in lower case, usernames
+        // compare exactly.
+        let account = users::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(
+                        users::Column::Email
+                            .into_expr()
+                            .eq(Func::lower(Expr::val(identifier.as_str()))),
+                    )
+                    .add(users::Column::Username.eq(identifier.as_str())),
+            )
+            .one(conn)
             .await
             .map_err(storage("looking up an account"))?
-            .map(|row| {
-                Ok::<_, StorageError>(Credentials {
-                    user: user_from_row(&row)?,
-                    hash: hash_from_row(&row)?,
-                })
-            })
+            .map(credentials)
             .transpose()?;
 
-        let locked_for: Option<f64> = conn
-            .query_one_raw(statement(
-                THROTTLE_SQL,
-                [
-                    identifier.as_str().into(),
-                    seconds(policy.window()).into(),
-                    i64::from(policy.max_per_account()).into(),
-                    i64::from(policy.max_per_address()).into(),
-                    UNSETTLED_ATTEMPT_SECONDS.into(),
-                ],
-            ))
-            .await
-            .map_err(storage("counting failed sign-ins"))?
-            .map(|row| row.try_get::<Option<f64>>("", "locked_for"))
-            .transpose()
-            .map_err(storage("counting failed sign-ins"))?
-            .flatten();
+        let locked_for = Lockout::find_by_statement(statement(
+            THROTTLE_SQL,
+            [
+                identifier.as_str().into(),
+                seconds(policy.window()).into(),
+                i64::from(policy.max_per_account()).into(),
+                i64::from(policy.max_per_address()).into(),
+                UNSETTLED_ATTEMPT_SECONDS.into(),
+            ],
+        ))
+        .one(conn)
+        .await
+        .map_err(storage("counting failed sign-ins"))?
+        .and_then(|lockout| lockout.locked_for);
 
         let check = match locked_for {
             Some(remaining) if remaining > 0.0 => {
                 ThrottleCheck::LockedFor(Duration::seconds_f64(remaining))
             }
             _ => {
-                let row = conn
-                    .query_one_raw(statement(
-                        "INSERT INTO login_attempts (identifier, ip_address, succeeded) \
-                         VALUES ($1, ipa_client_ip(), NULL) RETURNING id",
-                        [identifier.as_str().into()],
-                    ))
+                // Unsettled (`succeeded` NULL), from the request's own address: the schema's
+                // `ipa_client_ip()`, which the policy on attempts compares it with.
+                let mut insert = Query::insert();
+                insert
+                    .into_table(login_attempts::Entity)
+                    .columns([
+                        login_attempts::Column::Identifier,
+                        login_attempts::Column::IpAddress,
+                        login_attempts::Column::Succeeded,
+                    ])
+                    .values([
+                        Expr::val(identifier.as_str()),
+                        Func::cust("ipa_client_ip").into(),
+                        Expr::val(Option::<bool>::None),
+                    ])
+                    .map_err(|error| StorageError::new("recording a sign-in attempt", error))?
+                    .returning_col(login_attempts::Column::Id);
+                let id: i64 = conn
+                    .query_one(&insert)
                     .await
                     .map_err(storage("recording a sign-in attempt"))?
                     .ok_or_else(|| {
                         StorageError::new("recording a sign-in attempt", "no row returned")
-                    })?;
-                let id: i64 = row
-                    .try_get("", "id")
+                    })?
+                    .try_get_by_index(0)
                     .map_err(storage("recording a sign-in attempt"))?;
                 ThrottleCheck::Admitted(AttemptId::new(id))
             }
@@ -487,11 +618,7 @@ impl SessionRepository for PgSessions {
         let anonymous = Actor::anonymous(client.clone());
         let txn = self.signing_in(&anonymous, identifier).await?;
         if let Some(attempt) = attempt {
-            txn.connection()
-                .execute_raw(statement(
-                    "UPDATE login_attempts SET succeeded = false WHERE id = $1",
-                    [attempt.get().into()],
-                ))
+            settle_attempt(txn.connection(), attempt, false)
                 .await
                 .map_err(storage("settling a failed sign-in"))?;
         }
@@ -522,42 +649,35 @@ impl SessionRepository for PgSessions {
         let actor = Actor::user(user.id, user.is_superuser, client.clone());
         let txn = self.signing_in(&actor, identifier).await?;
         let conn = txn.connection();
-        conn.execute_raw(statement(
-            "UPDATE login_attempts SET succeeded = true WHERE id = $1",
-            [attempt.get().into()],
-        ))
-        .await
-        .map_err(storage("marking a sign-in successful"))?;
-        let row = conn
-            .query_one_raw(statement(
-                "INSERT INTO sessions (user_id, token_hash, idle_expires_at, expires_at, ip_address, user_agent) \
-                 VALUES ($1, $2, now() + $3 * interval '1 second', now() + $4 * interval '1 second', \
-                         ipa_client_ip(), ipa_user_agent()) \
-                 RETURNING id, created_at, idle_expires_at, expires_at",
-                [
-                    user.id.as_uuid().into(),
-                    digest.as_bytes().to_vec().into(),
-                    seconds(lifetimes.idle()).into(),
-                    seconds(lifetimes.absolute()).into(),
-                ],
-            ))
+        settle_attempt(conn, attempt, true)
             .await
-            .map_err(storage("starting a session"))?
-            .ok_or_else(|| StorageError::new("starting a session", "no row returned"))?;
-        let get = storage("reading a new session");
-        let session = Session {
-            id: SessionId::from_uuid(row.try_get::<Uuid>("", "id").map_err(&get)?),
-            user_id: user.id,
-            created_at: row.try_get("", "created_at").map_err(&get)?,
-            idle_expires_at: row.try_get("", "idle_expires_at").map_err(&get)?,
-            expires_at: row.try_get("", "expires_at").map_err(&get)?,
-        };
-        conn.execute_raw(statement(
-            "UPDATE users SET last_login_at = now() WHERE id = $1",
-            [user.id.as_uuid().into()],
+            .map_err(storage("marking a sign-in successful"))?;
+        let created = NewSession::find_by_statement(statement(
+            INSERT_SESSION,
+            [
+                user.id.as_uuid().into(),
+                digest.as_bytes().to_vec().into(),
+                seconds(lifetimes.idle()).into(),
+                seconds(lifetimes.absolute()).into(),
+            ],
         ))
+        .one(conn)
         .await
-        .map_err(storage("stamping the last sign-in"))?;
+        .map_err(storage("starting a session"))?
+        .ok_or_else(|| StorageError::new("starting a session", "no row returned"))?;
+        let session = Session {
+            id: SessionId::from_uuid(created.id),
+            user_id: user.id,
+            created_at: created.created_at,
+            idle_expires_at: created.idle_expires_at,
+            expires_at: created.expires_at,
+        };
+        users::Entity::update_many()
+            .col_expr(users::Column::LastLoginAt, Expr::current_timestamp())
+            .filter(users::Column::Id.eq(user.id.as_uuid()))
+            .exec(conn)
+            .await
+            .map_err(storage("stamping the last sign-in"))?;
         audit::record(
             conn,
             "login",
@@ -576,13 +696,12 @@ impl SessionRepository for PgSessions {
         client: &ClientInfo,
         lifetimes: SessionLifetimes,
     ) -> Result<Option<Principal>, StorageError> {
-        // One statement: the lookup and, when due, the touch (`ipa_authenticate`, which takes
-        // the application role and the token's context itself).
+        // One statement: the lookup and, when due, the touch.
         let Some(row) = query_one_alone(
             &self.store,
             &Actor::anonymous(client.clone()),
             statement(
-                "SELECT session_id, user_id, is_superuser FROM ipa_authenticate($1, $2, $3)",
+                AUTHENTICATE,
                 [
                     digest.as_bytes().to_vec().into(),
                     seconds(lifetimes.idle()).into(),
@@ -595,11 +714,12 @@ impl SessionRepository for PgSessions {
         else {
             return Ok(None);
         };
-        let get = storage("reading a session");
+        let found =
+            Authenticated::from_query_result(&row, "").map_err(storage("reading a session"))?;
         Ok(Some(Principal {
-            user_id: UserId::from_uuid(row.try_get("", "user_id").map_err(&get)?),
-            is_superuser: row.try_get("", "is_superuser").map_err(&get)?,
-            session_id: SessionId::from_uuid(row.try_get("", "session_id").map_err(&get)?),
+            user_id: UserId::from_uuid(found.user_id),
+            is_superuser: found.is_superuser,
+            session_id: SessionId::from_uuid(found.session_id),
             client: client.clone(),
         }))
     }
@@ -611,12 +731,13 @@ impl SessionRepository for PgSessions {
             .await
             .map_err(from_store)?;
         let conn = txn.connection();
-        conn.execute_raw(statement(
-            "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-            [principal.session_id.as_uuid().into()],
-        ))
-        .await
-        .map_err(storage("ending a session"))?;
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::RevokedAt, Expr::current_timestamp())
+            .filter(sessions::Column::Id.eq(principal.session_id.as_uuid()))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .exec(conn)
+            .await
+            .map_err(storage("ending a session"))?;
         audit::record(
             conn,
             "logout",
@@ -631,11 +752,66 @@ impl SessionRepository for PgSessions {
 
 #[cfg(test)]
 mod tests {
+    use sea_orm::{DbBackend, QueryTrait};
+
     use super::*;
 
     #[test]
     fn like_prefixes_match_literally() {
-        assert_eq!(like_prefix("a_b%c\\"), "a\\_b\\%c\\\\%");
-        assert_eq!(like_prefix("alice"), "alice%");
+        let sql = |text: &str| {
+            users::Entity::find()
+                .filter(users::Column::Email.like(like_prefix(text)))
+                .build(DbBackend::Postgres)
+                .to_string()
+        };
+        assert!(
+            sql("a_b%c\\")
+                .ends_with(r#"WHERE "users"."email" LIKE E'a\\_b\\%c\\\\%' ESCAPE E'\\'"#),
+            "{}",
+            sql("a_b%c\\")
+        );
+        assert!(
+            sql("alice").ends_with(r#"LIKE 'alice%' ESCAPE E'\\'"#),
+            "{}",
+            sql("alice")
+        );
+    }
+
+    /// The list's one statement: only the filters given, the keyset continuation, newest first,
+    /// one row over the page.
+    #[test]
+    fn user_pages_filter_then_continue_newest_first() {
+        use ipa_identity::SearchPrefix;
+        use ipa_kernel::Keyset;
+
+        let filter = UserFilter {
+            is_active: Some(false),
+            search_prefix: Some(SearchPrefix::parse("Al_").unwrap()),
+        };
+        let after = Keyset::new(OffsetDateTime::UNIX_EPOCH, Uuid::nil());
+        let page = PageRequest {
+            after: Some(after),
+            ..PageRequest::default()
+        };
+        // The statement as it is sent: values bound, constants written out.
+        let statement = users_page(&filter, page)
+            .into_partial_model::<UserRow>()
+            .into_statement(DbBackend::Postgres);
+        let sql = statement.sql;
+        let expected = r#"FROM "users" WHERE "users"."is_active" IS NOT TRUE AND ("users"."email" LIKE $1 ESCAPE E'\\' OR "users"."username" LIKE $2 ESCAPE E'\\') AND ("users"."created_at", "users"."id") < ($3, $4) ORDER BY "users"."created_at" DESC, "users"."id" DESC LIMIT $5"#;
+        assert!(sql.ends_with(expected), "{sql}");
+        let values = statement.values.unwrap().0;
+        assert_eq!(
+            values,
+            [
+                sea_orm::Value::from(r"al\_%"),
+                sea_orm::Value::from(r"Al\_%"),
+                sea_orm::Value::from(OffsetDateTime::UNIX_EPOCH),
+                sea_orm::Value::from(Uuid::nil()),
+                sea_orm::Value::from(51_u64),
+            ]
+        );
+        // Never the password hash.
+        assert!(!sql.contains("hashed_password"), "{sql}");
     }
 }
