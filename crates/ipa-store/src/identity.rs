@@ -19,15 +19,19 @@ use ipa_identity::{
 use ipa_kernel::{Actor, ClientInfo, Page, PageRequest, SessionId, StorageError, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, ConnectionTrait, DbErr, DerivePartialModel, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Select, SelectExt, SqlErr,
+    ActiveValue, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, DerivePartialModel,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, SelectExt, SqlErr,
+    Statement,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::audit;
 use crate::entity::{login_attempts, sessions, users};
-use crate::sql::{commit, db_error, from_store, like_literal, query_one_alone, statement, storage};
+use crate::sql::{
+    commit, db_error, from_store, like_literal, newest_first, query_one_alone, read_rows_page,
+    statement, storage,
+};
 use crate::store::{ActorTransaction, Store, TransactionScope};
 
 /// A session is touched (idle expiry pushed forward) at most this often, so authenticating is a
@@ -171,10 +175,10 @@ fn like_prefix(text: &str) -> LikeExpr {
     LikeExpr::new(format!("{}%", like_literal(text))).escape('\\')
 }
 
-/// The accounts `filter` selects, after `page.after`, newest first by `(created_at, id)` (keyset,
-/// never OFFSET), one row over the page so the caller knows whether another follows. Each filter
-/// is a condition only when given, so each query is planned for the indexes it can use.
-fn users_page(filter: &UserFilter, page: PageRequest) -> Select<users::Entity> {
+/// The statement of one page of the accounts `filter` selects ([`newest_first`]): each filter is
+/// a condition only when given, so each query is planned for the indexes it can use, and the
+/// password hash is never among the columns.
+fn users_page(filter: &UserFilter, page: PageRequest) -> Statement {
     let mut select = users::Entity::find();
     if let Some(active) = filter.is_active {
         // A NULL flag counts as inactive, as everywhere else. `TRUE` is written as a constant
@@ -195,22 +199,9 @@ fn users_page(filter: &UserFilter, page: PageRequest) -> Select<users::Entity> {
                 .add(users::Column::Username.like(like_prefix(prefix.as_str()))),
         );
     }
-    if let Some(after) = page.after {
-        select = select.filter(
-            Expr::tuple([
-                users::Column::CreatedAt.into_expr(),
-                users::Column::Id.into_expr(),
-            ])
-            .lt(Expr::tuple([
-                Expr::val(after.created_at()),
-                Expr::val(after.id()),
-            ])),
-        );
-    }
-    select
-        .order_by_desc(users::Column::CreatedAt)
-        .order_by_desc(users::Column::Id)
-        .limit(u64::from(page.limit.get()) + 1)
+    newest_first(select, users::Column::CreatedAt, users::Column::Id, page)
+        .into_partial_model::<UserRow>()
+        .into_statement(DbBackend::Postgres)
 }
 
 /// Two servers starting together create one superuser, not two. Raw: an advisory lock is a
@@ -285,18 +276,16 @@ impl UserRepository for PgUsers {
         filter: &UserFilter,
         page: PageRequest,
     ) -> Result<Page<User>, StorageError> {
-        let txn = self.store.begin(actor).await.map_err(from_store)?;
-        let rows = users_page(filter, page)
-            .into_partial_model::<UserRow>()
-            .all(txn.connection())
-            .await
-            .map_err(storage("listing users"))?;
-        commit(txn).await?;
-        let items = rows
-            .into_iter()
-            .map(User::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetched(items, page.limit, User::keyset))
+        read_rows_page::<UserRow, _>(
+            &self.store,
+            actor,
+            users_page(filter, page),
+            page,
+            "listing users",
+            User::try_from,
+            User::keyset,
+        )
+        .await
     }
 
     async fn update(
@@ -752,7 +741,7 @@ impl SessionRepository for PgSessions {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{DbBackend, QueryTrait};
+    use sea_orm::QueryTrait;
 
     use super::*;
 
@@ -794,9 +783,7 @@ mod tests {
             ..PageRequest::default()
         };
         // The statement as it is sent: values bound, constants written out.
-        let statement = users_page(&filter, page)
-            .into_partial_model::<UserRow>()
-            .into_statement(DbBackend::Postgres);
+        let statement = users_page(&filter, page);
         let sql = statement.sql;
         let expected = r#"FROM "users" WHERE "users"."is_active" IS NOT TRUE AND ("users"."email" LIKE $1 ESCAPE E'\\' OR "users"."username" LIKE $2 ESCAPE E'\\') AND ("users"."created_at", "users"."id") < ($3, $4) ORDER BY "users"."created_at" DESC, "users"."id" DESC LIMIT $5"#;
         assert!(sql.ends_with(expected), "{sql}");
