@@ -29,7 +29,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::audit;
+use crate::audit::{self, AuditAction};
 use crate::entity::sea_orm_active_enums::{
     ExecutionStatus as StoredStatus, LogLevel as StoredLevel, StepStatus as StoredStepStatus,
     WorkflowStatus as StoredWorkflowStatus,
@@ -593,7 +593,7 @@ impl ExecutionRepository for PgExecutions {
         .await?;
         audit::record(
             conn,
-            "execute",
+            AuditAction::Execute,
             "execution",
             Some(id.as_uuid()),
             json!({
@@ -793,7 +793,7 @@ impl ExecutionRepository for PgExecutions {
                     .map_err(storage("cancelling an execution"))?;
                 audit::record(
                     conn,
-                    "cancel",
+                    AuditAction::Cancel,
                     "execution",
                     Some(id.as_uuid()),
                     json!({"from_status": current.status.as_str()}),
@@ -1026,7 +1026,7 @@ impl ExecutionRepository for PgExecutions {
         insert_logs(conn, id, &lines).await?;
         audit::record(
             conn,
-            "update",
+            AuditAction::Update,
             "execution_step",
             Some(step.id.as_uuid()),
             json!({

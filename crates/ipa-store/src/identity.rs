@@ -26,7 +26,7 @@ use sea_orm::{
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::audit;
+use crate::audit::{self, AuditAction};
 use crate::entity::{login_attempts, sessions, users};
 use crate::sql::{
     commit, db_error, from_store, like_literal, newest_first, query_one_alone, read_rows_page,
@@ -613,7 +613,7 @@ impl SessionRepository for PgSessions {
         }
         audit::record(
             txn.connection(),
-            "login",
+            AuditAction::Login,
             "user",
             account.map(|id| id.as_uuid()),
             serde_json::json!({
@@ -669,7 +669,7 @@ impl SessionRepository for PgSessions {
             .map_err(storage("stamping the last sign-in"))?;
         audit::record(
             conn,
-            "login",
+            AuditAction::Login,
             "user",
             Some(user.id.as_uuid()),
             serde_json::json!({"outcome": "success", "session_id": session.id}),
@@ -729,7 +729,7 @@ impl SessionRepository for PgSessions {
             .map_err(storage("ending a session"))?;
         audit::record(
             conn,
-            "logout",
+            AuditAction::Logout,
             "user",
             Some(principal.user_id.as_uuid()),
             serde_json::json!({"session_id": principal.session_id}),
