@@ -2,6 +2,13 @@
 //! checks that need other rows (a group's participants, what uses an agent, how many tools it
 //! has), each in the same transaction as the write it guards.
 //!
+//! Statements are built from the generated entities (`entity::agents`, `entity::agent_tools`), and
+//! rows are read into their models and made domain values in one place each
+//! (`TryFrom<agents::Model> for Agent`, `TryFrom<agent_tools::Model> for AgentTool`), which is
+//! also where the seed's nullable columns read as their defaults; labels map to the schema's enums
+//! by `crate::labels`. The schema's lookups (`ipa_agent_graph`, `ipa_agent_usage`) and the group
+//! lock stay raw SQL, each a named statement below.
+//!
 //! Row level security decides what is visible and what may change: every signed-in user reads
 //! active agents, their creator and superusers read and change them all, and tools follow their
 //! agent. Writes lock the agent first; when the lock finds nothing, whether the agent is visible
@@ -19,127 +26,156 @@ use ipa_agent::{
 use ipa_kernel::{
     Actor, AgentId, AgentToolId, Page, PageRequest, StorageError, UserId, WorkflowId,
 };
-use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
+use sea_orm::prelude::Decimal;
+use sea_orm::sea_query::extension::postgres::PgBinOper;
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, SqlErr,
+};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::entity::sea_orm_active_enums as enums;
+use crate::entity::{agent_tools, agents};
 use crate::sql::{
-    ListQuery, commit, db_error, from_store, like_literal, read_page, statement, storage,
+    commit, db_error, explain_statement, from_store, like_literal, newest_first, read_rows_page,
+    statement, storage,
 };
 use crate::store::Store;
 
-/// The columns of an [`Agent`] from `agents a`; the seed's nullable columns read as their
-/// defaults, the temperature in hundredths.
-const AGENT_COLUMNS: &str = "a.id, a.name, a.description, a.type::text AS type, \
-     coalesce(a.status, 'active')::text AS status, a.configuration, a.system_prompt, a.model_name, \
-     round(coalesce(a.temperature, 0.7) * 100)::bigint AS temperature_hundredths, \
-     coalesce(a.max_tokens, 1000)::bigint AS max_tokens, a.created_by, \
-     coalesce(a.created_at, now()) AS created_at, \
-     coalesce(a.updated_at, a.created_at, now()) AS updated_at";
-
-/// The columns of an [`AgentTool`] from `agent_tools t`.
-const TOOL_COLUMNS: &str = "t.id, t.agent_id, t.tool_name, t.tool_type, t.description, \
-     t.configuration, coalesce(t.is_enabled, true) AS is_enabled, \
-     coalesce(t.created_at, now()) AS created_at, \
-     coalesce(t.updated_at, t.created_at, now()) AS updated_at";
-
 /// Serialises writes of group conversations, so two concurrent changes cannot each add one half
-/// of a cycle.
+/// of a cycle. Raw: an advisory lock is a function call the query builder has no statement for.
 const GROUP_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('ipa.agent_groups'))";
+
+/// The participants graph reachable from `$1` (an array of agent ids), read past row level
+/// security by the schema's `ipa_agent_graph`, one [`GraphRow`] each. Raw: it selects from a
+/// set-returning function of the schema, which no entity describes; the enums are read as text,
+/// as an entity's enum columns are.
+const AGENT_GRAPH: &str = "SELECT id, type::text AS agent_type, status::text AS status, visible, \
+     participants FROM ipa_agent_graph($1::uuid[])";
+
+/// What uses the agent `$1` (workflows' current versions, group conversations), by the schema's
+/// `ipa_agent_usage`, one [`UsageRow`] each. Raw for the same reason as [`AGENT_GRAPH`].
+const AGENT_USAGE: &str = "SELECT kind, id, name FROM ipa_agent_usage($1)";
+
+/// PostgreSQL's function behind `LIKE ... ESCAPE`: it rewrites a pattern with the given escape
+/// character into one with the default escape.
+const LIKE_ESCAPE: &str = "like_escape";
 
 /// The most tools an agent may have: the most functions a model is offered in one request.
 pub const MAX_TOOLS: usize = 128;
 
-fn agent_from_row(row: &QueryResult) -> Result<Agent, StorageError> {
-    const CONTEXT: &str = "reading an agent row";
-    let get = storage(CONTEXT);
-    let agent_type: AgentType = row
-        .try_get::<String>("", "type")
-        .map_err(&get)?
-        .parse()
-        .map_err(|error| StorageError::new(CONTEXT, error))?;
-    let status: AgentStatus = row
-        .try_get::<String>("", "status")
-        .map_err(&get)?
-        .parse()
-        .map_err(|error| StorageError::new(CONTEXT, error))?;
-    let configuration = AgentConfiguration::parse(
-        agent_type,
-        &row.try_get::<serde_json::Value>("", "configuration")
-            .map_err(&get)?,
-        &mut StoredSecret::from_json,
-    )
-    .map_err(|problems| {
-        StorageError::new(
-            CONTEXT,
-            format!("a stored configuration no longer reads: {problems:?}"),
-        )
-    })?;
-    let name: String = row.try_get("", "name").map_err(&get)?;
-    let description: Option<String> = row.try_get("", "description").map_err(&get)?;
-    let prompt: Option<String> = row.try_get("", "system_prompt").map_err(&get)?;
-    let model: Option<String> = row.try_get("", "model_name").map_err(&get)?;
-    let hundredths: i64 = row.try_get("", "temperature_hundredths").map_err(&get)?;
-    let max_tokens: i64 = row.try_get("", "max_tokens").map_err(&get)?;
-    Ok(Agent {
-        id: AgentId::from_uuid(row.try_get("", "id").map_err(&get)?),
-        owner: UserId::from_uuid(row.try_get("", "created_by").map_err(&get)?),
-        settings: AgentSettings {
-            name: AgentName::parse(&name).map_err(|error| StorageError::new(CONTEXT, error))?,
-            // Text the rules no longer accept is shown as none rather than failing the row.
-            description: description.and_then(|text| Description::parse(&text).ok().flatten()),
-            status,
-            configuration,
-            system_prompt: prompt.and_then(|text| SystemPrompt::parse(&text).ok().flatten()),
-            model: model.and_then(|text| ModelName::parse(&text).ok()),
-            temperature: Temperature::from_hundredths(hundredths)
-                .ok_or_else(|| StorageError::new(CONTEXT, "temperature out of range"))?,
-            max_tokens: MaxTokens::parse(max_tokens)
-                .map_err(|error| StorageError::new(CONTEXT, error))?,
-        },
-        created_at: row.try_get("", "created_at").map_err(&get)?,
-        updated_at: row.try_get("", "updated_at").map_err(&get)?,
-    })
+/// When a row was created: the seed's `created_at` is nullable, and a missing one reads as now,
+/// as its column default would have made it.
+fn created_at(stored: Option<OffsetDateTime>) -> OffsetDateTime {
+    stored.unwrap_or_else(OffsetDateTime::now_utc)
 }
 
-fn tool_from_row(row: &QueryResult) -> Result<AgentTool, StorageError> {
-    const CONTEXT: &str = "reading an agent tool row";
-    let get = storage(CONTEXT);
-    let name = ToolName::parse(&row.try_get::<String>("", "tool_name").map_err(&get)?)
-        .map_err(|error| StorageError::new(CONTEXT, error))?;
-    let tool_type: ToolType = row
-        .try_get::<String>("", "tool_type")
-        .map_err(&get)?
-        .parse()
-        .map_err(|error| StorageError::new(CONTEXT, error))?;
-    let document: serde_json::Value = row.try_get("", "configuration").map_err(&get)?;
-    // Stored configurations were checked when written; reading them back needs their shape only,
-    // not another compilation of their schemas.
-    let configuration = ToolConfiguration::parse(
-        tool_type,
-        &name,
-        &document,
-        &mut StoredSecret::from_json,
-        &AcceptSchemas,
-    )
-    .map_err(|problems| {
-        StorageError::new(
-            CONTEXT,
-            format!("a stored configuration no longer reads: {problems:?}"),
+/// A stored temperature in hundredths. The column is `DECIMAL(3, 2)`, so the product is whole
+/// and rounding only drops the scale.
+fn temperature_hundredths(stored: Decimal) -> Result<i64, StorageError> {
+    i64::try_from((stored * Decimal::ONE_HUNDRED).round())
+        .map_err(|error| StorageError::new("reading an agent row", error))
+}
+
+impl TryFrom<agents::Model> for Agent {
+    type Error = StorageError;
+
+    /// The one reading of an agent row. The seed's nullable columns read as their defaults:
+    /// `status` active, `temperature` 0.7, `max_tokens` 1000, the timestamps now (`updated_at`
+    /// the creation time first).
+    fn try_from(row: agents::Model) -> Result<Self, StorageError> {
+        const CONTEXT: &str = "reading an agent row";
+        let agent_type = AgentType::from(row.r#type);
+        let configuration =
+            AgentConfiguration::parse(agent_type, &row.configuration, &mut StoredSecret::from_json)
+                .map_err(|problems| {
+                    StorageError::new(
+                        CONTEXT,
+                        format!("a stored configuration no longer reads: {problems:?}"),
+                    )
+                })?;
+        let temperature = match row.temperature {
+            Some(stored) => Temperature::from_hundredths(temperature_hundredths(stored)?)
+                .ok_or_else(|| StorageError::new(CONTEXT, "temperature out of range"))?,
+            None => Temperature::DEFAULT,
+        };
+        let max_tokens = match row.max_tokens {
+            Some(stored) => MaxTokens::parse(i64::from(stored))
+                .map_err(|error| StorageError::new(CONTEXT, error))?,
+            None => MaxTokens::DEFAULT,
+        };
+        let created_at = created_at(row.created_at);
+        Ok(Agent {
+            id: AgentId::from_uuid(row.id),
+            owner: UserId::from_uuid(row.created_by),
+            settings: AgentSettings {
+                name: AgentName::parse(&row.name)
+                    .map_err(|error| StorageError::new(CONTEXT, error))?,
+                // Text the rules no longer accept is shown as none rather than failing the row.
+                description: row
+                    .description
+                    .and_then(|text| Description::parse(&text).ok().flatten()),
+                status: row.status.map_or(AgentStatus::Active, AgentStatus::from),
+                configuration,
+                system_prompt: row
+                    .system_prompt
+                    .and_then(|text| SystemPrompt::parse(&text).ok().flatten()),
+                model: row.model_name.and_then(|text| ModelName::parse(&text).ok()),
+                temperature,
+                max_tokens,
+            },
+            created_at,
+            updated_at: row.updated_at.unwrap_or(created_at),
+        })
+    }
+}
+
+impl TryFrom<agent_tools::Model> for AgentTool {
+    type Error = StorageError;
+
+    /// The one reading of a tool row; the seed's nullable `is_enabled` reads as enabled and its
+    /// timestamps as for an agent.
+    fn try_from(row: agent_tools::Model) -> Result<Self, StorageError> {
+        const CONTEXT: &str = "reading an agent tool row";
+        let name =
+            ToolName::parse(&row.tool_name).map_err(|error| StorageError::new(CONTEXT, error))?;
+        let tool_type: ToolType = row
+            .tool_type
+            .parse()
+            .map_err(|error| StorageError::new(CONTEXT, error))?;
+        // Stored configurations were checked when written; reading them back needs their shape
+        // only, not another compilation of their schemas.
+        let configuration = ToolConfiguration::parse(
+            tool_type,
+            &name,
+            &row.configuration,
+            &mut StoredSecret::from_json,
+            &AcceptSchemas,
         )
-    })?;
-    let description: Option<String> = row.try_get("", "description").map_err(&get)?;
-    Ok(AgentTool {
-        id: AgentToolId::from_uuid(row.try_get("", "id").map_err(&get)?),
-        agent_id: AgentId::from_uuid(row.try_get("", "agent_id").map_err(&get)?),
-        settings: ToolSettings {
-            name,
-            description: description.and_then(|text| Description::parse(&text).ok().flatten()),
-            configuration,
-            enabled: row.try_get("", "is_enabled").map_err(&get)?,
-        },
-        created_at: row.try_get("", "created_at").map_err(&get)?,
-        updated_at: row.try_get("", "updated_at").map_err(&get)?,
-    })
+        .map_err(|problems| {
+            StorageError::new(
+                CONTEXT,
+                format!("a stored configuration no longer reads: {problems:?}"),
+            )
+        })?;
+        let created_at = created_at(row.created_at);
+        Ok(AgentTool {
+            id: AgentToolId::from_uuid(row.id),
+            agent_id: AgentId::from_uuid(row.agent_id),
+            settings: ToolSettings {
+                name,
+                description: row
+                    .description
+                    .and_then(|text| Description::parse(&text).ok().flatten()),
+                configuration,
+                enabled: row.is_enabled.unwrap_or(true),
+            },
+            created_at,
+            updated_at: row.updated_at.unwrap_or(created_at),
+        })
+    }
 }
 
 /// Schemas were compiled when the tool was written.
@@ -151,70 +187,68 @@ impl ipa_agent::SchemaChecker for AcceptSchemas {
     }
 }
 
-/// The parameters that write an agent's settings, after `$1` (its id).
-fn settings_values(settings: &AgentSettings) -> Vec<Value> {
-    vec![
-        settings.name.as_str().into(),
-        settings
+/// The columns an agent's settings write (every column but the id, the owner and the
+/// timestamps); an insert adds the id and the owner, an update sets exactly these.
+fn settings_model(settings: &AgentSettings) -> Result<agents::ActiveModel, StorageError> {
+    let max_tokens = i32::try_from(settings.max_tokens.get())
+        .map_err(|error| StorageError::new("writing an agent", error))?;
+    Ok(agents::ActiveModel {
+        name: Set(settings.name.as_str().to_owned()),
+        description: Set(settings
             .description
             .as_ref()
-            .map(|text| text.as_str().to_owned())
-            .into(),
-        settings.agent_type().as_str().into(),
-        settings.status.as_str().into(),
-        settings
-            .configuration
-            .to_json(&StoredSecret::to_json)
-            .into(),
-        settings
+            .map(|text| text.as_str().to_owned())),
+        r#type: Set(settings.agent_type().into()),
+        status: Set(Some(settings.status.into())),
+        configuration: Set(settings.configuration.to_json(&StoredSecret::to_json)),
+        system_prompt: Set(settings
             .system_prompt
             .as_ref()
-            .map(|text| text.as_str().to_owned())
-            .into(),
-        settings
-            .model
-            .as_ref()
-            .map(|name| name.as_str().to_owned())
-            .into(),
-        i64::from(settings.temperature.hundredths()).into(),
-        i64::from(settings.max_tokens.get()).into(),
-    ]
+            .map(|text| text.as_str().to_owned())),
+        model_name: Set(settings.model.as_ref().map(|name| name.as_str().to_owned())),
+        temperature: Set(Some(Decimal::new(
+            i64::from(settings.temperature.hundredths()),
+            2,
+        ))),
+        max_tokens: Set(Some(max_tokens)),
+        ..Default::default()
+    })
 }
 
-/// The parameters that write a tool's settings, after `$1` (its id) and `$2` (its agent).
-fn tool_values(settings: &ToolSettings) -> Vec<Value> {
-    vec![
-        settings.name.as_str().into(),
-        settings.configuration.tool_type().as_str().into(),
-        settings
+/// The columns a tool's settings write (every column but the id, the agent and the timestamps).
+fn tool_model(settings: &ToolSettings) -> agent_tools::ActiveModel {
+    agent_tools::ActiveModel {
+        tool_name: Set(settings.name.as_str().to_owned()),
+        tool_type: Set(settings.configuration.tool_type().as_str().to_owned()),
+        description: Set(settings
             .description
             .as_ref()
-            .map(|text| text.as_str().to_owned())
-            .into(),
-        settings
-            .configuration
-            .to_json(&StoredSecret::to_json)
-            .into(),
-        settings.enabled.into(),
-    ]
+            .map(|text| text.as_str().to_owned())),
+        configuration: Set(settings.configuration.to_json(&StoredSecret::to_json)),
+        is_enabled: Set(Some(settings.enabled)),
+        ..Default::default()
+    }
 }
 
-/// The agent with `id` as the actor sees it; locked for the rest of the transaction when `lock`
-/// (which row level security allows only to those who may change it).
+/// The agent with `id` as the actor sees it; locked (`FOR UPDATE`) for the rest of the
+/// transaction when `lock` (which row level security allows only to those who may change it).
 async fn find_agent(
     conn: &impl ConnectionTrait,
     id: AgentId,
     lock: bool,
 ) -> Result<Option<Agent>, StorageError> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    conn.query_one_raw(statement(
-        &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = $1{lock}"),
-        [id.as_uuid().into()],
-    ))
-    .await
-    .map_err(storage("reading an agent"))?
-    .map(|row| agent_from_row(&row))
-    .transpose()
+    let select = agents::Entity::find_by_id(id.as_uuid());
+    let select = if lock {
+        select.lock_exclusive()
+    } else {
+        select
+    };
+    select
+        .one(conn)
+        .await
+        .map_err(storage("reading an agent"))?
+        .map(Agent::try_from)
+        .transpose()
 }
 
 /// Why an agent cannot be changed by the actor, if it cannot.
@@ -226,11 +260,11 @@ enum Refusal {
 
 /// Whether the actor may see the agent.
 async fn agent_visible(conn: &impl ConnectionTrait, id: AgentId) -> Result<bool, StorageError> {
-    Ok(conn
-        .query_one_raw(statement(
-            "SELECT 1 AS found FROM agents WHERE id = $1",
-            [id.as_uuid().into()],
-        ))
+    Ok(agents::Entity::find_by_id(id.as_uuid())
+        .select_only()
+        .column(agents::Column::Id)
+        .into_tuple::<Uuid>()
+        .one(conn)
         .await
         .map_err(storage("looking for an agent"))?
         .is_some())
@@ -253,6 +287,51 @@ async fn lock_for_change(
     }))
 }
 
+/// One agent of a participants graph ([`AGENT_GRAPH`]). The lookup keeps an unseen agent's type
+/// and status to itself (both null).
+#[derive(FromQueryResult)]
+struct GraphRow {
+    id: Uuid,
+    agent_type: Option<enums::AgentType>,
+    status: Option<enums::AgentStatus>,
+    visible: bool,
+    participants: Vec<Uuid>,
+}
+
+impl TryFrom<GraphRow> for ParticipantState {
+    type Error = StorageError;
+
+    fn try_from(row: GraphRow) -> Result<Self, StorageError> {
+        const CONTEXT: &str = "reading a participant";
+        // An unseen agent is only ever reported as missing and walked through for cycles, which
+        // read neither its type nor its status, so it stands here as an inactive agent of no
+        // particular kind.
+        Ok(ParticipantState {
+            agent_type: match row.agent_type {
+                Some(agent_type) => agent_type.into(),
+                None if !row.visible => AgentType::Custom,
+                None => return Err(StorageError::new(CONTEXT, "a visible agent without a type")),
+            },
+            status: match row.status {
+                Some(status) => status.into(),
+                None if !row.visible => AgentStatus::Inactive,
+                None => {
+                    return Err(StorageError::new(
+                        CONTEXT,
+                        "a visible agent without a status",
+                    ));
+                }
+            },
+            visible: row.visible,
+            participants: row
+                .participants
+                .into_iter()
+                .map(AgentId::from_uuid)
+                .collect(),
+        })
+    }
+}
+
 /// The problems of a group conversation's participants, read under the group lock.
 async fn participants_problems(
     conn: &impl ConnectionTrait,
@@ -267,88 +346,47 @@ async fn participants_problems(
         .await
         .map_err(storage("locking group conversations"))?;
     let ids: Vec<Uuid> = participants.iter().map(|id| id.as_uuid()).collect();
-    let rows = conn
-        .query_all_raw(statement(
-            "SELECT id, type::text AS type, status::text AS status, visible, \
-             to_jsonb(participants) AS participants FROM ipa_agent_graph($1::uuid[])",
-            [ids.into()],
-        ))
+    let rows = GraphRow::find_by_statement(statement(AGENT_GRAPH, [ids.into()]))
+        .all(conn)
         .await
         .map_err(storage("reading group conversations"))?;
     let mut graph = HashMap::new();
     for row in rows {
-        const CONTEXT: &str = "reading a participant";
-        let get = storage(CONTEXT);
-        let members: Vec<AgentId> =
-            serde_json::from_value(row.try_get("", "participants").map_err(&get)?)
-                .map_err(|error| StorageError::new(CONTEXT, error))?;
-        let visible: bool = row.try_get("", "visible").map_err(&get)?;
-        // The lookup keeps an unseen agent's type and status to itself. Such an agent is only
-        // ever reported as missing and walked through for cycles, which read neither, so it
-        // stands here as an inactive agent of no particular kind.
-        let label = |column: &str| -> Result<Option<String>, StorageError> {
-            row.try_get::<Option<String>>("", column).map_err(&get)
-        };
-        let state = ParticipantState {
-            agent_type: match label("type")? {
-                Some(agent_type) => agent_type
-                    .parse()
-                    .map_err(|error| StorageError::new(CONTEXT, error))?,
-                None if !visible => AgentType::Custom,
-                None => return Err(StorageError::new(CONTEXT, "a visible agent without a type")),
-            },
-            status: match label("status")? {
-                Some(status) => status
-                    .parse()
-                    .map_err(|error| StorageError::new(CONTEXT, error))?,
-                None if !visible => AgentStatus::Inactive,
-                None => {
-                    return Err(StorageError::new(
-                        CONTEXT,
-                        "a visible agent without a status",
-                    ));
-                }
-            },
-            visible,
-            participants: members,
-        };
-        graph.insert(
-            AgentId::from_uuid(row.try_get("", "id").map_err(&get)?),
-            state,
-        );
+        let id = AgentId::from_uuid(row.id);
+        graph.insert(id, ParticipantState::try_from(row)?);
     }
     Ok(participant_problems(id, participants, &graph))
 }
 
+/// One user of an agent ([`AGENT_USAGE`]): `kind` is `workflow` or a group conversation; the
+/// lookup names neither the id nor the name of what the caller may not see.
+#[derive(FromQueryResult)]
+struct UsageRow {
+    kind: String,
+    id: Option<Uuid>,
+    name: Option<String>,
+}
+
 /// What uses the agent.
 async fn usage(conn: &impl ConnectionTrait, id: AgentId) -> Result<AgentUsage, StorageError> {
-    let rows = conn
-        .query_all_raw(statement(
-            "SELECT kind, id, name FROM ipa_agent_usage($1)",
-            [id.as_uuid().into()],
-        ))
+    let rows = UsageRow::find_by_statement(statement(AGENT_USAGE, [id.as_uuid().into()]))
+        .all(conn)
         .await
         .map_err(storage("finding what uses an agent"))?;
     let mut usage = AgentUsage::default();
     for row in rows {
-        let get = storage("reading what uses an agent");
-        let kind: String = row.try_get("", "kind").map_err(&get)?;
-        // The lookup names neither the id nor the name of what the caller may not see; such a
-        // user is only counted ("1 workflow of other users"), so the nil id never shows.
-        let user: Uuid = row
-            .try_get::<Option<Uuid>>("", "id")
-            .map_err(&get)?
-            .unwrap_or_else(Uuid::nil);
-        let name: Option<String> = row.try_get("", "name").map_err(&get)?;
-        if kind == "workflow" {
+        // A user the caller may not see is only counted ("1 workflow of other users"), so the
+        // nil id never shows.
+        let user = row.id.unwrap_or_else(Uuid::nil);
+        if row.kind == "workflow" {
             usage.workflows.push(UsingWorkflow {
                 id: WorkflowId::from_uuid(user),
-                name,
+                name: row.name,
             });
         } else {
             usage.groups.push(UsingGroup {
                 id: AgentId::from_uuid(user),
-                name,
+                name: row.name,
             });
         }
     }
@@ -377,24 +415,48 @@ impl PgAgents {
     pub fn new(store: Store) -> Self {
         Self { store }
     }
+
+    /// PostgreSQL's plan for the list [`AgentRepository::list`] runs with `filter` and `page` as
+    /// `actor` (see [`crate::sql::explain`]).
+    pub async fn explain_list(
+        &self,
+        actor: &Actor,
+        filter: &AgentFilter,
+        page: PageRequest,
+    ) -> Result<String, StorageError> {
+        explain_statement(
+            &self.store,
+            actor,
+            list_select(filter, page).build(DbBackend::Postgres),
+        )
+        .await
+    }
 }
 
-/// The SQL and parameters of an agent list, with only the conditions given.
-fn list_query(filter: &AgentFilter, page: PageRequest) -> (String, Vec<Value>) {
-    let mut query = ListQuery::default();
+/// An agent list with only the conditions given, so each is planned for the index it can use.
+/// Row level security lets PostgreSQL put a condition into an index scan only when its operator
+/// is `LEAKPROOF`, so each keeps the operator the indexes are built for: `=` on the enums (cast to
+/// `agent_type` and `agent_status`), and `ILIKE ... ESCAPE '\'` on the name for the trigram index.
+fn list_select(filter: &AgentFilter, page: PageRequest) -> Select<agents::Entity> {
+    let mut select = agents::Entity::find();
     if let Some(agent_type) = filter.agent_type {
-        let agent_type = query.bind(agent_type.as_str());
-        query.condition(format!("a.type = ${agent_type}::agent_type"));
+        select = select.filter(agents::Column::Type.eq(enums::AgentType::from(agent_type)));
     }
     if let Some(status) = filter.status {
-        let status = query.bind(status.as_str());
-        query.condition(format!("a.status = ${status}::agent_status"));
+        select = select.filter(agents::Column::Status.eq(enums::AgentStatus::from(status)));
     }
     if let Some(name) = &filter.name {
-        let name = query.bind(format!("%{}%", like_literal(name.as_str())));
-        query.condition(format!("a.name ILIKE ${name} ESCAPE '\\'"));
+        let pattern = format!("%{}%", like_literal(name.as_str()));
+        // `name ILIKE p ESCAPE '\'` is parsed by PostgreSQL as `name ~~* like_escape(p, '\')`,
+        // so this is the same expression, spelled the way sea-query renders correctly: its
+        // `LikeExpr` escape is parenthesised with the pattern after `ILIKE` (`ILIKE (p ESCAPE
+        // '\')`), which PostgreSQL rejects.
+        select = select.filter(Expr::col((agents::Entity, agents::Column::Name)).binary(
+            PgBinOper::ILike,
+            Func::cust(LIKE_ESCAPE).arg(pattern).arg("\\"),
+        ));
     }
-    query.newest_first(AGENT_COLUMNS, "agents a", "a.", page)
+    newest_first(select, agents::Column::CreatedAt, agents::Column::Id, page)
 }
 
 impl AgentRepository for PgAgents {
@@ -416,23 +478,15 @@ impl AgentRepository for PgAgents {
         if !problems.is_empty() {
             return Err(InvalidRequest(problems).into());
         }
-        let mut values = vec![id.as_uuid().into()];
-        values.extend(settings_values(settings));
-        values.push(owner.as_uuid().into());
-        let row = conn
-            .query_one_raw(statement(
-                &format!(
-                    "WITH a AS (INSERT INTO agents (id, name, description, type, status, \
-                     configuration, system_prompt, model_name, temperature, max_tokens, created_by) \
-                     VALUES ($1, $2, $3, $4::agent_type, $5::agent_status, $6, $7, $8, \
-                     $9::numeric / 100, $10, $11) RETURNING *) SELECT {AGENT_COLUMNS} FROM a"
-                ),
-                values,
-            ))
-            .await
-            .map_err(storage("creating an agent"))?
-            .ok_or_else(|| StorageError::new("creating an agent", "the insert returned no row"))?;
-        let agent = agent_from_row(&row)?;
+        let row = agents::Entity::insert(agents::ActiveModel {
+            id: Set(id.as_uuid()),
+            created_by: Set(owner.as_uuid()),
+            ..settings_model(settings)?
+        })
+        .exec_with_returning(conn)
+        .await
+        .map_err(storage("creating an agent"))?;
+        let agent = Agent::try_from(row)?;
         commit(txn).await?;
         Ok(agent)
     }
@@ -450,14 +504,13 @@ impl AgentRepository for PgAgents {
         filter: &AgentFilter,
         page: PageRequest,
     ) -> Result<Page<Agent>, StorageError> {
-        let query = list_query(filter, page);
-        read_page(
+        read_rows_page::<agents::Model, Agent>(
             &self.store,
             actor,
-            query,
+            list_select(filter, page).build(DbBackend::Postgres),
             page,
             "listing agents",
-            agent_from_row,
+            Agent::try_from,
             Agent::keyset,
         )
         .await
@@ -485,22 +538,16 @@ impl AgentRepository for PgAgents {
         if !problems.is_empty() {
             return Err(InvalidRequest(problems).into());
         }
-        let mut values = vec![id.as_uuid().into()];
-        values.extend(settings_values(&settings));
-        let row = conn
-            .query_one_raw(statement(
-                &format!(
-                    "WITH a AS (UPDATE agents SET name = $2, description = $3, type = $4::agent_type, \
-                     status = $5::agent_status, configuration = $6, system_prompt = $7, \
-                     model_name = $8, temperature = $9::numeric / 100, max_tokens = $10 \
-                     WHERE id = $1 RETURNING *) SELECT {AGENT_COLUMNS} FROM a"
-                ),
-                values,
-            ))
+        let row = agents::Entity::update_many()
+            .set(settings_model(&settings)?)
+            .filter(agents::Column::Id.eq(id.as_uuid()))
+            .exec_with_returning(conn)
             .await
             .map_err(storage("updating an agent"))?
+            .into_iter()
+            .next()
             .ok_or(UpdateAgentError::NotFound)?;
-        let agent = agent_from_row(&row)?;
+        let agent = Agent::try_from(row)?;
         commit(txn).await?;
         Ok(agent)
     }
@@ -520,12 +567,10 @@ impl AgentRepository for PgAgents {
         if !usage.is_empty() {
             return Err(DeleteAgentError::InUse(usage));
         }
-        conn.execute_raw(statement(
-            "DELETE FROM agents WHERE id = $1",
-            [id.as_uuid().into()],
-        ))
-        .await
-        .map_err(storage("deleting an agent"))?;
+        agents::Entity::delete_by_id(id.as_uuid())
+            .exec(conn)
+            .await
+            .map_err(storage("deleting an agent"))?;
         commit(txn).await?;
         Ok(())
     }
@@ -540,16 +585,15 @@ impl AgentRepository for PgAgents {
         if !agent_visible(conn, agent).await? {
             return Ok(None);
         }
-        let rows = conn
-            .query_all_raw(statement(
-                &format!("SELECT {TOOL_COLUMNS} FROM agent_tools t WHERE t.agent_id = $1 ORDER BY t.tool_name"),
-                [agent.as_uuid().into()],
-            ))
+        let rows = agent_tools::Entity::find()
+            .filter(agent_tools::Column::AgentId.eq(agent.as_uuid()))
+            .order_by_asc(agent_tools::Column::ToolName)
+            .all(conn)
             .await
             .map_err(storage("listing an agent's tools"))?;
         commit(txn).await?;
-        rows.iter()
-            .map(tool_from_row)
+        rows.into_iter()
+            .map(AgentTool::try_from)
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
@@ -581,35 +625,23 @@ impl AgentRepository for PgAgents {
         let conn = txn.connection();
         // The agent's lock serialises its tool writes, so the count below is exact.
         lock_for_change(conn, agent).await?.map_err(tool_refusal)?;
-        let count: i64 = conn
-            .query_one_raw(statement(
-                "SELECT count(*) AS tools FROM agent_tools WHERE agent_id = $1",
-                [agent.as_uuid().into()],
-            ))
+        let count = agent_tools::Entity::find()
+            .filter(agent_tools::Column::AgentId.eq(agent.as_uuid()))
+            .count(conn)
             .await
-            .map_err(storage("counting an agent's tools"))?
-            .map(|row| row.try_get("", "tools"))
-            .transpose()
-            .map_err(storage("counting an agent's tools"))?
-            .unwrap_or_default();
+            .map_err(storage("counting an agent's tools"))?;
         if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_TOOLS {
             return Err(ToolError::TooManyTools(MAX_TOOLS));
         }
-        let mut values = vec![id.as_uuid().into(), agent.as_uuid().into()];
-        values.extend(tool_values(settings));
-        let row = conn
-            .query_one_raw(statement(
-                &format!(
-                    "WITH t AS (INSERT INTO agent_tools (id, agent_id, tool_name, tool_type, \
-                     description, configuration, is_enabled) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     RETURNING *) SELECT {TOOL_COLUMNS} FROM t"
-                ),
-                values,
-            ))
-            .await
-            .map_err(tool_write_error(&settings.name, "creating a tool"))?
-            .ok_or_else(|| StorageError::new("creating a tool", "the insert returned no row"))?;
-        let created = tool_from_row(&row)?;
+        let row = agent_tools::Entity::insert(agent_tools::ActiveModel {
+            id: Set(id.as_uuid()),
+            agent_id: Set(agent.as_uuid()),
+            ..tool_model(settings)
+        })
+        .exec_with_returning(conn)
+        .await
+        .map_err(tool_write_error(&settings.name, "creating a tool"))?;
+        let created = AgentTool::try_from(row)?;
         commit(txn).await?;
         Ok(created)
     }
@@ -631,21 +663,17 @@ impl AgentRepository for PgAgents {
             .await?
             .ok_or(ToolError::ToolNotFound)?;
         let settings = change(&current)?;
-        let mut values = vec![tool.as_uuid().into(), agent.as_uuid().into()];
-        values.extend(tool_values(&settings));
-        let row = conn
-            .query_one_raw(statement(
-                &format!(
-                    "WITH t AS (UPDATE agent_tools SET tool_name = $3, tool_type = $4, \
-                     description = $5, configuration = $6, is_enabled = $7 \
-                     WHERE id = $1 AND agent_id = $2 RETURNING *) SELECT {TOOL_COLUMNS} FROM t"
-                ),
-                values,
-            ))
+        let row = agent_tools::Entity::update_many()
+            .set(tool_model(&settings))
+            .filter(agent_tools::Column::Id.eq(tool.as_uuid()))
+            .filter(agent_tools::Column::AgentId.eq(agent.as_uuid()))
+            .exec_with_returning(conn)
             .await
             .map_err(tool_write_error(&settings.name, "updating a tool"))?
+            .into_iter()
+            .next()
             .ok_or(ToolError::ToolNotFound)?;
-        let updated = tool_from_row(&row)?;
+        let updated = AgentTool::try_from(row)?;
         commit(txn).await?;
         Ok(updated)
     }
@@ -659,14 +687,13 @@ impl AgentRepository for PgAgents {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         let conn = txn.connection();
         lock_for_change(conn, agent).await?.map_err(tool_refusal)?;
-        let deleted = conn
-            .execute_raw(statement(
-                "DELETE FROM agent_tools WHERE id = $1 AND agent_id = $2",
-                [tool.as_uuid().into(), agent.as_uuid().into()],
-            ))
+        let deleted = agent_tools::Entity::delete_many()
+            .filter(agent_tools::Column::Id.eq(tool.as_uuid()))
+            .filter(agent_tools::Column::AgentId.eq(agent.as_uuid()))
+            .exec(conn)
             .await
             .map_err(storage("deleting a tool"))?;
-        if deleted.rows_affected() == 0 {
+        if deleted.rows_affected == 0 {
             return Err(ToolError::ToolNotFound);
         }
         commit(txn).await?;
@@ -681,44 +708,62 @@ fn tool_refusal(refusal: Refusal) -> ToolError {
     }
 }
 
-/// The tool `tool` of `agent`, locked when `lock`.
+/// The tool `tool` of `agent`, locked (`FOR UPDATE`) when `lock`.
 async fn find_tool(
     conn: &impl ConnectionTrait,
     agent: AgentId,
     tool: AgentToolId,
     lock: bool,
 ) -> Result<Option<AgentTool>, StorageError> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    conn.query_one_raw(statement(
-        &format!(
-            "SELECT {TOOL_COLUMNS} FROM agent_tools t WHERE t.id = $1 AND t.agent_id = $2{lock}"
-        ),
-        [tool.as_uuid().into(), agent.as_uuid().into()],
-    ))
-    .await
-    .map_err(storage("reading a tool"))?
-    .map(|row| tool_from_row(&row))
-    .transpose()
+    let select = agent_tools::Entity::find_by_id(tool.as_uuid())
+        .filter(agent_tools::Column::AgentId.eq(agent.as_uuid()));
+    let select = if lock {
+        select.lock_exclusive()
+    } else {
+        select
+    };
+    select
+        .one(conn)
+        .await
+        .map_err(storage("reading a tool"))?
+        .map(AgentTool::try_from)
+        .transpose()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The list's SQL keeps the operators the indexes serve under row level security (see
+    /// [`list_select`]), and names only the conditions given.
     #[test]
     fn lists_filter_only_on_what_is_given() {
-        let (sql, values) = list_query(&AgentFilter::default(), PageRequest::default());
-        assert!(!sql.contains("WHERE"));
-        assert_eq!(values.len(), 1);
+        let all =
+            list_select(&AgentFilter::default(), PageRequest::default()).build(DbBackend::Postgres);
+        assert!(!all.sql.as_str().contains("WHERE"), "{}", all.sql);
+        assert!(
+            all.sql
+                .as_str()
+                .ends_with(r#"ORDER BY "agents"."created_at" DESC, "agents"."id" DESC LIMIT $1"#),
+            "{}",
+            all.sql
+        );
         let filter = AgentFilter {
             agent_type: Some(AgentType::Custom),
             status: Some(AgentStatus::Active),
             name: Some(ipa_agent::NameFragment::parse("50%").unwrap()),
         };
-        let (sql, values) = list_query(&filter, PageRequest::default());
-        assert!(sql.contains(
-            "a.type = $1::agent_type AND a.status = $2::agent_status AND a.name ILIKE $3"
-        ));
-        assert_eq!(values.len(), 4);
+        let filtered = list_select(&filter, PageRequest::default()).build(DbBackend::Postgres);
+        assert!(
+            filtered.sql.as_str().contains(
+                r#"WHERE "agents"."type" = $1::"agent_type" AND "agents"."status" = $2::"agent_status" AND ("agents"."name" ILIKE like_escape($3, $4)) ORDER BY"#
+            ),
+            "{}",
+            filtered.sql
+        );
+        let values = filtered.values.map(|values| values.0).unwrap_or_default();
+        assert_eq!(values.len(), 5);
+        assert_eq!(values[2], sea_orm::Value::from(r"%50\%%"));
+        assert_eq!(values[3], sea_orm::Value::from(r"\"));
     }
 }

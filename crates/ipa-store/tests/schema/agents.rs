@@ -1,9 +1,14 @@
 //! The agent catalog in the schema itself: row level security shares active agents and keeps
 //! changes to their owners, tools follow their agent, and the lookups behind participants and
-//! usage see past it while restoring the caller's context.
+//! usage see past it while restoring the caller's context. At scale, the agent list's name filter
+//! is answered from its trigram index under row level security (see `workflow_plans` for why
+//! that needs `ILIKE` to be `LEAKPROOF`).
 
-use ipa_kernel::Actor;
+use ipa_agent::{AgentFilter, AgentRepository, NameFragment};
+use ipa_kernel::{Actor, PageRequest};
+use ipa_store::PgAgents;
 use ipa_store::testing::TestDatabase;
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use crate::support::{create_user, exec_as, scalar_as, state, user};
@@ -24,7 +29,6 @@ async fn create_agent(store: &ipa_store::Store, owner: Uuid, name: &str, status:
 }
 
 async fn affected(store: &ipa_store::Store, actor: &Actor, sql: &str) -> u64 {
-    use sea_orm::ConnectionTrait;
     let txn = store.begin(actor).await.unwrap();
     let result = txn
         .connection()
@@ -244,4 +248,93 @@ async fn a_version_cannot_name_an_agent_that_no_longer_exists() {
     )
     .await;
     assert_eq!(state(refused), "23503");
+}
+
+/// How many agents the name-filter plan test holds.
+const AGENTS: u32 = 100_000;
+
+#[tokio::test]
+async fn an_agent_name_filter_uses_its_trigram_index_at_100k_agents() {
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let alice = create_user(&store, "alice").await;
+    let bob = create_user(&store, "bob").await;
+    let admin = create_user(&store, "admin").await;
+
+    // `agent n`, alternating between alice (even `n`) and bob (odd `n`), every tenth inactive.
+    // As the owner with the system's context, the audit trigger off for this transaction only
+    // (it would write one audit row per agent).
+    let load = store.begin_maintenance().await.unwrap();
+    load.connection()
+        .execute_unprepared(&format!(
+            "ALTER TABLE agents DISABLE TRIGGER agent_audit_trigger; \
+             INSERT INTO agents (name, type, status, configuration, created_by, created_at) \
+             SELECT 'agent ' || n, 'custom', \
+                    (CASE WHEN n % 10 = 0 THEN 'inactive' ELSE 'active' END)::agent_status, \
+                    '{{\"endpoint\": \"https://x\"}}', \
+                    CASE WHEN n % 2 = 0 THEN '{alice}'::uuid ELSE '{bob}'::uuid END, \
+                    now() - n * interval '1 minute' \
+             FROM generate_series(1, {AGENTS}) AS n; \
+             ALTER TABLE agents ENABLE TRIGGER agent_audit_trigger"
+        ))
+        .await
+        .unwrap();
+    load.commit().await.unwrap();
+    store
+        .owner_connection()
+        .execute_unprepared("ANALYZE agents")
+        .await
+        .unwrap();
+
+    let agents = PgAgents::new(store.clone());
+    let superuser = user(admin, true);
+    // `agent 1234` and `agent 12340` to `agent 12349`, in any case and with the `%` and `_` of
+    // a name taken literally; 12340 is alice's inactive agent, which bob does not see.
+    let filter = AgentFilter {
+        name: Some(NameFragment::parse("Agent 1234").unwrap()),
+        ..AgentFilter::default()
+    };
+    for (who, actor, expected) in [
+        ("a superuser", &superuser, 11),
+        ("alice", &user(alice, false), 11),
+        ("bob", &user(bob, false), 10),
+    ] {
+        let page = agents
+            .list(actor, &filter, PageRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), expected, "as {who}");
+        assert!(page.next.is_none(), "as {who}");
+        assert!(
+            page.items
+                .iter()
+                .all(|agent| agent.settings.name.as_str().starts_with("agent 1234")),
+            "as {who}"
+        );
+    }
+    let literal = AgentFilter {
+        name: Some(NameFragment::parse("agent 1_34").unwrap()),
+        ..AgentFilter::default()
+    };
+    let page = agents
+        .list(&superuser, &literal, PageRequest::default())
+        .await
+        .unwrap();
+    assert!(page.items.is_empty(), "`_` matched a character");
+
+    let mut unserved = Vec::new();
+    for (who, actor) in [("a superuser", &superuser), ("bob", &user(bob, false))] {
+        let plan = agents
+            .explain_list(actor, &filter, PageRequest::default())
+            .await
+            .unwrap();
+        eprintln!("plan as {who}:\n{plan}\n");
+        if !plan.contains("Bitmap Index Scan on idx_agents_name_trgm") {
+            unserved.push(who);
+        }
+    }
+    assert!(
+        unserved.is_empty(),
+        "not served by idx_agents_name_trgm as {unserved:?} (plans above)"
+    );
 }
