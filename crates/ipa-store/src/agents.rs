@@ -27,8 +27,6 @@ use ipa_kernel::{
     Actor, AgentId, AgentToolId, Page, PageRequest, StorageError, UserId, WorkflowId,
 };
 use sea_orm::prelude::Decimal;
-use sea_orm::sea_query::extension::postgres::PgBinOper;
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, SqlErr,
@@ -39,7 +37,7 @@ use uuid::Uuid;
 use crate::entity::sea_orm_active_enums as enums;
 use crate::entity::{agent_tools, agents};
 use crate::sql::{
-    commit, db_error, explain_statement, from_store, like_literal, newest_first, read_rows_page,
+    commit, db_error, explain_statement, from_store, name_contains, newest_first, read_rows_page,
     statement, storage,
 };
 use crate::store::Store;
@@ -58,10 +56,6 @@ const AGENT_GRAPH: &str = "SELECT id, type::text AS agent_type, status::text AS 
 /// What uses the agent `$1` (workflows' current versions, group conversations), by the schema's
 /// `ipa_agent_usage`, one [`UsageRow`] each. Raw for the same reason as [`AGENT_GRAPH`].
 const AGENT_USAGE: &str = "SELECT kind, id, name FROM ipa_agent_usage($1)";
-
-/// PostgreSQL's function behind `LIKE ... ESCAPE`: it rewrites a pattern with the given escape
-/// character into one with the default escape.
-const LIKE_ESCAPE: &str = "like_escape";
 
 /// The most tools an agent may have: the most functions a model is offered in one request.
 pub const MAX_TOOLS: usize = 128;
@@ -446,15 +440,7 @@ fn list_select(filter: &AgentFilter, page: PageRequest) -> Select<agents::Entity
         select = select.filter(agents::Column::Status.eq(enums::AgentStatus::from(status)));
     }
     if let Some(name) = &filter.name {
-        let pattern = format!("%{}%", like_literal(name.as_str()));
-        // `name ILIKE p ESCAPE '\'` is parsed by PostgreSQL as `name ~~* like_escape(p, '\')`,
-        // so this is the same expression, spelled the way sea-query renders correctly: its
-        // `LikeExpr` escape is parenthesised with the pattern after `ILIKE` (`ILIKE (p ESCAPE
-        // '\')`), which PostgreSQL rejects.
-        select = select.filter(Expr::col((agents::Entity, agents::Column::Name)).binary(
-            PgBinOper::ILike,
-            Func::cust(LIKE_ESCAPE).arg(pattern).arg("\\"),
-        ));
+        select = select.filter(name_contains(agents::Column::Name, name.as_str()));
     }
     newest_first(select, agents::Column::CreatedAt, agents::Column::Id, page)
 }

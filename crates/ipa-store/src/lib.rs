@@ -13,8 +13,7 @@ pub mod cluster;
 /// The schema's tables as SeaORM entities, generated from the migrated schema by
 /// `scripts/generate-entities` (`just entities`) and never edited by hand; continuous integration
 /// fails when they differ from what the script generates. Private: the contexts see only their
-/// ports and domain types. The entities of contexts still read with raw statements are not used yet.
-#[allow(dead_code)]
+/// ports and domain types.
 mod entity;
 pub mod error;
 pub mod executions;

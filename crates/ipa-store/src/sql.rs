@@ -1,5 +1,7 @@
 //! Small helpers every repository shares: building raw statements, turning driver failures into
-//! the ports' opaque [`StorageError`], committing, and escaping client text for `LIKE`.
+//! the ports' opaque [`StorageError`], committing, keyset pages with the query builder
+//! ([`newest_first`], [`read_rows_page`]), plans of list queries, and matching client text
+//! literally with `ILIKE`.
 
 use ipa_kernel::{Actor, Keyset, Page, PageRequest, StorageError};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -132,80 +134,6 @@ pub(crate) async fn explain_statement(
     explain(store, actor, &query.sql, values).await
 }
 
-/// A list query built from only the filters a client gave, so each is planned for the indexes it
-/// can use, and paged newest first by `(created_at, id)` (keyset, never OFFSET).
-#[derive(Debug, Default)]
-pub(crate) struct ListQuery {
-    conditions: Vec<String>,
-    values: Vec<Value>,
-}
-
-impl ListQuery {
-    /// Binds `value` as the next parameter and returns its number (for `$n`).
-    pub(crate) fn bind(&mut self, value: impl Into<Value>) -> usize {
-        self.values.push(value.into());
-        self.values.len()
-    }
-
-    /// Adds a condition every row must meet.
-    pub(crate) fn condition(&mut self, sql: String) {
-        self.conditions.push(sql);
-    }
-
-    /// The statement `SELECT {columns} FROM {from}` with the conditions, continued after
-    /// `page.after`, newest first, one row over the page (so the caller knows whether another
-    /// follows). `alias` prefixes the ordering columns (`"w."`, or `""`).
-    pub(crate) fn newest_first(
-        mut self,
-        columns: &str,
-        from: &str,
-        alias: &str,
-        page: PageRequest,
-    ) -> (String, Vec<Value>) {
-        if let Some(after) = page.after {
-            let created_at = self.bind(after.created_at());
-            let id = self.bind(after.id());
-            self.condition(format!(
-                "({alias}created_at, {alias}id) < (${created_at}, ${id})"
-            ));
-        }
-        let limit = self.bind(i64::from(page.limit.get() + 1));
-        let filter = if self.conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.conditions.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {columns} FROM {from} {filter} \
-             ORDER BY {alias}created_at DESC, {alias}id DESC LIMIT ${limit}"
-        );
-        (sql, self.values)
-    }
-}
-
-/// Reads one page of a list as `actor`: `query` is [`ListQuery::newest_first`]'s statement
-/// (one row over the page), each row read by `from_row`; `context` names the work in errors.
-pub(crate) async fn read_page<T>(
-    store: &Store,
-    actor: &Actor,
-    query: (String, Vec<Value>),
-    page: PageRequest,
-    context: &'static str,
-    from_row: impl Fn(&QueryResult) -> Result<T, StorageError>,
-    keyset: impl Fn(&T) -> Keyset,
-) -> Result<Page<T>, StorageError> {
-    let (sql, values) = query;
-    let txn = store.begin(actor).await.map_err(from_store)?;
-    let rows = txn
-        .connection()
-        .query_all_raw(statement(&sql, values))
-        .await
-        .map_err(storage(context))?;
-    commit(txn).await?;
-    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_overfetched(items, page.limit, keyset))
-}
-
 /// Runs `statement`, a single statement that sets the role and context it needs itself (such as
 /// `ipa_authenticate`), in a transaction of its own, and returns its one row if any. When the
 /// pool's connections are sessions of their own it is sent alone, outside an explicit
@@ -241,7 +169,17 @@ pub(crate) async fn query_one_alone(
     }
 }
 
-/// Escapes `%`, `_` and `\` so a client's text matches literally in `LIKE ... ESCAPE '\'`.
+/// `column` contains `fragment`, in any case: `column ILIKE '%fragment%'` with the fragment's
+/// wildcards escaped by backslash, `LIKE`'s default escape character (so no `ESCAPE` clause: in
+/// sea-query 1.0 it renders as `ILIKE ($1 ESCAPE ...)`, which PostgreSQL refuses). `ILIKE`
+/// (`texticlike`) is marked LEAKPROOF (ADR 0006), so under row level security a trigram index
+/// serves it.
+pub(crate) fn name_contains(column: impl ColumnTrait, fragment: &str) -> Expr {
+    column.ilike(format!("%{}%", like_literal(fragment)))
+}
+
+/// Escapes `%`, `_` and `\` so a client's text matches literally in `LIKE` (whose default escape
+/// character is the backslash).
 pub(crate) fn like_literal(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
     for c in text.chars() {

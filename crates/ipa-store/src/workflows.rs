@@ -31,7 +31,7 @@ use crate::entity::sea_orm_active_enums::{
 };
 use crate::entity::{workflow_versions, workflows};
 use crate::sql::{
-    commit, db_error, explain_statement, from_store, like_literal, newest_first, read_rows_page,
+    commit, db_error, explain_statement, from_store, name_contains, newest_first, read_rows_page,
     statement, storage,
 };
 use crate::store::Store;
@@ -301,9 +301,7 @@ fn list_query(filter: &WorkflowFilter, page: PageRequest) -> sea_orm::Statement 
         ));
     }
     if let Some(name) = &filter.name {
-        // Backslash, which `like_literal` escapes with, is LIKE's default escape character.
-        select = select
-            .filter(workflows::Column::Name.ilike(format!("%{}%", like_literal(name.as_str()))));
+        select = select.filter(name_contains(workflows::Column::Name, name.as_str()));
     }
     if let Some(owner) = filter.owner {
         select = select.filter(workflows::Column::CreatedBy.eq(owner.as_uuid()));
