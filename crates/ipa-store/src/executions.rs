@@ -23,7 +23,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, Func, LockType, OnConflict};
 use sea_orm::{
     ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, DerivePartialModel, EntityTrait,
     FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationDef,
-    Select, StatementBuilder,
+    Select, StatementBuilder, UpdateMany,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -764,7 +764,7 @@ impl ExecutionRepository for PgExecutions {
                         json!({}),
                     ));
                 }
-                executions::Entity::update_many()
+                stop_waiting(executions::Entity::update_many())
                     .col_expr(
                         executions::Column::Status,
                         Expr::val(StoredStatus::Cancelled),
@@ -777,14 +777,6 @@ impl ExecutionRepository for PgExecutions {
                             Expr::current_timestamp(),
                         ])
                         .into(),
-                    )
-                    .col_expr(
-                        executions::Column::WaitingStepId,
-                        Expr::val(Option::<Uuid>::None),
-                    )
-                    .col_expr(
-                        executions::Column::WakeAt,
-                        Expr::val(Option::<OffsetDateTime>::None),
                     )
                     .col_expr(executions::Column::ErrorMessage, Expr::val("cancelled"))
                     .filter(this_run)
@@ -841,7 +833,7 @@ impl ExecutionRepository for PgExecutions {
                     .exec(conn)
                     .await
                     .map_err(storage("putting a failed step back in line"))?;
-                executions::Entity::update_many()
+                let_go(executions::Entity::update_many())
                     .col_expr(executions::Column::Status, Expr::val(StoredStatus::Pending))
                     .col_expr(
                         executions::Column::RetryCount,
@@ -865,14 +857,6 @@ impl ExecutionRepository for PgExecutions {
                         Expr::val(Option::<i32>::None),
                     )
                     .col_expr(executions::Column::Recoveries, Expr::val(0))
-                    .col_expr(
-                        executions::Column::LeaseOwner,
-                        Expr::val(Option::<String>::None),
-                    )
-                    .col_expr(
-                        executions::Column::LeaseExpiresAt,
-                        Expr::val(Option::<OffsetDateTime>::None),
-                    )
                     .filter(this_run)
                     .exec(conn)
                     .await
@@ -981,19 +965,10 @@ impl ExecutionRepository for PgExecutions {
             .exec(conn)
             .await
             .map_err(storage("recording a decision on a step"))?;
-        let mut run = executions::Entity::update_many()
-            .col_expr(
-                executions::Column::Status,
-                Expr::val(StoredStatus::from(next.status)),
-            )
-            .col_expr(
-                executions::Column::WaitingStepId,
-                Expr::val(Option::<Uuid>::None),
-            )
-            .col_expr(
-                executions::Column::WakeAt,
-                Expr::val(Option::<OffsetDateTime>::None),
-            );
+        let mut run = stop_waiting(executions::Entity::update_many()).col_expr(
+            executions::Column::Status,
+            Expr::val(StoredStatus::from(next.status)),
+        );
         if let Some(error) = &error {
             run = run
                 .col_expr(executions::Column::ErrorMessage, Expr::val(error.clone()))
@@ -1065,6 +1040,34 @@ impl ExecutionRepository for PgExecutions {
             })
             .collect())
     }
+}
+
+/// `update` also ends the run's wait for an approval (`waiting_step_id`, `wake_at`).
+pub(crate) fn stop_waiting(
+    update: UpdateMany<executions::Entity>,
+) -> UpdateMany<executions::Entity> {
+    update
+        .col_expr(
+            executions::Column::WaitingStepId,
+            Expr::val(Option::<Uuid>::None),
+        )
+        .col_expr(
+            executions::Column::WakeAt,
+            Expr::val(Option::<OffsetDateTime>::None),
+        )
+}
+
+/// `update` also lets go of the run's lease (`lease_owner`, `lease_expires_at`).
+pub(crate) fn let_go(update: UpdateMany<executions::Entity>) -> UpdateMany<executions::Entity> {
+    update
+        .col_expr(
+            executions::Column::LeaseOwner,
+            Expr::val(Option::<String>::None),
+        )
+        .col_expr(
+            executions::Column::LeaseExpiresAt,
+            Expr::val(Option::<OffsetDateTime>::None),
+        )
 }
 
 /// Sets run `id`'s status (the caller holds its lock and checked the transition).

@@ -30,7 +30,8 @@ use crate::entity::sea_orm_active_enums::{
     ExecutionStatus as StoredStatus, StepStatus as StoredStepStatus,
 };
 use crate::executions::{
-    StateRow, insert_logs, insert_logs_from_batch, log_batch, read_steps_of, run_state, set_status,
+    StateRow, insert_logs, insert_logs_from_batch, let_go, log_batch, read_steps_of, run_state,
+    set_status, stop_waiting,
 };
 use crate::sql::{commit, from_store, statement, storage, store_error};
 use crate::store::{ActorTransaction, Store};
@@ -267,15 +268,7 @@ impl RunJournal for PgRunJournal {
 
 /// Lets go of run `id` in this transaction (its worker is done with it for now).
 async fn release(conn: &DatabaseTransaction, id: ExecutionId) -> Result<(), StorageError> {
-    executions::Entity::update_many()
-        .col_expr(
-            executions::Column::LeaseOwner,
-            Expr::val(Option::<String>::None),
-        )
-        .col_expr(
-            executions::Column::LeaseExpiresAt,
-            Expr::val(Option::<OffsetDateTime>::None),
-        )
+    let_go(executions::Entity::update_many())
         .filter(executions::Column::Id.eq(id.as_uuid()))
         .exec(conn)
         .await
@@ -462,16 +455,8 @@ async fn apply_outcome(
     const CONTEXT: &str = "recording a run's outcome";
     let illegal = |error: ipa_execution::IllegalTransition| StorageError::new(CONTEXT, error);
     // Every outcome lets go of the run: the next change is another worker's claim.
-    let update = executions::Entity::update_many()
-        .col_expr(
-            executions::Column::LeaseOwner,
-            Expr::val(Option::<String>::None),
-        )
-        .col_expr(
-            executions::Column::LeaseExpiresAt,
-            Expr::val(Option::<OffsetDateTime>::None),
-        )
-        .filter(executions::Column::Id.eq(id.as_uuid()));
+    let update =
+        let_go(executions::Entity::update_many()).filter(executions::Column::Id.eq(id.as_uuid()));
     let update = match outcome {
         RunOutcome::Complete(output) => {
             state.apply(RunAction::Complete).map_err(illegal)?;
@@ -495,18 +480,10 @@ async fn apply_outcome(
                 format!("Execution failed: {error}"),
                 json!({"error": error}),
             ));
-            update
+            stop_waiting(update)
                 .col_expr(executions::Column::Status, Expr::val(StoredStatus::Failed))
                 .col_expr(executions::Column::ErrorMessage, Expr::val(error.clone()))
                 .col_expr(executions::Column::CompletedAt, Expr::current_timestamp())
-                .col_expr(
-                    executions::Column::WaitingStepId,
-                    Expr::val(Option::<Uuid>::None),
-                )
-                .col_expr(
-                    executions::Column::WakeAt,
-                    Expr::val(Option::<OffsetDateTime>::None),
-                )
         }
         RunOutcome::AwaitApproval { step, deadline } => {
             state
