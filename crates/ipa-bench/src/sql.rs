@@ -1,8 +1,11 @@
 //! The SQL the server runs for each measured request, transaction for transaction, as pgbench
 //! scripts (the "pgbench equivalent" of every row), and as the queries the EXPLAIN checks plan.
 //!
-//! Each piece names the store function it mirrors (`crates/ipa-store/src/...`). When the store
-//! changes its SQL, change the mirror here: the comparison is only as honest as the copy.
+//! Each piece names the store function it mirrors (`crates/ipa-store/src/...`). The store builds
+//! most of its statements with SeaORM's query builder; the copies here say the same in plain SQL
+//! (the same tables, columns, conditions, order, limits and round trips; the builder's quoting and
+//! `LIMIT` parameters aside). When the store changes what it sends, change the mirror here: the
+//! comparison is only as honest as the copy.
 //!
 //! pgbench variables: `uid` (the benchmark user), `token` (the hex SHA-256 of its bearer token),
 //! `owned`, `startable`, `runs` (counts from the seed), `deep_at` and
@@ -19,22 +22,23 @@ pub const CLIENT_IP: &str = "127.0.0.1";
 /// The user agent of the load.
 pub const USER_AGENT: &str = "ipa-bench";
 
-/// `WORKFLOW_COLUMNS` of `crates/ipa-store/src/workflows.rs`.
+/// The columns of a workflow's row with its current version's number (`WorkflowRow` of
+/// `crates/ipa-store/src/workflows.rs`).
 pub const WORKFLOW_COLUMNS: &str = "w.id, w.name, w.description, w.created_by, \
      coalesce(w.status, 'draft')::text AS status, w.current_version_id, \
      v.version_number AS current_version_number, to_jsonb(coalesce(w.tags, '{}')) AS tags, \
      coalesce(w.metadata, '{}') AS metadata, coalesce(w.created_at, now()) AS created_at, \
      coalesce(w.updated_at, w.created_at, now()) AS updated_at";
 
-/// `WORKFLOW_FROM` of `crates/ipa-store/src/workflows.rs`.
+/// `with_current_version` of `crates/ipa-store/src/workflows.rs`.
 pub const WORKFLOW_FROM: &str =
     "workflows w LEFT JOIN workflow_versions v ON v.id = w.current_version_id";
 
-/// `SUMMARY_COLUMNS` of `crates/ipa-store/src/workflows.rs`.
+/// A version's columns as `crates/ipa-store/src/workflows.rs` reads them.
 const SUMMARY_COLUMNS: &str = "v.id, v.workflow_id, v.version_number, v.change_summary, \
      v.created_by, coalesce(v.created_at, now()) AS created_at";
 
-/// `EXECUTION_COLUMNS` of `crates/ipa-store/src/executions.rs`.
+/// The columns of a run (`RunRow` of `crates/ipa-store/src/executions.rs`).
 pub const EXECUTION_COLUMNS: &str = "e.id, e.workflow_id, e.workflow_version_id, \
      v.version_number, e.triggered_by, coalesce(e.status, 'pending')::text AS status, \
      e.waiting_step_id, coalesce(e.input_data, '{}') AS input_data, e.output_data, \
@@ -43,17 +47,17 @@ pub const EXECUTION_COLUMNS: &str = "e.id, e.workflow_id, e.workflow_version_id,
      coalesce(e.created_at, now()) AS created_at, \
      coalesce(e.updated_at, e.created_at, now()) AS updated_at";
 
-/// `EXECUTION_FROM` of `crates/ipa-store/src/executions.rs`.
+/// `runs` of `crates/ipa-store/src/executions.rs`.
 pub const EXECUTION_FROM: &str =
     "executions e LEFT JOIN workflow_versions v ON v.id = e.workflow_version_id";
 
-/// `STEP_COLUMNS` of `crates/ipa-store/src/executions.rs`.
+/// A step's columns (`execution_steps::Model`, read by `crates/ipa-store/src/executions.rs`).
 const STEP_COLUMNS: &str = "s.id, s.execution_id, s.step_name, s.step_index, \
      s.step_type, coalesce(s.status, 'pending')::text AS status, s.input_data, s.output_data, \
      s.error_message, s.started_at, s.completed_at, s.duration_ms::bigint AS duration_ms, \
      coalesce(s.retry_count, 0) AS retry_count";
 
-/// `LOG_COLUMNS` of `crates/ipa-store/src/executions.rs`.
+/// A log line's columns (`execution_logs::Model`, read by `crates/ipa-store/src/executions.rs`).
 pub const LOG_COLUMNS: &str = "id, execution_id, execution_step_id, level::text AS level, message, \
      coalesce(context, '{}') AS context, created_at";
 
@@ -373,7 +377,8 @@ pub fn script(operation: Operation) -> String {
     }
 }
 
-/// `ListQuery::newest_first` over workflows with one condition, the default page (50 + 1).
+/// The workflow list (`sql::newest_first` in ipa-store) with one condition, the default page
+/// (50 + 1).
 pub fn list_workflows(condition: &str) -> String {
     format!(
         "SELECT {WORKFLOW_COLUMNS} FROM {WORKFLOW_FROM} WHERE {condition} \
@@ -381,7 +386,7 @@ pub fn list_workflows(condition: &str) -> String {
     )
 }
 
-/// `ListQuery::newest_first` over executions, with or without a condition.
+/// The run list (`sql::newest_first` in ipa-store), with or without a condition.
 pub fn list_executions(condition: Option<&str>) -> String {
     let filter = condition.map(|c| format!("WHERE {c} ")).unwrap_or_default();
     format!(
@@ -425,13 +430,13 @@ fn audit_insert(
     )
 }
 
-/// `LOCK_HELD_RUN` of `crates/ipa-store/src/runs.rs`.
+/// `lock_held_run` of `crates/ipa-store/src/runs.rs`.
 const LOCK_HELD_RUN: &str = "SELECT coalesce(status, 'pending')::text AS status, \
      waiting_step_id FROM executions WHERE id = :eid::uuid AND lease_owner = 'bench-' || :client_id \
      FOR NO KEY UPDATE;";
 
 /// A step's change and the transaction's log lines in one statement (`apply_step` with
-/// `INSERT_LOGS_FROM_BATCH` of `crates/ipa-store/src/runs.rs` and `executions.rs`): the step
+/// `insert_logs_from_batch!` of `crates/ipa-store/src/executions.rs`, used by `runs.rs` too): the step
 /// `:s_id` moves to `status` only from one of `from`, and `lines` (JSON objects, the step's id
 /// spliced in as `' || :s_id || '`) are written in order.
 fn apply_step_with_logs(
