@@ -383,12 +383,18 @@ impl<'a> TransactionScope<'a> {
             user_agent,
             self.login_identifier.unwrap_or_default().to_owned(),
             self.token_digest_hex.clone().unwrap_or_default(),
+            "off".to_owned(),
         ]
     }
 }
 
 /// The settings every transaction makes, in the order of [`PREPARED_SETTINGS`]'s parameters.
-const SETTING_NAMES: [&str; 7] = [
+///
+/// `jit` is off: the platform's statements are short, and PostgreSQL's cost model, inflated by
+/// row level security's subplans over millions of rows, chose to compile some of them (a page of
+/// a run's log lines under a generic plan) for 20 to 50 ms each, for queries that run in a
+/// millisecond.
+const SETTING_NAMES: [&str; 8] = [
     "role",
     "app.current_user_id",
     "app.is_superuser",
@@ -396,13 +402,15 @@ const SETTING_NAMES: [&str; 7] = [
     "app.user_agent",
     "app.login_identifier",
     "app.session_token_hash",
+    "jit",
 ];
 
-/// [`SETTING_NAMES`] set transaction-locally to `$1` to `$7`.
+/// [`SETTING_NAMES`] set transaction-locally to `$1` to `$8`.
 const PREPARED_SETTINGS: &str = "SELECT set_config('role', $1, true), \
      set_config('app.current_user_id', $2, true), set_config('app.is_superuser', $3, true), \
      set_config('app.client_ip', $4, true), set_config('app.user_agent', $5, true), \
-     set_config('app.login_identifier', $6, true), set_config('app.session_token_hash', $7, true)";
+     set_config('app.login_identifier', $6, true), set_config('app.session_token_hash', $7, true), \
+     set_config('jit', $8, true)";
 
 /// A transaction's first statement ([`TransactionScope::settings`]).
 enum Settings {
@@ -546,7 +554,11 @@ mod tests {
             pooled.starts_with("DEALLOCATE ALL; SELECT set_config(E'role', E'ipa_app', true)"),
             "{pooled}"
         );
-        assert_eq!(pooled.matches("set_config(").count(), 7, "{pooled}");
+        assert_eq!(
+            pooled.matches("set_config(").count(),
+            SETTING_NAMES.len(),
+            "{pooled}"
+        );
     }
 
     #[test]
