@@ -21,7 +21,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveValue, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, DerivePartialModel,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, SelectExt, SqlErr,
-    Statement,
+    Statement, StatementBuilder,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -33,6 +33,12 @@ use crate::sql::{
     statement, storage,
 };
 use crate::store::{ActorTransaction, Store, TransactionScope};
+
+/// The id a sign-in attempt's insert returns.
+#[derive(Debug, FromQueryResult)]
+struct AttemptRow {
+    id: i64,
+}
 
 /// A session is touched (idle expiry pushed forward) at most this often, so authenticating is a
 /// read on almost every request rather than a write.
@@ -580,15 +586,15 @@ impl SessionRepository for PgSessions {
                     ])
                     .map_err(|error| StorageError::new("recording a sign-in attempt", error))?
                     .returning_col(login_attempts::Column::Id);
-                let id: i64 = conn
-                    .query_one(&insert)
-                    .await
-                    .map_err(storage("recording a sign-in attempt"))?
-                    .ok_or_else(|| {
-                        StorageError::new("recording a sign-in attempt", "no row returned")
-                    })?
-                    .try_get_by_index(0)
-                    .map_err(storage("recording a sign-in attempt"))?;
+                let id = AttemptRow::find_by_statement(StatementBuilder::build(
+                    &insert,
+                    &DbBackend::Postgres,
+                ))
+                .one(conn)
+                .await
+                .map_err(storage("recording a sign-in attempt"))?
+                .ok_or_else(|| StorageError::new("recording a sign-in attempt", "no row returned"))?
+                .id;
                 ThrottleCheck::Admitted(AttemptId::new(id))
             }
         };
