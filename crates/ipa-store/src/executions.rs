@@ -812,22 +812,13 @@ impl ExecutionRepository for PgExecutions {
                         execution_steps::Column::Status,
                         Expr::val(StoredStepStatus::Pending),
                     )
-                    .col_expr(
-                        execution_steps::Column::ErrorMessage,
-                        Expr::val(Option::<String>::None),
-                    )
-                    .col_expr(
-                        execution_steps::Column::CompletedAt,
-                        Expr::val(Option::<OffsetDateTime>::None),
-                    )
+                    .col_expr(execution_steps::Column::ErrorMessage, Expr::null())
+                    .col_expr(execution_steps::Column::CompletedAt, Expr::null())
                     .col_expr(
                         execution_steps::Column::DurationMs,
                         Expr::val(Option::<i32>::None),
                     )
-                    .col_expr(
-                        execution_steps::Column::OutputData,
-                        Expr::val(Option::<serde_json::Value>::None),
-                    )
+                    .col_expr(execution_steps::Column::OutputData, Expr::null())
                     .filter(execution_steps::Column::ExecutionId.eq(id.as_uuid()))
                     .filter(execution_steps::Column::Status.eq(StoredStepStatus::Failed))
                     .exec(conn)
@@ -840,18 +831,9 @@ impl ExecutionRepository for PgExecutions {
                         Func::coalesce([executions::Column::RetryCount.into_expr(), Expr::val(0)])
                             .add(1),
                     )
-                    .col_expr(
-                        executions::Column::ErrorMessage,
-                        Expr::val(Option::<String>::None),
-                    )
-                    .col_expr(
-                        executions::Column::OutputData,
-                        Expr::val(Option::<serde_json::Value>::None),
-                    )
-                    .col_expr(
-                        executions::Column::CompletedAt,
-                        Expr::val(Option::<OffsetDateTime>::None),
-                    )
+                    .col_expr(executions::Column::ErrorMessage, Expr::null())
+                    .col_expr(executions::Column::OutputData, Expr::null())
+                    .col_expr(executions::Column::CompletedAt, Expr::null())
                     .col_expr(
                         executions::Column::DurationMs,
                         Expr::val(Option::<i32>::None),
@@ -1047,27 +1029,15 @@ pub(crate) fn stop_waiting(
     update: UpdateMany<executions::Entity>,
 ) -> UpdateMany<executions::Entity> {
     update
-        .col_expr(
-            executions::Column::WaitingStepId,
-            Expr::val(Option::<Uuid>::None),
-        )
-        .col_expr(
-            executions::Column::WakeAt,
-            Expr::val(Option::<OffsetDateTime>::None),
-        )
+        .col_expr(executions::Column::WaitingStepId, Expr::null())
+        .col_expr(executions::Column::WakeAt, Expr::null())
 }
 
 /// `update` also lets go of the run's lease (`lease_owner`, `lease_expires_at`).
 pub(crate) fn let_go(update: UpdateMany<executions::Entity>) -> UpdateMany<executions::Entity> {
     update
-        .col_expr(
-            executions::Column::LeaseOwner,
-            Expr::val(Option::<String>::None),
-        )
-        .col_expr(
-            executions::Column::LeaseExpiresAt,
-            Expr::val(Option::<OffsetDateTime>::None),
-        )
+        .col_expr(executions::Column::LeaseOwner, Expr::null())
+        .col_expr(executions::Column::LeaseExpiresAt, Expr::null())
 }
 
 /// Sets run `id`'s status (the caller holds its lock and checked the transition).
