@@ -1,8 +1,9 @@
 //! The engine phase: one-step webhook runs against the local endpoint, with the server's workers
 //! on. For each worker count: `R` runs started through the API as fast as possible (runs per
-//! second, enqueue-to-start under load), then runs started one at a time with idle workers
-//! (enqueue-to-start when a worker waits), then pgbench running the journal's SQL for a one-step
-//! run on `R` pending runs with as many clients as workers.
+//! second end to end, enqueue-to-start under load), then runs started one at a time with idle
+//! workers (enqueue-to-start when a worker waits), then a backlog of `R` pending runs written at
+//! once and drained by the workers (claim and complete alone), then pgbench running the
+//! journal's SQL for a one-step run on `R` such runs with as many clients as workers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,15 +28,23 @@ pub struct EngineRow {
     pub runs: u64,
     /// Runs that did not complete.
     pub not_completed: u64,
-    /// Completed runs per second, from the first run's creation to the last one's completion.
+    /// Completed runs per second, from the first run's creation to the last one's completion
+    /// (the API's starts and the workers sharing the cores).
     pub runs_per_second: f64,
+    /// Runs in the backlog drained by claim and complete alone.
+    pub backlog_runs: u64,
+    /// Runs of the backlog that did not complete.
+    pub backlog_not_completed: u64,
+    /// Completed runs per second of the backlog, from the first claim to the last completion:
+    /// the figure pgbench's claim and complete is compared with.
+    pub claim_complete_per_second: f64,
     /// Enqueue-to-start (`started_at - created_at`) in the burst, p50 and p99, ms.
     pub burst_start: (Option<f64>, Option<f64>),
     /// The same for runs started one at a time with idle workers.
     pub idle_start: (Option<f64>, Option<f64>),
     /// Runs started one at a time.
     pub idle_runs: u64,
-    /// Worker time per run less the endpoint's own time, ms.
+    /// Worker time per run of the backlog less the endpoint's own time, ms.
     pub overhead_ms: f64,
     /// The endpoint's mean time to answer, ms.
     pub endpoint_ms: f64,
@@ -120,29 +129,51 @@ pub async fn start_quiet(
     Ok(server)
 }
 
-/// The enqueue-to-start p50 and p99 (ms), the count, the runs not completed and the span from the
-/// first creation to the last completion (s) of the runs of `workflow` whose input's `batch` is
-/// `batch`.
-async fn batch_figures(
-    database: &BenchDatabase,
-    workflow: &str,
-    batch: &str,
-) -> anyhow::Result<(Vec<f64>, u64, u64, f64)> {
-    let filter = format!("workflow_id = '{workflow}'::uuid AND input_data->>'batch' = '{batch}'");
+/// The runs of `workflow` whose input's `batch` is `batch` (an SQL condition on `executions`).
+fn batch_filter(workflow: &str, batch: &str) -> String {
+    format!("workflow_id = '{workflow}'::uuid AND input_data->>'batch' = '{batch}'")
+}
+
+/// The runs of `workflow` with the seeded ids `first` to `first + count - 1`.
+fn range_filter(workflow: &str, first: u64, count: u64) -> String {
+    format!(
+        "workflow_id = '{workflow}'::uuid AND id BETWEEN '{}'::uuid AND '{}'::uuid",
+        crate::seed::Table::Execution.id(first),
+        crate::seed::Table::Execution.id(first + count - 1)
+    )
+}
+
+/// What the runs `filter` selects show.
+struct BatchFigures {
+    /// Enqueue-to-start (`started_at - created_at`) of each started run, ms, sorted.
+    starts: Vec<f64>,
+    /// Runs selected.
+    count: u64,
+    /// Of those, the runs that did not complete.
+    not_completed: u64,
+    /// From the first creation to the last completion, s.
+    from_creation: f64,
+    /// From the first start (claim) to the last completion, s.
+    from_start: f64,
+}
+
+async fn batch_figures(database: &BenchDatabase, filter: &str) -> anyhow::Result<BatchFigures> {
     let starts = database
         .query(&format!(
             "SELECT extract(epoch FROM started_at - created_at) * 1000 FROM executions \
              WHERE {filter} AND started_at IS NOT NULL ORDER BY 1"
         ))
         .await?;
-    let starts: Vec<f64> = starts
+    let mut starts: Vec<f64> = starts
         .lines()
         .filter_map(|line| line.trim().parse().ok())
         .collect();
+    starts.sort_by(f64::total_cmp);
     let summary = database
         .query(&format!(
             "SELECT count(*), count(*) FILTER (WHERE status <> 'completed'), \
-                    coalesce(extract(epoch FROM max(completed_at) - min(created_at)), 0) \
+                    coalesce(extract(epoch FROM max(completed_at) - min(created_at)), 0), \
+                    coalesce(extract(epoch FROM max(completed_at) - min(started_at)), 0) \
              FROM executions WHERE {filter}"
         ))
         .await?;
@@ -153,31 +184,45 @@ async fn batch_figures(
             .and_then(|field| field.trim().parse().ok())
             .with_context(|| format!("reading the runs' figures from {summary:?}"))
     };
-    Ok((starts, number(0)? as u64, number(1)? as u64, number(2)?))
+    Ok(BatchFigures {
+        starts,
+        count: number(0)? as u64,
+        not_completed: number(1)? as u64,
+        from_creation: number(2)?,
+        from_start: number(3)?,
+    })
 }
 
-/// Waits until every run of the batch is final (completed, failed or cancelled).
+/// Waits until every run `filter` selects is final (completed, failed or cancelled).
 async fn wait_finished(
     database: &BenchDatabase,
-    workflow: &str,
-    batch: &str,
+    filter: &str,
     expected: u64,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
         let done = database
             .query(&format!(
-                "SELECT count(*) FROM executions WHERE workflow_id = '{workflow}'::uuid \
-                 AND input_data->>'batch' = '{batch}' AND status IN ('completed', 'failed', 'cancelled')"
+                "SELECT count(*) FROM executions WHERE {filter} \
+                 AND status IN ('completed', 'failed', 'cancelled')"
             ))
             .await?;
         if done.trim().parse::<u64>().unwrap_or(0) >= expected {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("runs of batch {batch} did not finish within 30 minutes");
+            bail!("the runs where {filter} did not finish within 30 minutes");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Completed runs per second over `span` seconds.
+fn per_second(figures: &BatchFigures, span: f64) -> f64 {
+    if span > 0.0 {
+        (figures.count - figures.not_completed) as f64 / span
+    } else {
+        0.0
     }
 }
 
@@ -261,10 +306,9 @@ async fn measure(
     for starter in starters {
         starter.await.context("a starter failed")??;
     }
-    wait_finished(setup.database, workflow, &burst, setup.runs).await?;
-    let (mut starts, count, not_completed, span) =
-        batch_figures(setup.database, workflow, &burst).await?;
-    starts.sort_by(f64::total_cmp);
+    let burst_filter = batch_filter(workflow, &burst);
+    wait_finished(setup.database, &burst_filter, setup.runs).await?;
+    let burst_figures = batch_figures(setup.database, &burst_filter).await?;
     let served = endpoint
         .served
         .requests
@@ -281,16 +325,7 @@ async fn measure(
     } else {
         0.0
     };
-    let runs_per_second = if span > 0.0 {
-        (count - not_completed) as f64 / span
-    } else {
-        0.0
-    };
-    let overhead_ms = if count > 0 {
-        f64::from(workers) * span * 1000.0 / count as f64 - endpoint_ms
-    } else {
-        0.0
-    };
+    let runs_per_second = per_second(&burst_figures, burst_figures.from_creation);
     // One at a time: each run starts while every worker waits.
     let idle = format!("idle-{index}");
     for n in 0..setup.idle_runs {
@@ -304,28 +339,80 @@ async fn measure(
         .await?;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    wait_finished(setup.database, workflow, &idle, setup.idle_runs).await?;
-    let (mut idle_starts, _, _, _) = batch_figures(setup.database, workflow, &idle).await?;
-    idle_starts.sort_by(f64::total_cmp);
+    let idle_filter = batch_filter(workflow, &idle);
+    wait_finished(setup.database, &idle_filter, setup.idle_runs).await?;
+    let idle_figures = batch_figures(setup.database, &idle_filter).await?;
+    let backlog = drain_backlog(setup, workflow, workers, index).await?;
+    let overhead_ms = if backlog.count > 0 {
+        f64::from(workers) * backlog.from_start * 1000.0 / backlog.count as f64 - endpoint_ms
+    } else {
+        0.0
+    };
     let peak_rss_mib = watch.finish().await;
     use crate::stats::percentile_f64;
     Ok(EngineRow {
         workers,
-        runs: count,
-        not_completed,
+        runs: burst_figures.count,
+        not_completed: burst_figures.not_completed,
         runs_per_second,
-        burst_start: (percentile_f64(&starts, 50.0), percentile_f64(&starts, 99.0)),
-        idle_start: (
-            percentile_f64(&idle_starts, 50.0),
-            percentile_f64(&idle_starts, 99.0),
+        backlog_runs: backlog.count,
+        backlog_not_completed: backlog.not_completed,
+        claim_complete_per_second: per_second(&backlog, backlog.from_start),
+        burst_start: (
+            percentile_f64(&burst_figures.starts, 50.0),
+            percentile_f64(&burst_figures.starts, 99.0),
         ),
-        idle_runs: idle_starts.len() as u64,
+        idle_start: (
+            percentile_f64(&idle_figures.starts, 50.0),
+            percentile_f64(&idle_figures.starts, 99.0),
+        ),
+        idle_runs: idle_figures.starts.len() as u64,
         overhead_ms,
         endpoint_ms,
         pgbench_tps: None,
         pgbench_error: None,
         peak_rss_mib,
     })
+}
+
+/// The first seeded id of row `index`'s backlog, far above the seeded executions' and pgbench's.
+fn backlog_first(index: usize) -> u64 {
+    2_000_000_000_000 + (index as u64) * 10_000_000
+}
+
+/// Claim and complete as the engine does it: `runs` pending runs written at once, as pgbench's
+/// are (no API start competing for the cores), then every worker woken, and the figures taken
+/// from the first claim to the last completion.
+async fn drain_backlog(
+    setup: &EngineSetup<'_>,
+    workflow: &str,
+    workers: u32,
+    index: usize,
+) -> anyhow::Result<BatchFigures> {
+    let first = backlog_first(index);
+    let seed_path = setup.database.write(
+        &format!("backlog-{index}.sql"),
+        &crate::seed::pending_runs_sql(workflow, &setup.user.user_id, first, setup.runs, false),
+    )?;
+    setup
+        .database
+        .run_file(crate::database::SUPERUSER, &seed_path)
+        .await?;
+    // The seed writes with triggers off, so no notification went out: one per worker, each
+    // in its own transaction (PostgreSQL folds equal notifications of one transaction), wakes
+    // them all now rather than at their next polls.
+    let wake: String = (0..u64::from(workers))
+        .map(|n| {
+            format!(
+                "SELECT pg_notify('ipa_executions', 'pending:{}');\n",
+                crate::seed::Table::Execution.id(first + n)
+            )
+        })
+        .collect();
+    setup.database.query(&wake).await?;
+    let filter = range_filter(workflow, first, setup.runs);
+    wait_finished(setup.database, &filter, setup.runs).await?;
+    batch_figures(setup.database, &filter).await
 }
 
 /// Seeds pending one-step runs and has pgbench claim and complete them with the journal's SQL.
@@ -341,7 +428,7 @@ async fn pgbench_equivalent(
     let first = 1_000_000_000_000 + (index as u64) * 10_000_000;
     let seed_path = setup.database.write(
         &format!("pending-{index}.sql"),
-        &crate::seed::pending_runs_sql(workflow, &setup.user.user_id, first, count),
+        &crate::seed::pending_runs_sql(workflow, &setup.user.user_id, first, count, true),
     )?;
     setup
         .database
@@ -362,10 +449,8 @@ async fn pgbench_equivalent(
     let left = setup
         .database
         .query(&format!(
-            "SELECT count(*) FROM executions WHERE workflow_id = '{workflow}'::uuid AND status <> 'completed' \
-             AND id BETWEEN '{}'::uuid AND '{}'::uuid",
-            crate::seed::Table::Execution.id(first),
-            crate::seed::Table::Execution.id(first + count - 1)
+            "SELECT count(*) FROM executions WHERE {} AND status <> 'completed'",
+            range_filter(workflow, first, count)
         ))
         .await?;
     if left.trim() != "0" {

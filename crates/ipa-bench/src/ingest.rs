@@ -53,7 +53,7 @@ pub async fn run(
     let number = 2_000_000_000_000u64;
     let path = database.write(
         "ingest-run.sql",
-        &crate::seed::pending_runs_sql(workflow, owner, number, 1),
+        &crate::seed::pending_runs_sql(workflow, owner, number, 1, true),
     )?;
     database.run_file(SUPERUSER, &path).await?;
     let store = Store::connect(&database.owner_url(), PoolOptions::default())

@@ -340,8 +340,16 @@ SELECT {eid}, CASE WHEN k = 0 OR k = 6 + j % 8 THEN NULL ELSE {sid} END,
 
 /// SQL inserting `count` pending one-step runs of `workflow`'s current version, started by
 /// `owner`, for pgbench's engine equivalent to claim (ids numbered from `first`, far above the
-/// seeded ones). Runs as the superuser with triggers skipped, like the seed.
-pub fn pending_runs_sql(workflow: &str, owner: &str, first: u64, count: u64) -> String {
+/// seeded ones). Runs as the superuser with triggers skipped, like the seed; `analyze` refreshes
+/// the planner's statistics after it (pgbench's prepared plans are made once, on them), and is
+/// left out where workers are already polling, which would claim during it.
+pub fn pending_runs_sql(
+    workflow: &str,
+    owner: &str,
+    first: u64,
+    count: u64,
+    analyze: bool,
+) -> String {
     let last = first + count - 1;
     format!(
         "\\set ON_ERROR_STOP on
@@ -354,10 +362,10 @@ SELECT {eid}, w.id, w.current_version_id, '{owner}'::uuid, 'pending', jsonb_buil
 INSERT INTO execution_steps (id, execution_id, step_name, step_index, step_type, status)
 SELECT {sid}, {eid}, 'notify', 0, 'webhook', 'pending' FROM generate_series({first}, {last}) j;
 COMMIT;
-ANALYZE executions;
-",
+{analyze}",
         eid = Table::Execution.sql_id("j"),
         sid = Table::Step.sql_id("4 * j"),
+        analyze = if analyze { "ANALYZE executions;\n" } else { "" },
     )
 }
 
