@@ -1,5 +1,18 @@
-//! The agent context: LLM agent configurations and their tools, the secrets inside them, and the
-//! rules that decide which configurations are acceptable.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules
+//!
+//! - [`agent`]: the agent aggregate, its status's transitions, the checks of a group
+//!   conversation's participants, and the list filter;
+//! - [`values`]: names, descriptions, prompts, model settings, tool names and URLs;
+//! - [`config`]: agent configurations, one shape per agent type;
+//! - [`tool`]: agent tools: built-in functions, HTTP calls and OpenAPI plugins;
+//! - [`secret`]: secrets inside configurations, as given, as kept, and in between;
+//! - [`functions`]: what an agent's model is offered when it runs, and how stored secrets are
+//!   opened for it;
+//! - [`ports`]: what the context needs from the outside world;
+//! - [`service`]: creating, reading, changing and deleting agents and their tools;
+//! - [`error`]: one error enum per kind of operation.
 
 pub mod agent;
 pub mod config;

@@ -1,5 +1,4 @@
-//! The audit context: the record of who did what, when and from where. Later work adds audit
-//! entries and their queries; today it holds the vocabulary the schema stores.
+#![doc = include_str!("../README.md")]
 
 ipa_kernel::label_enum!(
     /// What an audit row records. Stored as the `audit_action` enum.

@@ -1,7 +1,15 @@
-//! The execution context: runs of workflow versions, their steps and their log lines; the state
-//! machines that say how runs and steps may move ([`state`]); and the ports through which people
-//! steer runs and the engine's workers record them ([`ports`]); the service people's requests go
-//! through ([`service`]), with the rules of deciding an approval ([`approval`]).
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules
+//!
+//! - [`state`]: the state machines that say how runs and steps may move;
+//! - [`start`]: whether a workflow may be run now, and which of its versions a request runs;
+//! - [`approval`]: the rules of deciding an approval;
+//! - [`model`]: runs, their steps and log lines, the requests that start and steer them, and the
+//!   filters that find them;
+//! - [`ports`]: the ports through which people steer runs and the engine's workers record them;
+//! - [`service`]: the service people's requests go through;
+//! - [`error`]: the errors of each operation on runs.
 
 pub mod approval;
 pub mod error;

@@ -1,4 +1,6 @@
-//! The identity context: users, their credentials and their sign-in sessions.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules
 //!
 //! - [`values`]: the value objects a user is made of, each parsed once at the edge so the rest of
 //!   the platform never handles an unchecked email, username, name or password;

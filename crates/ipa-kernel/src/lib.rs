@@ -1,11 +1,14 @@
-//! The shared vocabulary of the IPA platform: typed identifiers, the acting user and the request
-//! context they act from, and the macro that defines the closed label sets (statuses, types,
-//! actions) every context stores as PostgreSQL enums, keyset pagination, the opaque failure of
-//! storage every port may report, the rules of bounded client text, and bounded measures of client
-//! JSON.
+#![doc = include_str!("../README.md")]
 //!
-//! Everything here is pure: no I/O, no database, no runtime. Context crates build on it, and other
-//! Rust services may import it directly.
+//! ## Modules
+//!
+//! - [`ids`]: the typed identifiers;
+//! - [`actor`]: who acts and from where ([`Actor`], [`ClientInfo`], [`UserAgent`]);
+//! - [`labels`]: the [`label_enum!`] macro and [`UnknownLabel`];
+//! - [`page`]: keyset pagination;
+//! - [`storage`]: [`StorageError`], the failure of the machinery behind a port;
+//! - [`text`]: the rules of bounded client text;
+//! - [`json`]: bounded measures of client JSON.
 
 pub mod actor;
 pub mod ids;

@@ -1,5 +1,6 @@
-//! The workflow context: workflow definitions, their lifecycle and their numbered, immutable
-//! versions.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules
 //!
 //! - [`definition`]: the steps a version runs, parsed from JSON with every problem reported at
 //!   its JSON pointer, and the [`TemplateChecker`] port that compiles their templates.
