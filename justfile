@@ -12,9 +12,10 @@ default:
 run *ARGS:
     cargo run -p ipa-server -- serve {{ARGS}}
 
-# Run the whole test suite (throwaway PostgreSQL clusters unless DATABASE_URL is set).
+# Run the whole test suite (throwaway PostgreSQL clusters unless DATABASE_URL is set) and the documentation examples.
 test:
     cargo nextest run --workspace
+    cargo test --doc --workspace
 
 # Check formatting and run Clippy with warnings as errors.
 lint:

@@ -22,7 +22,7 @@ pub struct ErrorBody {
     pub pointer: Option<String>,
     /// Every problem found, when a document (such as a workflow definition) has several; each
     /// names its field by a JSON pointer into the request body.
-    #[oai(skip_serializing_if_is_empty)]
+    #[oai(skip_serializing_if_is_empty, default)]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Problem>,
     /// For `invalid_transition`: the state the resource is really in.

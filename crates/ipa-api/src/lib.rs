@@ -36,6 +36,7 @@ macro_rules! mirror_enum {
 
 pub mod agents;
 pub mod auth;
+pub mod document;
 pub mod door;
 pub mod error;
 pub mod executions;
@@ -116,18 +117,51 @@ pub fn service(limits: &HttpLimits) -> OpenApiService<PlatformApi, &'static dyn 
 
 /// The OpenAPI document of the whole API, as JSON, declaring the default limits.
 pub fn openapi_json() -> String {
-    service(&HttpLimits::default()).spec()
+    published_document(&service(&HttpLimits::default()))
+}
+
+/// The document `service` publishes: poem-openapi's, rewritten as OpenAPI 3.1
+/// ([`document::to_openapi_31`]), pretty-printed.
+fn published_document(service: &OpenApiService<PlatformApi, &'static dyn AgentWebhooks>) -> String {
+    let source = service.spec();
+    match serde_json::from_str(&source) {
+        Ok(document) => format!("{:#}", document::to_openapi_31(document)),
+        // poem-openapi writes its document as JSON itself, so this cannot happen; were it to, the
+        // test that the committed 3.1 document is the one printed would fail.
+        Err(_) => source,
+    }
+}
+
+/// Swagger UI's page for `service`, showing `published` (poem-openapi's page inlines its own
+/// 3.0 document, which is swapped for the published one).
+fn swagger_ui_page(
+    service: &OpenApiService<PlatformApi, &'static dyn AgentWebhooks>,
+    published: &str,
+) -> String {
+    let page = service.swagger_ui_html();
+    let original = service.spec();
+    assert!(
+        page.contains(&original),
+        "poem-openapi's Swagger UI page no longer inlines its document"
+    );
+    page.replacen(&original, published, 1)
 }
 
 /// The HTTP application: the API, its document and Swagger UI, with JSON errors for unknown
 /// routes, behind the [`door::Door`] enforcing `limits`.
 pub fn app(state: AppState, limits: HttpLimits) -> impl Endpoint {
     let service = service(&limits);
-    let docs = service.swagger_ui();
-    let spec = service.spec_endpoint();
+    let published = published_document(&service);
+    let page = swagger_ui_page(&service, &published);
+    let docs = poem::endpoint::make_sync(move |_| poem::web::Html(page.clone()));
+    let spec = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(published.clone())
+    });
     Route::new()
         .nest("/", service)
-        .nest("/docs", docs)
+        .nest("/docs", Route::new().at("/", docs))
         .at("/openapi.json", spec)
         .catch_all_error(error::catch_all)
         .data(state)

@@ -461,6 +461,7 @@ impl WorkflowsApi {
         status: Query<Option<StatusDto>>,
         /// Only workflows carrying every one of these tags (repeat the parameter:
         /// `tags=a&tags=b`).
+        #[oai(default)]
         tags: Query<Vec<String>>,
         /// Only workflows whose metadata contains this JSON object, e.g. `{"team":"billing"}`.
         metadata: Query<Option<String>>,

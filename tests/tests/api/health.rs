@@ -47,12 +47,25 @@ async fn docs_and_the_openapi_document_are_served() {
     let server = TestServer::start().await;
     let docs = server.get("/docs").await;
     assert_eq!(docs.status(), 200);
+    let page = docs.text().await.unwrap();
+    assert!(page.contains("swagger"), "Swagger UI page");
+    // The page shows the published 3.1 document, not poem-openapi's 3.0 one.
     assert!(
-        docs.text().await.unwrap().contains("swagger"),
-        "Swagger UI page"
+        page.contains(r#""openapi": "3.1.0""#),
+        "Swagger UI shows 3.1"
+    );
+    assert!(
+        !page.contains(r#""openapi": "3.0.0""#),
+        "Swagger UI shows 3.1"
     );
 
-    let spec: Value = server.get("/openapi.json").await.json().await.unwrap();
+    let response = server.get("/openapi.json").await;
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    let spec: Value = response.json().await.unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
     assert_eq!(spec["info"]["title"], "IPA Platform API");
     assert!(spec["paths"]["/healthz"]["get"].is_object());
     assert!(spec["paths"]["/readyz"]["get"]["responses"]["503"].is_object());

@@ -22,5 +22,5 @@ fn docs_openapi_json_matches_the_binary() {
          (cargo run -q -p ipa-server -- openapi > docs/openapi.json)"
     );
     let document: serde_json::Value = serde_json::from_str(&printed).unwrap();
-    assert_eq!(document["openapi"], "3.0.0");
+    assert_eq!(document["openapi"], "3.1.0");
 }

@@ -1,0 +1,377 @@
+//! The OpenAPI document the server publishes: poem-openapi's document, rewritten as OpenAPI 3.1.
+//!
+//! poem-openapi writes OpenAPI 3.0.0, but the document also holds `webhooks` (the call the
+//! platform makes to a `custom` agent's endpoint), which only 3.1 has, so validators refuse it
+//! and Swagger UI hides the webhook. Its 3.0 shape also misleads generated clients in two ways
+//! this module mends:
+//!
+//! - A property that is not required is an `Option` in the server, which writes it as `null`
+//!   when it has no value and reads `null` as "not given". Such properties are declared to
+//!   accept `null` (`"type": ["string", "null"]`, or `anyOf` with `{"type": "null"}` for a
+//!   reference), which 3.0 could only say with `nullable`.
+//! - A documented property whose schema is a reference comes as
+//!   `"allOf": [{"$ref": ...}, {"description": ...}]`, a wrapper that some generators read as a
+//!   new anonymous schema (and then drop). 3.1 allows `description` beside `$ref`, so the wrapper
+//!   becomes `{"$ref": ..., "description": ...}`.
+//!
+//! The rewrite works on the JSON value and only on schema objects found where the specification
+//! puts them, so a property that happens to be named `allOf` or `nullable` is left alone.
+
+use serde_json::{Map, Value, json};
+
+/// The OpenAPI version the published document declares.
+pub const OPENAPI_VERSION: &str = "3.1.0";
+
+/// The SPDX identifier of the platform's licence (3.1's `license.identifier`).
+const LICENSE_IDENTIFIER: &str = "Apache-2.0";
+
+/// `document` (poem-openapi's 3.0 document) as OpenAPI 3.1.
+pub fn to_openapi_31(mut document: Value) -> Value {
+    if let Some(root) = document.as_object_mut() {
+        root.insert("openapi".to_owned(), json!(OPENAPI_VERSION));
+        if let Some(license) = root
+            .get_mut("info")
+            .and_then(|info| info.get_mut("license"))
+            .and_then(Value::as_object_mut)
+            && !license.contains_key("url")
+        {
+            license.insert("identifier".to_owned(), json!(LICENSE_IDENTIFIER));
+        }
+        if let Some(schemas) = root
+            .get_mut("components")
+            .and_then(|components| components.get_mut("schemas"))
+            .and_then(Value::as_object_mut)
+        {
+            for schema in schemas.values_mut() {
+                rewrite_schema(schema);
+            }
+        }
+        for section in ["paths", "webhooks"] {
+            if let Some(items) = root.get_mut(section).and_then(Value::as_object_mut) {
+                for item in items.values_mut() {
+                    rewrite_path_item(item);
+                }
+            }
+        }
+    }
+    document
+}
+
+/// The HTTP methods a path item may hold.
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// The schemas of a path item's operations: parameters, request bodies and responses.
+fn rewrite_path_item(item: &mut Value) {
+    let Some(item) = item.as_object_mut() else {
+        return;
+    };
+    rewrite_parameters(item);
+    for method in METHODS {
+        let Some(operation) = item.get_mut(method).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        rewrite_parameters(operation);
+        if let Some(body) = operation.get_mut("requestBody") {
+            rewrite_content(body);
+        }
+        if let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+        {
+            for response in responses.values_mut() {
+                rewrite_content(response);
+            }
+        }
+    }
+}
+
+fn rewrite_parameters(holder: &mut Map<String, Value>) {
+    if let Some(parameters) = holder.get_mut("parameters").and_then(Value::as_array_mut) {
+        for parameter in parameters {
+            if let Some(schema) = parameter.get_mut("schema") {
+                rewrite_schema(schema);
+            }
+        }
+    }
+}
+
+/// The schemas of a request body's or response's `content`.
+fn rewrite_content(holder: &mut Value) {
+    if let Some(content) = holder.get_mut("content").and_then(Value::as_object_mut) {
+        for media in content.values_mut() {
+            if let Some(schema) = media.get_mut("schema") {
+                rewrite_schema(schema);
+            }
+        }
+    }
+}
+
+/// Rewrites `schema` and every schema inside it.
+fn rewrite_schema(schema: &mut Value) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    unwrap_described_reference(object);
+    let required: Vec<String> = object
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(properties) = object.get_mut("properties").and_then(Value::as_object_mut) {
+        for (name, property) in properties.iter_mut() {
+            rewrite_schema(property);
+            if !required.contains(name) {
+                admit_null(property);
+            }
+        }
+    }
+    for key in ["items", "additionalProperties", "not"] {
+        if let Some(inner) = object.get_mut(key) {
+            rewrite_schema(inner);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        if let Some(inner) = object.get_mut(key).and_then(Value::as_array_mut) {
+            for schema in inner {
+                rewrite_schema(schema);
+            }
+        }
+    }
+}
+
+/// `{"allOf": [{"$ref": R}, {"description": D}]}` (and the same with only the reference)
+/// becomes `{"$ref": R, "description": D}`.
+fn unwrap_described_reference(object: &mut Map<String, Value>) {
+    let Some(parts) = object.get("allOf").and_then(Value::as_array) else {
+        return;
+    };
+    let mut reference = None;
+    let mut annotations = Map::new();
+    for part in parts {
+        let Some(part) = part.as_object() else {
+            return;
+        };
+        if let Some(target) = part.get("$ref") {
+            if reference.is_some() || part.len() != 1 {
+                return;
+            }
+            reference = Some(target.clone());
+        } else if part.keys().all(|key| ANNOTATIONS.contains(&key.as_str())) {
+            annotations.extend(part.clone());
+        } else {
+            return;
+        }
+    }
+    let Some(reference) = reference else {
+        return;
+    };
+    object.remove("allOf");
+    object.insert("$ref".to_owned(), reference);
+    for (key, value) in annotations {
+        object.entry(key).or_insert(value);
+    }
+}
+
+/// Keywords that describe a schema without constraining it, which 3.1 allows beside `$ref`.
+const ANNOTATIONS: [&str; 7] = [
+    "description",
+    "title",
+    "default",
+    "example",
+    "examples",
+    "readOnly",
+    "writeOnly",
+];
+
+/// Lets `property` be `null` as well.
+fn admit_null(property: &mut Value) {
+    let Some(object) = property.as_object_mut() else {
+        return;
+    };
+    if object.contains_key("$ref") {
+        // A reference cannot take a type: an alternative with `null`, the annotations beside.
+        let reference = object.remove("$ref").unwrap_or(Value::Null);
+        object.insert(
+            "anyOf".to_owned(),
+            json!([{"$ref": reference}, {"type": "null"}]),
+        );
+        return;
+    }
+    match object.get_mut("type") {
+        Some(Value::String(kind)) => {
+            let kind = std::mem::take(kind);
+            object.insert("type".to_owned(), json!([kind, "null"]));
+        }
+        Some(Value::Array(kinds)) => {
+            if !kinds.iter().any(|kind| kind == "null") {
+                kinds.push(json!("null"));
+            }
+        }
+        // No type (any value, or a combination): `null` is already one of them, or an
+        // alternative says so.
+        _ => {
+            for key in ["anyOf", "oneOf"] {
+                if let Some(alternatives) = object.get_mut(key).and_then(Value::as_array_mut) {
+                    if !alternatives.iter().any(is_null_schema) {
+                        alternatives.push(json!({"type": "null"}));
+                    }
+                    return;
+                }
+            }
+            return;
+        }
+    }
+    if let Some(values) = object.get_mut("enum").and_then(Value::as_array_mut)
+        && !values.contains(&Value::Null)
+    {
+        values.push(Value::Null);
+    }
+}
+
+fn is_null_schema(schema: &Value) -> bool {
+    schema.get("type").and_then(Value::as_str) == Some("null")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::needless_pass_by_value)] // Called with `json!` literals.
+    fn document(schemas: Value) -> Value {
+        json!({
+            "openapi": "3.0.0",
+            "info": {"title": "t", "version": "1", "license": {"name": "Apache-2.0"}},
+            "paths": {},
+            "components": {"schemas": schemas},
+        })
+    }
+
+    #[test]
+    fn the_version_and_licence_are_those_of_31() {
+        let rewritten = to_openapi_31(document(json!({})));
+        assert_eq!(rewritten["openapi"], "3.1.0");
+        assert_eq!(rewritten["info"]["license"]["identifier"], "Apache-2.0");
+    }
+
+    #[test]
+    fn optional_properties_admit_null_and_required_ones_do_not() {
+        let rewritten = to_openapi_31(document(json!({
+            "User": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "full_name": {"type": "string"},
+                    "status": {"type": "string", "enum": ["a", "b"]},
+                    "owner": {"allOf": [{"$ref": "#/components/schemas/Owner"}, {"description": "Who."}]},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "anything": {},
+                }
+            }
+        })));
+        let properties = &rewritten["components"]["schemas"]["User"]["properties"];
+        assert_eq!(
+            properties["id"],
+            json!({"type": "string", "format": "uuid"})
+        );
+        assert_eq!(properties["full_name"], json!({"type": ["string", "null"]}));
+        assert_eq!(
+            properties["status"],
+            json!({"type": ["string", "null"], "enum": ["a", "b", null]})
+        );
+        assert_eq!(
+            properties["owner"],
+            json!({
+                "anyOf": [{"$ref": "#/components/schemas/Owner"}, {"type": "null"}],
+                "description": "Who.",
+            })
+        );
+        assert_eq!(
+            properties["tags"],
+            json!({"type": ["array", "null"], "items": {"type": "string"}})
+        );
+        assert_eq!(properties["anything"], json!({}));
+    }
+
+    #[test]
+    fn a_described_reference_loses_its_wrapper() {
+        let rewritten = to_openapi_31(document(json!({
+            "Run": {
+                "type": "object",
+                "required": ["workflow"],
+                "properties": {
+                    "workflow": {"allOf": [{"$ref": "#/components/schemas/W"}, {"description": "The workflow."}]},
+                    "mixed": {"allOf": [{"$ref": "#/components/schemas/A"}, {"$ref": "#/components/schemas/B"}]},
+                }
+            }
+        })));
+        let properties = &rewritten["components"]["schemas"]["Run"]["properties"];
+        assert_eq!(
+            properties["workflow"],
+            json!({"$ref": "#/components/schemas/W", "description": "The workflow."})
+        );
+        // A real composition stays one.
+        assert_eq!(
+            properties["mixed"]["allOf"],
+            json!([{"$ref": "#/components/schemas/A"}, {"$ref": "#/components/schemas/B"}])
+        );
+    }
+
+    #[test]
+    fn properties_named_like_keywords_are_properties() {
+        let rewritten = to_openapi_31(document(json!({
+            "Odd": {
+                "type": "object",
+                "required": ["allOf", "nullable"],
+                "properties": {
+                    "allOf": {"type": "string"},
+                    "nullable": {"type": "boolean"},
+                }
+            }
+        })));
+        let properties = &rewritten["components"]["schemas"]["Odd"]["properties"];
+        assert_eq!(properties["allOf"], json!({"type": "string"}));
+        assert_eq!(properties["nullable"], json!({"type": "boolean"}));
+    }
+
+    #[test]
+    fn schemas_in_operations_and_webhooks_are_rewritten() {
+        let mut source = document(json!({}));
+        source["paths"] = json!({
+            "/x": {"get": {
+                "parameters": [{"name": "q", "in": "query", "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}],
+                "responses": {"200": {"content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"b": {"type": "string"}}
+                }}}}}
+            }}
+        });
+        source["webhooks"] = json!({
+            "hook": {"post": {"requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "properties": {"c": {"type": "number"}}
+            }}}}, "responses": {}}}
+        });
+        let rewritten = to_openapi_31(source);
+        assert_eq!(
+            rewritten["paths"]["/x"]["get"]["parameters"][0]["schema"]["properties"]["a"]["type"],
+            json!(["integer", "null"])
+        );
+        assert_eq!(
+            rewritten["paths"]["/x"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+                ["properties"]["b"]["type"],
+            json!(["string", "null"])
+        );
+        assert_eq!(
+            rewritten["webhooks"]["hook"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+                ["properties"]["c"]["type"],
+            json!(["number", "null"])
+        );
+    }
+}
