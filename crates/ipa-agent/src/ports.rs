@@ -1,6 +1,6 @@
 //! What the agent context needs from the outside world: a JSON Schema compiler (tool parameters),
 //! a sealer for secret values and an opener for them, and somewhere to keep agents and tools. Infrastructure implements
-//! them (`ipa-engine`, `ipa-security`, `ipa-store`).
+//! them (`ipa-template`, `ipa-security`, `ipa-store`).
 
 use std::future::Future;
 
