@@ -50,6 +50,7 @@ use crate::ports::{
 };
 use crate::secret::{PlainSecret, SealedSecret, StoredSecret};
 use crate::tool::{AgentTool, ToolSettings};
+use crate::values::ToolName;
 
 /// The most tools an agent may have (the store's `MAX_TOOLS`).
 pub(crate) const MAX_TOOLS: usize = 128;
@@ -355,6 +356,30 @@ impl AgentRepository for FakeAgents {
             .collect();
         tools.sort_by(|a, b| a.settings.name.as_str().cmp(b.settings.name.as_str()));
         Ok(Some(tools))
+    }
+
+    async fn tools_page(
+        &self,
+        actor: &Actor,
+        agent: AgentId,
+        page: PageRequest<ToolName>,
+    ) -> Result<Option<Page<AgentTool, ToolName>>, StorageError> {
+        let Some(tools) = self.tools(actor, agent).await? else {
+            return Ok(None);
+        };
+        let after = |tool: &AgentTool| {
+            page.after
+                .as_ref()
+                .is_none_or(|after| tool.settings.name.as_str() > after.as_str())
+        };
+        let rows = tools
+            .into_iter()
+            .filter(after)
+            .take(usize::from(page.limit.get()) + 1)
+            .collect();
+        Ok(Some(Page::from_overfetched(rows, page.limit, |tool| {
+            tool.settings.name.clone()
+        })))
     }
 
     async fn tool(

@@ -11,6 +11,7 @@ use crate::agent::{Agent, AgentFilter, AgentSettings};
 use crate::error::{CreateAgentError, DeleteAgentError, ToolError, UpdateAgentError};
 use crate::secret::{PlainSecret, SealedSecret, StoredSecret};
 use crate::tool::{AgentTool, ToolSettings};
+use crate::values::ToolName;
 
 /// A problem inside a document, at a JSON pointer relative to that document's root (`""` for the
 /// root itself).
@@ -106,12 +107,22 @@ pub trait AgentRepository: Send + Sync + 'static {
         id: AgentId,
     ) -> impl Future<Output = Result<(), DeleteAgentError>> + Send;
 
-    /// The agent's tools by name; `None` when the agent is not visible.
+    /// Every tool of the agent (at most the store's limit of tools per agent), by name; `None`
+    /// when the agent is not visible.
     fn tools(
         &self,
         actor: &Actor,
         agent: AgentId,
     ) -> impl Future<Output = Result<Option<Vec<AgentTool>>, StorageError>> + Send;
+
+    /// One page of the agent's tools by name, after the tool named `page.after`; `None` when
+    /// the agent is not visible.
+    fn tools_page(
+        &self,
+        actor: &Actor,
+        agent: AgentId,
+        page: PageRequest<ToolName>,
+    ) -> impl Future<Output = Result<Option<Page<AgentTool, ToolName>>, StorageError>> + Send;
 
     /// One tool of the agent.
     fn tool(

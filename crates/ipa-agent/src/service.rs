@@ -290,10 +290,15 @@ impl<R: AgentRepository, K: SecretSealer, C: SchemaChecker> AgentService<R, K, C
         self.repository.delete(actor, id).await
     }
 
-    /// The agent's tools, by name.
-    pub async fn tools(&self, actor: &Actor, agent: AgentId) -> Result<Vec<AgentTool>, ToolError> {
+    /// One page of the agent's tools, by name.
+    pub async fn tools(
+        &self,
+        actor: &Actor,
+        agent: AgentId,
+        page: PageRequest<ToolName>,
+    ) -> Result<Page<AgentTool, ToolName>, ToolError> {
         self.repository
-            .tools(actor, agent)
+            .tools_page(actor, agent, page)
             .await?
             .ok_or(ToolError::AgentNotFound)
     }

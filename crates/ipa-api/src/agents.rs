@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::ApiTags;
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, Problem};
-use crate::paging::{keyset_cursor, page_request};
+use crate::paging::{encode_cursor, keyset_cursor, page_request, page_request_with};
 use crate::state::AppState;
 
 mirror_enum!(
@@ -255,11 +255,14 @@ struct AgentPage {
     next_cursor: Option<String>,
 }
 
-/// An agent's tools.
+/// One page of an agent's tools.
 #[derive(Object)]
-struct ToolList {
+struct ToolPage {
     /// The tools, by name (an agent has at most 128).
     items: Vec<ToolView>,
+    /// Pass as `cursor` to read the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    next_cursor: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -306,9 +309,9 @@ enum OneTool {
 
 #[derive(ApiResponse)]
 enum Tools {
-    /// The agent's tools.
+    /// A page of the agent's tools.
     #[oai(status = 200)]
-    List(Json<ToolList>),
+    Page(Json<ToolPage>),
 }
 
 fn field(pointer: &str) -> impl Fn(ipa_agent::AgentValueError) -> ApiError + '_ {
@@ -634,7 +637,7 @@ impl AgentsApi {
         Ok(CreatedTool::Created(Json(created.into())))
     }
 
-    /// An agent's tools, by name.
+    /// An agent's tools, by name, one page at a time.
     #[oai(
         path = "/agents/:id/tools",
         method = "get",
@@ -646,14 +649,21 @@ impl AgentsApi {
         auth: BearerAuth,
         /// The agent's id.
         id: Path<Uuid>,
+        /// Page size, 1 to 200 (default 50).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
     ) -> Result<Tools, ApiError> {
+        let page = page_request_with(limit.0, cursor.0, |name| ToolName::parse(name).ok())?;
         let tools = state
             .agents
-            .tools(&auth.0.actor(), AgentId::from_uuid(id.0))
+            .tools(&auth.0.actor(), AgentId::from_uuid(id.0), page)
             .await
             .map_err(tool_error)?;
-        Ok(Tools::List(Json(ToolList {
-            items: tools.into_iter().map(ToolView::from).collect(),
+        let next_cursor = tools.next.map(|name| encode_cursor(name.as_str()));
+        Ok(Tools::Page(Json(ToolPage {
+            items: tools.items.into_iter().map(ToolView::from).collect(),
+            next_cursor,
         })))
     }
 

@@ -11,7 +11,8 @@ use futures_util::stream::{self, Stream};
 use ipa_execution::{
     ControlError, Decision, DecisionError, DecisionRequest, Execution, ExecutionFilter,
     ExecutionQueryError, ExecutionStatus, ExecutionStep, IdempotencyKey, IllegalTransition,
-    LogEntry, LogFilter, LogLevel, StartError, StartRun, Steering, StepStatus, WorkflowStats,
+    LogEntry, LogFilter, LogLevel, StartError, StartRun, StatsPosition, Steering, StepStatus,
+    WorkflowStats,
 };
 use ipa_kernel::{Actor, ExecutionId, ExecutionStepId, UserId, WorkflowId};
 use ipa_store::{EXECUTION_LOGS_CHANNEL, Notification};
@@ -375,11 +376,21 @@ enum Events {
     Stream(EventStream<BoxedEvents>),
 }
 
+/// One page of workflows' run figures.
+#[derive(Object)]
+struct StatsPage {
+    /// The figures, by workflow name, then id.
+    items: Vec<StatsView>,
+    /// Pass as `cursor` to read the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    next_cursor: Option<String>,
+}
+
 #[derive(ApiResponse)]
 enum StatsList {
-    /// Figures of the workflows the caller sees.
+    /// A page of the figures of the workflows the caller sees.
     #[oai(status = 200)]
-    Ok(Json<Vec<StatsView>>),
+    Page(Json<StatsPage>),
 }
 
 type BoxedEvents = std::pin::Pin<Box<dyn Stream<Item = LogView> + Send>>;
@@ -805,22 +816,36 @@ impl ExecutionsApi {
         Ok(OneExecution::Ok(Json(execution.into())))
     }
 
-    /// Run figures of the caller's workflows (a superuser's: every workflow's), from a view
-    /// refreshed every minute: counts may lag behind the newest runs.
+    /// Run figures of the caller's workflows (a superuser's: every workflow's), by workflow name,
+    /// one page at a time, from a view refreshed every minute: counts may lag behind the newest
+    /// runs.
     #[oai(
         path = "/stats/workflows",
         method = "get",
         operation_id = "workflowStats"
     )]
-    async fn stats(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<StatsList, ApiError> {
+    async fn stats(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Page size, 1 to 200 (default 50).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<StatsList, ApiError> {
+        let page = page_request_with(limit.0, cursor.0, StatsPosition::from_text)?;
         let stats = state
             .executions
-            .stats(&auth.0.actor())
+            .stats(&auth.0.actor(), page)
             .await
             .map_err(|error| ApiError::storage(&error))?;
-        Ok(StatsList::Ok(Json(
-            stats.into_iter().map(StatsView::from).collect(),
-        )))
+        let next_cursor = stats
+            .next
+            .map(|position| encode_cursor(&position.to_text()));
+        Ok(StatsList::Page(Json(StatsPage {
+            items: stats.items.into_iter().map(StatsView::from).collect(),
+            next_cursor,
+        })))
     }
 }
 

@@ -23,7 +23,7 @@ use crate::approval::{ApprovalContext, Judged};
 use crate::error::{ControlError, DecisionError, ExecutionQueryError, StartError};
 use crate::model::{
     Decision, DecisionRequest, Execution, ExecutionFilter, ExecutionStep, LogEntry, LogFilter,
-    StartRun, Started, WorkflowStats,
+    StartRun, Started, StatsPosition, WorkflowStats,
 };
 use crate::ports::{ExecutionRepository, LogPage};
 use crate::start::{VersionToRun, version_to_run};
@@ -425,7 +425,11 @@ impl ExecutionRepository for FakeExecutions {
         Ok(state.runs[run].execution.clone())
     }
 
-    async fn stats(&self, actor: &Actor) -> Result<Vec<WorkflowStats>, StorageError> {
+    async fn stats(
+        &self,
+        actor: &Actor,
+        page: PageRequest<StatsPosition>,
+    ) -> Result<Page<WorkflowStats, StatsPosition>, StorageError> {
         let state = self.state();
         let mut stats: Vec<WorkflowStats> = Vec::new();
         for run in state.runs.iter().filter(|run| may_see(actor, run)) {
@@ -454,6 +458,22 @@ impl ExecutionRepository for FakeExecutions {
                 _ => {}
             }
         }
-        Ok(stats)
+        // By name, then id, after the page's position, as the store lists them.
+        let key = |row: &WorkflowStats| (row.workflow_name.clone(), row.workflow_id.as_uuid());
+        stats.sort_by_key(key);
+        let rows = stats
+            .into_iter()
+            .filter(|row| {
+                page.after.as_ref().is_none_or(|after| {
+                    key(row)
+                        > (
+                            after.workflow_name().to_owned(),
+                            after.workflow_id().as_uuid(),
+                        )
+                })
+            })
+            .take(usize::from(page.limit.get()) + 1)
+            .collect();
+        Ok(Page::from_overfetched(rows, page.limit, StatsPosition::of))
     }
 }

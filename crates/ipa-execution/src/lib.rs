@@ -26,8 +26,8 @@ pub use approval::{ApprovalContext, Judged};
 pub use error::{ControlError, DecisionError, ExecutionQueryError, StartError};
 pub use model::{
     Decision, DecisionRequest, Execution, ExecutionFilter, ExecutionStep, IdempotencyKey, LogEntry,
-    LogFilter, NewLogLine, RUN_EVENT, STEP_EVENT, StartRun, Started, WorkflowStats, may_decide,
-    run_event, step_event,
+    LogFilter, NewLogLine, RUN_EVENT, STEP_EVENT, StartRun, Started, StatsPosition, WorkflowStats,
+    may_decide, run_event, step_event,
 };
 pub use ports::{
     Claimed, ClaimedRun, Committed, ExecutionRepository, Lease, LogPage, RunChange, RunJournal,

@@ -302,8 +302,85 @@ pub struct WorkflowStats {
     pub avg_duration_ms: Option<f64>,
 }
 
+/// Where a page of workflow figures ends. The figures are listed by workflow name, then by id
+/// (names are not unique), and a page continues after this position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsPosition {
+    workflow_name: String,
+    workflow_id: WorkflowId,
+}
+
+impl StatsPosition {
+    /// The position of `stats`' row.
+    pub fn of(stats: &WorkflowStats) -> Self {
+        Self {
+            workflow_name: stats.workflow_name.clone(),
+            workflow_id: stats.workflow_id,
+        }
+    }
+
+    /// The workflow's name.
+    pub fn workflow_name(&self) -> &str {
+        &self.workflow_name
+    }
+
+    /// The workflow's id.
+    pub fn workflow_id(&self) -> WorkflowId {
+        self.workflow_id
+    }
+
+    /// A compact text form (`<id without hyphens>.<name>`), which the API wraps into an opaque
+    /// cursor. The id comes first because it has a fixed length and no dot.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{}.{}",
+            self.workflow_id.as_uuid().simple(),
+            self.workflow_name
+        )
+    }
+
+    /// Reads [`StatsPosition::to_text`]'s form; `None` for anything else, including a name longer
+    /// than a workflow's name may be.
+    pub fn from_text(text: &str) -> Option<Self> {
+        let (id, name) = text.split_once('.')?;
+        if id.len() != 32 || name.chars().count() > STATS_NAME_MAX_CHARS {
+            return None;
+        }
+        let id = uuid::Uuid::try_parse(id).ok()?;
+        Some(Self {
+            workflow_name: name.to_owned(),
+            workflow_id: WorkflowId::from_uuid(id),
+        })
+    }
+}
+
+/// The longest workflow name (`workflows.name` is `VARCHAR(255)`), which bounds a position.
+const STATS_NAME_MAX_CHARS: usize = 255;
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn stats_positions_round_trip_through_text() {
+        let position = StatsPosition {
+            workflow_name: "Refunds. Q3 (EU)".to_owned(),
+            workflow_id: WorkflowId::new_random(),
+        };
+        assert_eq!(
+            StatsPosition::from_text(&position.to_text()),
+            Some(position)
+        );
+        let long = format!("{}.{}", uuid::Uuid::nil().simple(), "x".repeat(256));
+        for junk in [
+            "",
+            ".",
+            "abc.def",
+            "not-a-uuid-at-all-but-32-chars-x.name",
+            &long,
+        ] {
+            assert_eq!(StatsPosition::from_text(junk), None, "{junk}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -16,7 +16,7 @@ use crate::approval::{ApprovalContext, Judged};
 use crate::error::{ControlError, DecisionError, ExecutionQueryError, StartError};
 use crate::model::{
     DecisionRequest, Execution, ExecutionFilter, ExecutionStep, LogEntry, LogFilter, NewLogLine,
-    StartRun, Started, WorkflowStats,
+    StartRun, Started, StatsPosition, WorkflowStats,
 };
 use crate::state::{Steering, StepAction};
 
@@ -97,11 +97,13 @@ pub trait ExecutionRepository: Send + Sync + 'static {
     where
         F: FnOnce(&ApprovalContext) -> Result<Judged, DecisionError> + Send;
 
-    /// Run figures of the workflows the actor sees, from the statistics view.
+    /// One page of the run figures of the workflows the actor sees, from the statistics view,
+    /// by workflow name and id.
     fn stats(
         &self,
         actor: &Actor,
-    ) -> impl Future<Output = Result<Vec<WorkflowStats>, StorageError>> + Send;
+        page: PageRequest<StatsPosition>,
+    ) -> impl Future<Output = Result<Page<WorkflowStats, StatsPosition>, StorageError>> + Send;
 }
 
 /// Who holds a run: one engine worker, by a name unique among live workers.

@@ -11,7 +11,7 @@ use crate::ExecutionStatus;
 use crate::error::{ControlError, DecisionError, ExecutionQueryError, StartError};
 use crate::model::{
     DecisionRequest, Execution, ExecutionFilter, ExecutionStep, LogEntry, LogFilter, StartRun,
-    Started, WorkflowStats,
+    Started, StatsPosition, WorkflowStats,
 };
 use crate::ports::{ExecutionRepository, LogPage};
 use crate::state::Steering;
@@ -113,9 +113,13 @@ impl<R: ExecutionRepository> ExecutionService<R> {
             .await
     }
 
-    /// Run figures of the workflows the actor sees.
-    pub async fn stats(&self, actor: &Actor) -> Result<Vec<WorkflowStats>, StorageError> {
-        self.repository.stats(actor).await
+    /// One page of the run figures of the workflows the actor sees, by workflow name.
+    pub async fn stats(
+        &self,
+        actor: &Actor,
+        page: PageRequest<StatsPosition>,
+    ) -> Result<Page<WorkflowStats, StatsPosition>, StorageError> {
+        self.repository.stats(actor, page).await
     }
 }
 
@@ -358,7 +362,14 @@ mod tests {
             .await
             .unwrap();
         assert!(stranger.items.is_empty());
-        let stats = service.stats(&as_user(owner)).await.unwrap();
-        assert_eq!(stats.iter().map(|s| s.total_executions).sum::<i64>(), 3);
+        let stats = service
+            .stats(&as_user(owner), PageRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            stats.items.iter().map(|s| s.total_executions).sum::<i64>(),
+            3
+        );
+        assert_eq!(stats.next, None);
     }
 }

@@ -405,6 +405,37 @@ pub struct PgAgents {
 }
 
 impl PgAgents {
+    /// The agent's tools by name, after the tool named `after`, at most `limit` of them; `None`
+    /// when the agent is not visible.
+    async fn read_tools(
+        &self,
+        actor: &Actor,
+        agent: AgentId,
+        after: Option<&ToolName>,
+        limit: Option<u64>,
+    ) -> Result<Option<Vec<AgentTool>>, StorageError> {
+        let txn = self.store.begin(actor).await.map_err(from_store)?;
+        let conn = txn.connection();
+        if !agent_visible(conn, agent).await? {
+            return Ok(None);
+        }
+        let mut query = agent_tools::Entity::find()
+            .filter(agent_tools::Column::AgentId.eq(agent.as_uuid()))
+            .order_by_asc(agent_tools::Column::ToolName)
+            .limit(limit);
+        if let Some(after) = after {
+            query = query.filter(agent_tools::Column::ToolName.gt(after.as_str()));
+        }
+        let rows = query
+            .all(conn)
+            .await
+            .map_err(storage("listing an agent's tools"))?;
+        commit(txn).await?;
+        rows.into_iter()
+            .map(AgentTool::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
     /// Agents kept in `store`.
     pub fn new(store: Store) -> Self {
         Self { store }
@@ -566,22 +597,22 @@ impl AgentRepository for PgAgents {
         actor: &Actor,
         agent: AgentId,
     ) -> Result<Option<Vec<AgentTool>>, StorageError> {
-        let txn = self.store.begin(actor).await.map_err(from_store)?;
-        let conn = txn.connection();
-        if !agent_visible(conn, agent).await? {
-            return Ok(None);
-        }
-        let rows = agent_tools::Entity::find()
-            .filter(agent_tools::Column::AgentId.eq(agent.as_uuid()))
-            .order_by_asc(agent_tools::Column::ToolName)
-            .all(conn)
-            .await
-            .map_err(storage("listing an agent's tools"))?;
-        commit(txn).await?;
-        rows.into_iter()
-            .map(AgentTool::try_from)
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        self.read_tools(actor, agent, None, None).await
+    }
+
+    async fn tools_page(
+        &self,
+        actor: &Actor,
+        agent: AgentId,
+        page: PageRequest<ToolName>,
+    ) -> Result<Option<Page<AgentTool, ToolName>>, StorageError> {
+        let overfetched = u64::from(page.limit.get()) + 1;
+        let tools = self
+            .read_tools(actor, agent, page.after.as_ref(), Some(overfetched))
+            .await?;
+        Ok(tools.map(|tools| {
+            Page::from_overfetched(tools, page.limit, |tool| tool.settings.name.clone())
+        }))
     }
 
     async fn tool(

@@ -11,8 +11,8 @@ use ipa_execution::{
     ApprovalContext, ControlError, Decision, DecisionError, DecisionRequest, Execution,
     ExecutionFilter, ExecutionQueryError, ExecutionRepository, ExecutionStatus, ExecutionStep,
     IdempotencyKey, Judged, LogEntry, LogFilter, LogPage, NewLogLine, RunState, StartError,
-    StartRun, Started, Steering, StepStatus, VersionToRun, WorkflowStats, run_event, step_event,
-    version_to_run,
+    StartRun, Started, StatsPosition, Steering, StepStatus, VersionToRun, WorkflowStats, run_event,
+    step_event, version_to_run,
 };
 use ipa_kernel::{
     Actor, ExecutionId, ExecutionStepId, Page, PageRequest, StorageError, UserId, WorkflowId,
@@ -466,10 +466,14 @@ struct StatsRow {
     avg_duration_ms: Option<f64>,
 }
 
-/// Per-workflow statistics the caller may see. Raw: the view is not an entity.
+/// A page of the per-workflow statistics the caller may see, by name and id, after the workflow
+/// named `$1` with id `$2` (from the start when `$1` is NULL), at most `$3` rows. Raw: the view is
+/// not an entity.
 const WORKFLOW_STATS: &str = "SELECT workflow_id, workflow_name AS name, total_executions, \
      successful_count, failed_count, avg_duration_ms::float8 AS avg_duration_ms \
-     FROM visible_workflow_execution_stats ORDER BY workflow_name, workflow_id";
+     FROM visible_workflow_execution_stats \
+     WHERE $1::text IS NULL OR (workflow_name, workflow_id) > ($1::text, $2::uuid) \
+     ORDER BY workflow_name, workflow_id LIMIT $3";
 
 impl ExecutionRepository for PgExecutions {
     async fn start(
@@ -1001,16 +1005,35 @@ impl ExecutionRepository for PgExecutions {
         Ok(execution)
     }
 
-    async fn stats(&self, actor: &Actor) -> Result<Vec<WorkflowStats>, StorageError> {
+    async fn stats(
+        &self,
+        actor: &Actor,
+        page: PageRequest<StatsPosition>,
+    ) -> Result<Page<WorkflowStats, StatsPosition>, StorageError> {
         let txn = self.store.begin(actor).await.map_err(from_store)?;
         // The materialized view has no row level security of its own and the request role may
         // not read it; this view joins it to workflows, whose policies decide what comes back.
-        let rows = StatsRow::find_by_statement(statement(WORKFLOW_STATS, []))
-            .all(txn.connection())
-            .await
-            .map_err(storage("reading workflow statistics"))?;
+        let after_name = page
+            .after
+            .as_ref()
+            .map(|after| after.workflow_name().to_owned());
+        let after_id = page
+            .after
+            .as_ref()
+            .map(|after| after.workflow_id().as_uuid());
+        let rows = StatsRow::find_by_statement(statement(
+            WORKFLOW_STATS,
+            [
+                after_name.into(),
+                after_id.into(),
+                (i64::from(page.limit.get()) + 1).into(),
+            ],
+        ))
+        .all(txn.connection())
+        .await
+        .map_err(storage("reading workflow statistics"))?;
         commit(txn).await?;
-        Ok(rows
+        let stats = rows
             .into_iter()
             .map(|row| WorkflowStats {
                 workflow_id: WorkflowId::from_uuid(row.workflow_id),
@@ -1020,7 +1043,8 @@ impl ExecutionRepository for PgExecutions {
                 failed_count: row.failed_count,
                 avg_duration_ms: row.avg_duration_ms,
             })
-            .collect())
+            .collect();
+        Ok(Page::from_overfetched(stats, page.limit, StatsPosition::of))
     }
 }
 

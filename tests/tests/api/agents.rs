@@ -650,6 +650,24 @@ async fn tools_are_added_listed_changed_switched_and_removed() {
         .map(|t| t["tool_name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["pets", "query", "weather"]);
+    assert!(listed.get("next_cursor").is_none(), "{listed}");
+    // The same list a page of one at a time, by cursor.
+    let pages = server.pages(&format!("{tools}?limit=1"), &token, 10).await;
+    let paged: Vec<Vec<&str>> = pages
+        .iter()
+        .map(|page| {
+            page.iter()
+                .map(|t| t["tool_name"].as_str().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(paged, vec![vec!["pets"], vec!["query"], vec!["weather"]]);
+    for bad in ["limit=0", "limit=201", "cursor=not-a-cursor", "cursor=IQ"] {
+        let (status, body) = server
+            .json(Method::GET, &format!("{tools}?{bad}"), Some(&token), None)
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
 
     // Disable, enable, rename, change; the type stays.
     let tool = format!("{tools}/{}", id(&api));

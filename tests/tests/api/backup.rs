@@ -265,7 +265,7 @@ async fn a_dump_restored_by_the_owner_into_an_empty_database_has_every_row_and_s
         .json(Method::GET, "/stats/workflows", Some(&token), None)
         .await;
     assert_eq!(status, 200, "{stats}");
-    assert_eq!(stats[0]["total_executions"], 1, "{stats}");
+    assert_eq!(stats["items"][0]["total_executions"], 1, "{stats}");
     let (status, _) = copy
         .json(Method::GET, &workflow_path, Some(&bobs_token), None)
         .await;

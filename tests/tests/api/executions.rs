@@ -966,14 +966,79 @@ async fn a_refused_agent_call_fails_the_run_and_stats_follow_workflow_visibility
         .json(Method::GET, "/stats/workflows", Some(&token), None)
         .await;
     assert_eq!(status, 200, "{stats}");
-    assert_eq!(stats[0]["workflow_id"], workflow);
-    assert_eq!(stats[0]["total_executions"], 1);
-    assert_eq!(stats[0]["failed_count"], 1);
+    assert_eq!(stats["items"][0]["workflow_id"], workflow);
+    assert_eq!(stats["items"][0]["total_executions"], 1);
+    assert_eq!(stats["items"][0]["failed_count"], 1);
     let (_, bob) = server.signed_in("bob", false).await;
     let (_, theirs) = server
         .json(Method::GET, "/stats/workflows", Some(&bob), None)
         .await;
-    assert_eq!(theirs, json!([]));
+    assert_eq!(theirs, json!({"items": []}));
+}
+
+#[tokio::test]
+async fn workflow_figures_come_in_pages_by_name() {
+    let server = TestServer::start().await;
+    let (_, token) = server.signed_in("alice", false).await;
+    let target = WebhookTarget::start().await;
+    // Two workflows share a name: the id orders them.
+    let names = ["Refunds", "Audit. Q3", "Refunds", "Billing"];
+    let mut workflows = Vec::new();
+    for name in names {
+        let id = server
+            .active_workflow(
+                &token,
+                name,
+                json!({"steps": [webhook("notify", &target.url("/hook"))]}),
+            )
+            .await;
+        server.start_run(&token, &id, json!({})).await;
+        workflows.push((name, id));
+    }
+    ipa_store::maintenance::refresh_workflow_stats(&server.database().store().await)
+        .await
+        .unwrap();
+
+    let pages = server.pages("/stats/workflows?limit=1", &token, 10).await;
+    assert_eq!(pages.len(), 4, "{pages:?}");
+    let listed: Vec<(String, String)> = pages
+        .iter()
+        .flatten()
+        .map(|row| {
+            (
+                row["workflow_name"].as_str().unwrap().to_owned(),
+                row["workflow_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(String, String)> = workflows
+        .iter()
+        .map(|(name, id)| ((*name).to_owned(), id.clone()))
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert!(
+        pages
+            .iter()
+            .flatten()
+            .all(|row| row["total_executions"] == 1)
+    );
+
+    for bad in ["limit=0", "cursor=IQ", "cursor=bm90LWEtcG9zaXRpb24"] {
+        let (status, body) = server
+            .json(
+                Method::GET,
+                &format!("/stats/workflows?{bad}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str().is_some()),
+            (400, true),
+            "{bad}: {body}"
+        );
+    }
 }
 
 /// The `ipa` binary next to this test's executable (`cargo test --workspace` builds it).

@@ -4,7 +4,9 @@
 //! through the port, the status transitions and the model rule, and the refusals storage reports
 //! passed on as the service's errors.
 
-use ipa_kernel::{Actor, AgentId, AgentToolId, ClientInfo, PageRequest, UserId, WorkflowId};
+use ipa_kernel::{
+    Actor, AgentId, AgentToolId, ClientInfo, Page, PageLimit, PageRequest, UserId, WorkflowId,
+};
 use serde_json::{Value, json};
 
 use super::{AgentChanges, AgentService, NewAgent, NewTool, ToolChanges};
@@ -811,17 +813,48 @@ async fn tools_are_read_only_through_a_visible_agent() {
         )
         .await
         .unwrap();
-    let names: Vec<String> = w
+    let names = |page: &Page<AgentTool, ToolName>| -> Vec<String> {
+        page.items
+            .iter()
+            .map(|tool| tool.settings.name.to_string())
+            .collect()
+    };
+    let all = w
         .service
-        .tools(&w.owner, inactive.id)
+        .tools(&w.owner, inactive.id, PageRequest::default())
         .await
-        .unwrap()
-        .iter()
-        .map(|tool| tool.settings.name.to_string())
-        .collect();
-    assert_eq!(names, vec!["alpha", "zeta"]);
+        .unwrap();
+    assert_eq!(names(&all), vec!["alpha", "zeta"]);
+    assert_eq!(all.next, None);
+    // One at a time: the first page says where the second starts, which ends the list.
+    let one = PageRequest {
+        after: None,
+        limit: PageLimit::parse(Some(1)).unwrap(),
+    };
+    let first = w
+        .service
+        .tools(&w.owner, inactive.id, one.clone())
+        .await
+        .unwrap();
+    assert_eq!(names(&first), vec!["alpha"]);
+    let second = w
+        .service
+        .tools(
+            &w.owner,
+            inactive.id,
+            PageRequest {
+                after: first.next.clone(),
+                ..one
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&second), vec!["zeta"]);
+    assert_eq!(second.next, None);
     assert!(matches!(
-        w.service.tools(&w.other, inactive.id).await,
+        w.service
+            .tools(&w.other, inactive.id, PageRequest::default())
+            .await,
         Err(ToolError::AgentNotFound)
     ));
     assert!(matches!(
@@ -857,9 +890,10 @@ async fn tool_parameters_are_checked_through_the_schema_checker() {
     assert_eq!(w.schemas.calls(), 1);
     assert!(
         w.service
-            .tools(&w.owner, agent.id)
+            .tools(&w.owner, agent.id, PageRequest::default())
             .await
             .unwrap()
+            .items
             .is_empty()
     );
 

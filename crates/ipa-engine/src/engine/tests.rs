@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ipa_agent::{
     Agent, AgentFilter, AgentRepository, AgentSettings, AgentTool, CreateAgentError,
-    DeleteAgentError, PlainSecret, SecretOpener, StoredSecret, ToolError, ToolSettings,
+    DeleteAgentError, PlainSecret, SecretOpener, StoredSecret, ToolError, ToolName, ToolSettings,
     UpdateAgentError,
 };
 use ipa_execution::{
@@ -100,6 +100,15 @@ impl AgentRepository for NoAgents {
     }
 
     async fn tools(&self, _: &Actor, _: AgentId) -> Result<Option<Vec<AgentTool>>, StorageError> {
+        Ok(None)
+    }
+
+    async fn tools_page(
+        &self,
+        _: &Actor,
+        _: AgentId,
+        _: PageRequest<ToolName>,
+    ) -> Result<Option<Page<AgentTool, ToolName>>, StorageError> {
         Ok(None)
     }
 
