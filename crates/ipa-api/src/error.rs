@@ -254,6 +254,10 @@ pub async fn catch_all(err: poem::Error) -> Response {
         StatusCode::UNAUTHORIZED => {
             return ApiError::unauthorized("unauthorized", SIGN_IN_HINT).into_response();
         }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            format!("{err}. Send the request body as JSON, with `Content-Type: application/json`."),
+        ),
         status if status.is_client_error() => ("bad_request", err.to_string()),
         _ => {
             tracing::error!(error = %err, "request failed");

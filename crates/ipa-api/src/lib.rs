@@ -35,6 +35,7 @@ macro_rules! mirror_enum {
 }
 
 pub mod agents;
+pub mod allow;
 pub mod auth;
 pub mod document;
 pub mod door;
@@ -153,6 +154,9 @@ pub fn app(state: AppState, limits: HttpLimits) -> impl Endpoint {
     let service = service(&limits);
     let published = published_document(&service);
     let page = swagger_ui_page(&service, &published);
+    let allowed = serde_json::from_str(&published)
+        .map(|document| allow::AllowedMethods::from_document(&document))
+        .unwrap_or_default();
     let docs = poem::endpoint::make_sync(move |_| poem::web::Html(page.clone()));
     let spec = poem::endpoint::make_sync(move |_| {
         poem::Response::builder()
@@ -164,6 +168,7 @@ pub fn app(state: AppState, limits: HttpLimits) -> impl Endpoint {
         .nest("/docs", Route::new().at("/", docs))
         .at("/openapi.json", spec)
         .catch_all_error(error::catch_all)
+        .with(allowed)
         .data(state)
         .with(door::Door::new(limits))
         .with(poem::middleware::Tracing)

@@ -88,9 +88,39 @@ async fn unknown_routes_get_a_json_error_with_a_stable_code() {
         .await
         .unwrap();
     assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.headers()["allow"], "GET");
     assert_eq!(
         wrong_method.json::<Value>().await.unwrap()["code"],
         "method_not_allowed"
+    );
+    // A templated path lists every method its operations have.
+    let wrong_method = reqwest::Client::new()
+        .put(server.url("/workflows/00000000-0000-4000-8000-000000000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.headers()["allow"], "DELETE, GET, PATCH");
+
+    // A body that is not JSON is refused as such, with its own code.
+    let (_, token) = server.signed_in("alice", false).await;
+    let not_json = reqwest::Client::new()
+        .post(server.url("/workflows"))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body("name=Refunds")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 415);
+    let body: Value = not_json.json().await.unwrap();
+    assert_eq!(body["code"], "unsupported_media_type", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Type: application/json"),
+        "{body}"
     );
 }
 
