@@ -390,14 +390,8 @@ async fn drain_backlog(
     index: usize,
 ) -> anyhow::Result<BatchFigures> {
     let first = backlog_first(index);
-    let seed_path = setup.database.write(
-        &format!("backlog-{index}.sql"),
-        &crate::seed::pending_runs_sql(workflow, &setup.user.user_id, first, setup.runs, false),
-    )?;
-    setup
-        .database
-        .run_file(crate::database::SUPERUSER, &seed_path)
-        .await?;
+    let file = format!("backlog-{index}.sql");
+    seed_pending(setup, workflow, &file, first, setup.runs, false).await?;
     // The seed writes with triggers off, so no notification went out: one per worker, each
     // in its own transaction (PostgreSQL folds equal notifications of one transaction), wakes
     // them all now rather than at their next polls.
@@ -415,6 +409,25 @@ async fn drain_backlog(
     batch_figures(setup.database, &filter).await
 }
 
+/// Writes `count` pending one-step runs of `workflow` (ids from `first`) through the script
+/// `file`, as the superuser ([`crate::seed::pending_runs_sql`]).
+async fn seed_pending(
+    setup: &EngineSetup<'_>,
+    workflow: &str,
+    file: &str,
+    first: u64,
+    count: u64,
+    analyze: bool,
+) -> anyhow::Result<()> {
+    let sql = crate::seed::pending_runs_sql(workflow, &setup.user.user_id, first, count, analyze);
+    let path = setup.database.write(file, &sql)?;
+    setup
+        .database
+        .run_file(crate::database::SUPERUSER, &path)
+        .await
+        .map(drop)
+}
+
 /// Seeds pending one-step runs and has pgbench claim and complete them with the journal's SQL.
 async fn pgbench_equivalent(
     setup: &EngineSetup<'_>,
@@ -426,14 +439,8 @@ async fn pgbench_equivalent(
     let count = per_client * u64::from(workers);
     // Far above the seeded executions' numbers, one range per row.
     let first = 1_000_000_000_000 + (index as u64) * 10_000_000;
-    let seed_path = setup.database.write(
-        &format!("pending-{index}.sql"),
-        &crate::seed::pending_runs_sql(workflow, &setup.user.user_id, first, count, true),
-    )?;
-    setup
-        .database
-        .run_file(crate::database::SUPERUSER, &seed_path)
-        .await?;
+    let file = format!("pending-{index}.sql");
+    seed_pending(setup, workflow, &file, first, count, true).await?;
     let script = setup
         .database
         .write("engine.pgbench", &crate::sql::engine_script())?;
