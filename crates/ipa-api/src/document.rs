@@ -14,6 +14,11 @@
 //!   new anonymous schema (and then drop). 3.1 allows `description` beside `$ref`, so the wrapper
 //!   becomes `{"$ref": ..., "description": ...}`.
 //!
+//! Two omissions are filled in as well: an operation that needs no credentials says so with an
+//! empty `security` list (rather than nothing, which readers cannot tell from a forgotten one),
+//! and the server list, empty in poem-openapi's document, names the server that serves the
+//! document (`/`), which is where every operation is.
+//!
 //! The rewrite works on the JSON value and only on schema objects found where the specification
 //! puts them, so a property that happens to be named `allOf` or `nullable` is left alone.
 
@@ -36,6 +41,16 @@ pub fn to_openapi_31(mut document: Value) -> Value {
             && !license.contains_key("url")
         {
             license.insert("identifier".to_owned(), json!(LICENSE_IDENTIFIER));
+        }
+        if root
+            .get("servers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        {
+            root.insert(
+                "servers".to_owned(),
+                json!([{"url": "/", "description": "The server that serves this document."}]),
+            );
         }
         if let Some(schemas) = root
             .get_mut("components")
@@ -72,6 +87,9 @@ fn rewrite_path_item(item: &mut Value) {
         let Some(operation) = item.get_mut(method).and_then(Value::as_object_mut) else {
             continue;
         };
+        operation
+            .entry("security")
+            .or_insert_with(|| Value::Array(Vec::new()));
         rewrite_parameters(operation);
         if let Some(body) = operation.get_mut("requestBody") {
             rewrite_content(body);
@@ -259,6 +277,23 @@ mod tests {
         let rewritten = to_openapi_31(document(json!({})));
         assert_eq!(rewritten["openapi"], "3.1.0");
         assert_eq!(rewritten["info"]["license"]["identifier"], "Apache-2.0");
+    }
+
+    #[test]
+    fn open_operations_say_so_and_the_server_is_named() {
+        let mut source = document(json!({}));
+        source["servers"] = json!([]);
+        source["paths"] = json!({
+            "/open": {"get": {"responses": {}}},
+            "/closed": {"get": {"security": [{"BearerAuth": []}], "responses": {}}},
+        });
+        let rewritten = to_openapi_31(source);
+        assert_eq!(rewritten["paths"]["/open"]["get"]["security"], json!([]));
+        assert_eq!(
+            rewritten["paths"]["/closed"]["get"]["security"],
+            json!([{"BearerAuth": []}])
+        );
+        assert_eq!(rewritten["servers"][0]["url"], "/");
     }
 
     #[test]
