@@ -12,8 +12,13 @@ use serde_json::Value;
 /// The methods of each documented path, by path template (`/workflows/{id}`).
 #[derive(Clone, Debug, Default)]
 pub struct AllowedMethods {
-    paths: Vec<(Vec<Segment>, Vec<Method>)>,
+    paths: Vec<(PathTemplate, Vec<Method>)>,
 }
+
+/// A documented path (`/workflows/{id}/versions`), matched against request paths segment by
+/// segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PathTemplate(Vec<Segment>);
 
 /// One segment of a path template.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +27,33 @@ enum Segment {
     Literal(String),
     /// A `{parameter}`: matches any one non-empty segment.
     Parameter,
+}
+
+impl PathTemplate {
+    /// The template as the document writes it.
+    pub(crate) fn parse(template: &str) -> Self {
+        Self(
+            segments(template)
+                .map(|segment| {
+                    if segment.starts_with('{') && segment.ends_with('}') {
+                        Segment::Parameter
+                    } else {
+                        Segment::Literal(segment.to_owned())
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the request path `path` is one of this template's.
+    pub(crate) fn matches(&self, path: &str) -> bool {
+        let mut given = segments(path);
+        self.0.iter().all(|segment| match (segment, given.next()) {
+            (Segment::Literal(text), Some(given)) => text == given,
+            (Segment::Parameter, Some(given)) => !given.is_empty(),
+            (_, None) => false,
+        }) && given.next().is_none()
+    }
 }
 
 impl AllowedMethods {
@@ -33,15 +65,7 @@ impl AllowedMethods {
         let paths = paths
             .iter()
             .map(|(template, operations)| {
-                let segments = segments(template)
-                    .map(|segment| {
-                        if segment.starts_with('{') && segment.ends_with('}') {
-                            Segment::Parameter
-                        } else {
-                            Segment::Literal(segment.to_owned())
-                        }
-                    })
-                    .collect();
+                let template = PathTemplate::parse(template);
                 let methods = operations
                     .as_object()
                     .map(|operations| {
@@ -53,7 +77,7 @@ impl AllowedMethods {
                             .collect()
                     })
                     .unwrap_or_default();
-                (segments, methods)
+                (template, methods)
             })
             .collect();
         Self { paths }
@@ -62,18 +86,9 @@ impl AllowedMethods {
     /// The methods documented for `path`, in a fixed order, without repeats; empty when no
     /// documented path matches.
     pub fn for_path(&self, path: &str) -> Vec<Method> {
-        let requested: Vec<&str> = segments(path).collect();
         let mut allowed: Vec<Method> = Vec::new();
         for (template, methods) in &self.paths {
-            let matches = template.len() == requested.len()
-                && template
-                    .iter()
-                    .zip(&requested)
-                    .all(|(segment, given)| match segment {
-                        Segment::Literal(text) => text == given,
-                        Segment::Parameter => !given.is_empty(),
-                    });
-            if matches {
+            if template.matches(path) {
                 for method in methods {
                     if !allowed.contains(method) {
                         allowed.push(method.clone());

@@ -19,6 +19,11 @@
 //! and the server list, empty in poem-openapi's document, names the server that serves the
 //! document (`/`), which is where every operation is.
 //!
+//! Request bodies are closed: every object schema a request body reaches (directly or through
+//! `$ref`) that lists its properties gets `"additionalProperties": false`, since the server refuses
+//! unknown members ([`crate::shape`]). Schemas only responses use stay open, so clients keep
+//! reading answers that gain a field.
+//!
 //! The rewrite works on the JSON value and only on schema objects found where the specification
 //! puts them, so a property that happens to be named `allOf` or `nullable` is left alone.
 
@@ -68,8 +73,88 @@ pub fn to_openapi_31(mut document: Value) -> Value {
                 }
             }
         }
+        close_request_bodies(root);
     }
     document
+}
+
+/// The prefix of a reference to a component schema.
+const SCHEMA_REFERENCE: &str = "#/components/schemas/";
+
+/// Closes every object schema the paths' request bodies reach (see the module's documentation).
+fn close_request_bodies(root: &mut Map<String, Value>) {
+    let mut reached: Vec<String> = Vec::new();
+    if let Some(paths) = root.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            for method in METHODS {
+                let Some(content) = item
+                    .get_mut(method)
+                    .and_then(|operation| operation.get_mut("requestBody"))
+                    .and_then(|body| body.get_mut("content"))
+                    .and_then(Value::as_object_mut)
+                else {
+                    continue;
+                };
+                for media in content.values_mut() {
+                    if let Some(schema) = media.get_mut("schema") {
+                        close_objects(schema, &mut reached);
+                    }
+                }
+            }
+        }
+    }
+    let Some(schemas) = root
+        .get_mut("components")
+        .and_then(|components| components.get_mut("schemas"))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let mut closed = std::collections::BTreeSet::new();
+    while let Some(name) = reached.pop() {
+        if !closed.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = schemas.get_mut(&name) {
+            close_objects(schema, &mut reached);
+        }
+    }
+}
+
+/// Sets `additionalProperties: false` on `schema` and the inline object schemas inside it that
+/// list their properties and say nothing of others; adds the component schemas it refers to to
+/// `reached`.
+fn close_objects(schema: &mut Value, reached: &mut Vec<String>) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(name) = object
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|target| target.strip_prefix(SCHEMA_REFERENCE))
+    {
+        reached.push(name.to_owned());
+    }
+    if object.contains_key("properties") && !object.contains_key("additionalProperties") {
+        object.insert("additionalProperties".to_owned(), Value::Bool(false));
+    }
+    if let Some(properties) = object.get_mut("properties").and_then(Value::as_object_mut) {
+        for property in properties.values_mut() {
+            close_objects(property, reached);
+        }
+    }
+    for key in ["items", "not"] {
+        if let Some(inner) = object.get_mut(key) {
+            close_objects(inner, reached);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        if let Some(inner) = object.get_mut(key).and_then(Value::as_array_mut) {
+            for schema in inner {
+                close_objects(schema, reached);
+            }
+        }
+    }
 }
 
 /// The HTTP methods a path item may hold.
@@ -277,6 +362,38 @@ mod tests {
         let rewritten = to_openapi_31(document(json!({})));
         assert_eq!(rewritten["openapi"], "3.1.0");
         assert_eq!(rewritten["info"]["license"]["identifier"], "Apache-2.0");
+    }
+
+    #[test]
+    fn objects_a_request_reaches_are_closed_and_others_stay_open() {
+        let mut source = document(json!({
+            "Create": {"type": "object", "properties": {
+                "name": {"type": "string"},
+                "owner": {"allOf": [{"$ref": "#/components/schemas/Owner"}, {"description": "Who."}]},
+                "inline": {"type": "object", "properties": {"a": {"type": "string"}}},
+                "free": {},
+            }},
+            "Owner": {"type": "object", "properties": {"id": {"type": "string"}}},
+            "View": {"type": "object", "properties": {"id": {"type": "string"}}},
+        }));
+        source["paths"] = json!({"/things": {"post": {
+            "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Create"}}}},
+            "responses": {"200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/View"}}}}},
+        }}});
+        let rewritten = to_openapi_31(source);
+        let schemas = &rewritten["components"]["schemas"];
+        assert_eq!(schemas["Create"]["additionalProperties"], false);
+        assert_eq!(schemas["Owner"]["additionalProperties"], false);
+        assert_eq!(
+            schemas["Create"]["properties"]["inline"]["additionalProperties"],
+            false
+        );
+        assert!(
+            schemas["Create"]["properties"]["free"]
+                .get("additionalProperties")
+                .is_none()
+        );
+        assert!(schemas["View"].get("additionalProperties").is_none());
     }
 
     #[test]

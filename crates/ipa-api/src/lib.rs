@@ -43,6 +43,7 @@ pub mod error;
 pub mod executions;
 pub mod health;
 mod paging;
+pub mod shape;
 pub mod state;
 pub mod users;
 pub mod workflows;
@@ -154,9 +155,13 @@ pub fn app(state: AppState, limits: HttpLimits) -> impl Endpoint {
     let service = service(&limits);
     let published = published_document(&service);
     let page = swagger_ui_page(&service, &published);
-    let allowed = serde_json::from_str(&published)
-        .map(|document| allow::AllowedMethods::from_document(&document))
-        .unwrap_or_default();
+    let (allowed, shapes) = match serde_json::from_str(&published) {
+        Ok(document) => (
+            allow::AllowedMethods::from_document(&document),
+            shape::RequestShapes::from_document(&document),
+        ),
+        Err(_) => Default::default(),
+    };
     let docs = poem::endpoint::make_sync(move |_| poem::web::Html(page.clone()));
     let spec = poem::endpoint::make_sync(move |_| {
         poem::Response::builder()
@@ -169,6 +174,7 @@ pub fn app(state: AppState, limits: HttpLimits) -> impl Endpoint {
         .at("/openapi.json", spec)
         .catch_all_error(error::catch_all)
         .with(allowed)
+        .with(shapes)
         .data(state)
         .with(door::Door::new(limits))
         .with(poem::middleware::Tracing)

@@ -375,9 +375,9 @@ async fn measure(
     })
 }
 
-/// The first seeded id of row `index`'s backlog, far above the seeded executions' and pgbench's.
+/// The first number of row `index`'s backlog ([`crate::seed::numbering`]).
 fn backlog_first(index: usize) -> u64 {
-    2_000_000_000_000 + (index as u64) * 10_000_000
+    crate::seed::numbering::BACKLOG + (index as u64) * crate::seed::numbering::PER_ROW
 }
 
 /// Claim and complete as the engine does it: `runs` pending runs written at once, as pgbench's
@@ -437,8 +437,8 @@ async fn pgbench_equivalent(
 ) -> anyhow::Result<f64> {
     let per_client = (setup.runs / u64::from(workers)).max(1);
     let count = per_client * u64::from(workers);
-    // Far above the seeded executions' numbers, one range per row.
-    let first = 1_000_000_000_000 + (index as u64) * 10_000_000;
+    let first =
+        crate::seed::numbering::PGBENCH_PENDING + (index as u64) * crate::seed::numbering::PER_ROW;
     let file = format!("pending-{index}.sql");
     seed_pending(setup, workflow, &file, first, count, true).await?;
     let script = setup

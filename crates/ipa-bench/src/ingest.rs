@@ -50,7 +50,7 @@ pub async fn run(
     duration: Duration,
 ) -> anyhow::Result<Vec<IngestRow>> {
     // One pending run of its own, claimed through the journal like a worker claims it.
-    let number = 2_000_000_000_000u64;
+    let number = crate::seed::numbering::INGEST_RUN;
     let path = database.write(
         "ingest-run.sql",
         &crate::seed::pending_runs_sql(workflow, owner, number, 1, true),

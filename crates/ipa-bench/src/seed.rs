@@ -338,6 +338,19 @@ SELECT {eid}, CASE WHEN k = 0 OR k = 6 + j % 8 THEN NULL ELSE {sid} END,
     sql
 }
 
+/// Where the runs written apart from the seed are numbered, far above the seeded executions'
+/// numbers and apart from each other (each engine row adds `10,000,000 x` its index).
+pub mod numbering {
+    /// pgbench's pending runs of the engine phase.
+    pub const PGBENCH_PENDING: u64 = 1_000_000_000_000;
+    /// The run the ingestion phase writes its lines to.
+    pub const INGEST_RUN: u64 = 2_000_000_000_000;
+    /// The engine phase's backlogs.
+    pub const BACKLOG: u64 = 3_000_000_000_000;
+    /// The distance between two engine rows' ranges.
+    pub const PER_ROW: u64 = 10_000_000;
+}
+
 /// SQL inserting `count` pending one-step runs of `workflow`'s current version, started by
 /// `owner`, for pgbench's engine equivalent to claim (ids numbered from `first`, far above the
 /// seeded ones). Runs as the superuser with triggers skipped, like the seed; `analyze` refreshes

@@ -448,6 +448,19 @@ async fn malformed_sign_in_bodies_are_400_in_the_common_shape() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["code"], "bad_request");
+    assert_eq!(body["code"], "missing_field");
+    assert_eq!(body["pointer"], "/password");
     assert!(body["message"].is_string());
+    // A password sent as a number is refused as such, and its value is not echoed.
+    let (status, body) = server
+        .json(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"identifier": "alice", "password": 271_828_182_845_u64})),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_type")));
+    assert_eq!(body["pointer"], "/password");
+    assert!(!body.to_string().contains("271828182845"), "{body}");
 }

@@ -137,6 +137,82 @@ async fn a_workflow_is_created_changed_and_moved_through_its_lifecycle() {
 }
 
 #[tokio::test]
+async fn bodies_must_have_the_documented_shape_and_nothing_is_written_otherwise() {
+    let server = TestServer::start().await;
+    let (_, token) = server.signed_in("alice", false).await;
+    for (body, code, pointer) in [
+        (json!({"name": false}), "invalid_type", "/name"),
+        (json!({"name": 12}), "invalid_type", "/name"),
+        (json!({"name": "ok", "tags": "a"}), "invalid_type", "/tags"),
+        (
+            json!({"name": "ok", "tags": [1]}),
+            "invalid_type",
+            "/tags/0",
+        ),
+        (
+            json!({"name": "ok", "nmae": "typo"}),
+            "unknown_field",
+            "/nmae",
+        ),
+        (json!({"tags": []}), "missing_field", "/name"),
+        (json!(["not", "an", "object"]), "invalid_type", ""),
+    ] {
+        let (status, error) = server
+            .json(Method::POST, "/workflows", Some(&token), Some(body.clone()))
+            .await;
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(error["code"], code, "{body}: {error}");
+        assert_eq!(error["pointer"], pointer, "{body}: {error}");
+    }
+    let (_, listed) = server
+        .json(Method::GET, "/workflows", Some(&token), None)
+        .await;
+    assert_eq!(listed["items"], json!([]), "nothing was created");
+
+    // null means "not given" where the document allows it, and `null` tags are the default.
+    let (status, created) = server
+        .json(
+            Method::POST,
+            "/workflows",
+            Some(&token),
+            Some(json!({"name": "Refunds", "description": null, "tags": null, "metadata": null})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["tags"], json!([]));
+
+    // Changes are held to their own shape, nested members included.
+    let path = format!("/workflows/{}", created["id"].as_str().unwrap());
+    let (status, error) = server
+        .json(
+            Method::PATCH,
+            &path,
+            Some(&token),
+            Some(json!({"name": "Refunds", "statu": "active"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str(), error["pointer"].as_str()),
+        (400, Some("unknown_field"), Some("/statu"))
+    );
+    let (status, error) = server
+        .json(
+            Method::POST,
+            &format!("{path}/versions"),
+            Some(&token),
+            Some(json!({"definition": {"steps": []}, "change_summary": true})),
+        )
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str(), error["pointer"].as_str()),
+        (400, Some("invalid_type"), Some("/change_summary"))
+    );
+    let (_, unchanged) = server.json(Method::GET, &path, Some(&token), None).await;
+    assert_eq!(unchanged["name"], "Refunds");
+    assert_eq!(unchanged["current_version_number"], Value::Null);
+}
+
+#[tokio::test]
 async fn invalid_fields_are_refused_with_their_pointer() {
     let server = TestServer::start().await;
     let (_, token) = server.signed_in("alice", false).await;
@@ -173,7 +249,7 @@ async fn invalid_fields_are_refused_with_their_pointer() {
         .json(Method::POST, "/workflows", Some(&token), None)
         .await;
     assert_eq!(status, 415, "{error}");
-    assert_eq!(error["code"], "bad_request");
+    assert_eq!(error["code"], "unsupported_media_type");
     let (status, _) = server
         .json(Method::POST, "/workflows", None, Some(json!({"name": "x"})))
         .await;

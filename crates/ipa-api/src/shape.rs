@@ -1,0 +1,389 @@
+//! Request bodies held to the published document's shapes, before any handler reads them.
+//!
+//! poem-openapi's own parsing is lenient where the document is strict: it reads `false` or `12`
+//! where a string is declared as the string `"false"` or `"12"`, and it ignores members it does
+//! not know. This middleware checks each JSON request body against its operation's schema in
+//! the published document (JSON Schema 2020-12, which OpenAPI 3.1's schemas are), so what the
+//! document declares is what the server accepts. A body that does not fit is refused with
+//! `400` and the JSON pointer of the first member that does not fit:
+//!
+//! - `invalid_type`: a value of another type than declared (`null` is allowed where the document
+//!   says so);
+//! - `unknown_field`: a member the object does not declare (request objects are closed);
+//! - `missing_field`: a required member that is absent;
+//! - `invalid_field`: any other rule of the schema (an enum's values, say).
+//!
+//! Messages never quote the value sent, which may be a secret. A body that is not JSON at all is
+//! passed on: the handler's parser answers it as before. Rules on values the domain owns
+//! (lengths, formats, limits) stay the domain's, answered with `422`.
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::{Draft, JsonType, ValidationError, Validator};
+use poem::http::{Method, StatusCode};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
+use serde_json::Value;
+
+use crate::allow::PathTemplate;
+use crate::error::ErrorBody;
+
+/// The request body schema of each documented operation that reads JSON.
+#[derive(Clone, Default)]
+pub struct RequestShapes {
+    operations: std::sync::Arc<Vec<Operation>>,
+}
+
+struct Operation {
+    template: PathTemplate,
+    method: Method,
+    validator: Validator,
+}
+
+impl RequestShapes {
+    /// The shapes of `document`'s operations (an OpenAPI 3.1 document as JSON). An operation
+    /// whose schema does not compile is left unchecked, with a warning: poem-openapi wrote it,
+    /// and its handler still parses the body.
+    pub fn from_document(document: &Value) -> Self {
+        let components = document.get("components").cloned().unwrap_or(Value::Null);
+        let mut operations = Vec::new();
+        let paths = document.get("paths").and_then(Value::as_object);
+        for (path, item) in paths.into_iter().flatten() {
+            let Some(item) = item.as_object() else {
+                continue;
+            };
+            for (method, operation) in item {
+                let Ok(method) = Method::from_bytes(method.to_uppercase().as_bytes()) else {
+                    continue;
+                };
+                let Some(schema) = json_body_schema(operation) else {
+                    continue;
+                };
+                // The schema's references point into the document's components: the root of
+                // the schema compiled carries them, so they resolve without any lookup.
+                let mut root = match schema {
+                    Value::Object(object) => object.clone(),
+                    _ => continue,
+                };
+                root.insert("components".to_owned(), components.clone());
+                match jsonschema::options()
+                    .with_draft(Draft::Draft202012)
+                    .offline()
+                    .build(&Value::Object(root))
+                {
+                    Ok(validator) => operations.push(Operation {
+                        template: PathTemplate::parse(path),
+                        method,
+                        validator,
+                    }),
+                    Err(error) => {
+                        tracing::warn!(%path, %error, "a request body schema does not compile; its bodies are not checked against it");
+                    }
+                }
+            }
+        }
+        Self {
+            operations: std::sync::Arc::new(operations),
+        }
+    }
+
+    fn validator(&self, method: &Method, path: &str) -> Option<&Validator> {
+        self.operations
+            .iter()
+            .find(|operation| operation.method == method && operation.template.matches(path))
+            .map(|operation| &operation.validator)
+    }
+
+    /// The first way `body` does not fit `method path`'s schema, as the error to answer; `None`
+    /// when it fits or the operation has no JSON body.
+    pub fn check(&self, method: &Method, path: &str, body: &Value) -> Option<ErrorBody> {
+        let validator = self.validator(method, path)?;
+        let error = validator.iter_errors(body).next()?;
+        Some(refusal(&error, body))
+    }
+}
+
+/// The JSON schema of `operation`'s request body, if it reads JSON.
+fn json_body_schema(operation: &Value) -> Option<&Value> {
+    operation
+        .get("requestBody")?
+        .get("content")?
+        .as_object()?
+        .iter()
+        .find(|(media, _)| media.starts_with("application/json"))
+        .and_then(|(_, media)| media.get("schema"))
+}
+
+/// The answer to a body that `error` says does not fit.
+fn refusal(error: &ValidationError<'_>, body: &Value) -> ErrorBody {
+    if let Some(inner) = within_alternative(error) {
+        return refusal(inner, body);
+    }
+    let at = error.instance_path().as_str().to_owned();
+    let (code, pointer, message) = match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let member = unexpected.first().map_or("", String::as_str);
+            (
+                "unknown_field",
+                format!("{at}/{}", escape(member)),
+                format!(
+                    "`{member}` is not a member of {}; check its spelling against the API \
+                     documentation (/docs).",
+                    place(&at)
+                ),
+            )
+        }
+        ValidationErrorKind::Required { property } => {
+            let member = property.as_str().unwrap_or_default();
+            (
+                "missing_field",
+                format!("{at}/{}", escape(member)),
+                format!("`{member}` is required in {}.", place(&at)),
+            )
+        }
+        ValidationErrorKind::Type { kind } => {
+            let sent = body.pointer(&at).map_or("nothing", type_name);
+            (
+                "invalid_type",
+                at.clone(),
+                format!("{} must be {}, not {sent}.", field(&at), expected(kind)),
+            )
+        }
+        _ => (
+            "invalid_field",
+            at.clone(),
+            format!(
+                "{} does not fit the API's schema: {}.",
+                field(&at),
+                error.masked()
+            ),
+        ),
+    };
+    ErrorBody::at(code, message, &pointer)
+}
+
+/// For a value that fits none of `anyOf`'s or `oneOf`'s alternatives, the first error of the
+/// alternative it was meant for: an optional member is "this schema, or null", so a value that is
+/// not null is told what is wrong with it against the schema rather than that it is not null.
+fn within_alternative<'e>(error: &'e ValidationError<'_>) -> Option<&'e ValidationError<'static>> {
+    let (ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context }) =
+        error.kind()
+    else {
+        return None;
+    };
+    let only_not_null = |errors: &Vec<ValidationError<'static>>| {
+        errors.iter().all(|inner| {
+            matches!(
+                inner.kind(),
+                ValidationErrorKind::Type {
+                    kind: TypeKind::Single(JsonType::Null)
+                }
+            )
+        })
+    };
+    let mut meant = context.iter().filter(|errors| !only_not_null(errors));
+    match (meant.next(), meant.next()) {
+        // One alternative besides null: its first error says what is wrong.
+        (Some(errors), None) => errors.first(),
+        _ => None,
+    }
+}
+
+/// `~` and `/` escaped in a member name, for a JSON pointer (RFC 6901).
+fn escape(member: &str) -> String {
+    member.replace('~', "~0").replace('/', "~1")
+}
+
+fn place(pointer: &str) -> String {
+    if pointer.is_empty() {
+        "the request body".to_owned()
+    } else {
+        format!("`{pointer}`")
+    }
+}
+
+fn field(pointer: &str) -> String {
+    if pointer.is_empty() {
+        "The request body".to_owned()
+    } else {
+        format!("`{pointer}`")
+    }
+}
+
+fn expected(kind: &TypeKind) -> String {
+    let names: Vec<String> = match kind {
+        TypeKind::Single(kind) => vec![a_type(&kind.to_string())],
+        TypeKind::Multiple(kinds) => kinds.iter().map(|kind| a_type(&kind.to_string())).collect(),
+    };
+    names.join(" or ")
+}
+
+fn a_type(name: &str) -> String {
+    match name {
+        "null" => "null".to_owned(),
+        "object" | "array" | "integer" => format!("an {name}"),
+        other => format!("a {other}"),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for RequestShapes {
+    type Output = ShapeCheck<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        ShapeCheck {
+            inner,
+            shapes: self.clone(),
+        }
+    }
+}
+
+/// [`RequestShapes`] around an endpoint.
+pub struct ShapeCheck<E> {
+    inner: E,
+    shapes: RequestShapes,
+}
+
+impl<E: Endpoint> Endpoint for ShapeCheck<E> {
+    type Output = Response;
+
+    async fn call(&self, mut request: Request) -> Result<Self::Output> {
+        let json = request
+            .content_type()
+            .is_some_and(|media| media.starts_with("application/json"));
+        if json
+            && self
+                .shapes
+                .validator(request.method(), request.uri().path())
+                .is_some()
+        {
+            // The door already bounded the body's size.
+            let bytes = request.take_body().into_bytes().await?;
+            if let Ok(body) = serde_json::from_slice::<Value>(&bytes)
+                && let Some(refused) =
+                    self.shapes
+                        .check(request.method(), request.uri().path(), &body)
+            {
+                return Ok(refused.into_response_with(StatusCode::BAD_REQUEST));
+            }
+            request.set_body(bytes);
+        }
+        Ok(self.inner.call(request).await?.into_response())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn shapes() -> RequestShapes {
+        RequestShapes::from_document(&crate::document::to_openapi_31(json!({
+            "openapi": "3.0.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {"/things/{id}": {"post": {
+                "requestBody": {"content": {"application/json; charset=utf-8": {
+                    "schema": {"$ref": "#/components/schemas/Thing"}}}},
+                "responses": {},
+            }}},
+            "components": {"schemas": {
+                "Thing": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string"},
+                    "note": {"type": "string"},
+                    "part": {"$ref": "#/components/schemas/Part"},
+                    "mode": {"type": "string", "enum": ["a", "b"]},
+                }},
+                "Part": {"type": "object", "required": ["size"], "properties": {
+                    "size": {"type": "integer"},
+                }},
+            }},
+        })))
+    }
+
+    #[allow(clippy::needless_pass_by_value)] // Called with `json!` literals.
+    fn check(body: Value) -> Option<(String, String, String)> {
+        shapes()
+            .check(&Method::POST, "/things/7", &body)
+            .map(|error| {
+                let error = serde_json::to_value(&error).unwrap_or_default();
+                (
+                    error["code"].as_str().unwrap_or_default().to_owned(),
+                    error["pointer"].as_str().unwrap_or_default().to_owned(),
+                    error["message"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+    }
+
+    #[test]
+    fn a_body_that_fits_passes_and_null_is_allowed_where_declared() {
+        assert_eq!(check(json!({"name": "x"})), None);
+        assert_eq!(
+            check(json!({"name": "x", "note": null, "part": {"size": 2}, "mode": "a"})),
+            None
+        );
+        assert_eq!(
+            check(json!({"name": "x", "part": null, "mode": null})),
+            None
+        );
+    }
+
+    #[test]
+    fn types_are_strict_and_the_value_is_never_quoted() {
+        let (code, pointer, message) = check(json!({"name": false})).unwrap_or_default();
+        assert_eq!((code.as_str(), pointer.as_str()), ("invalid_type", "/name"));
+        assert_eq!(message, "`/name` must be a string, not a boolean.");
+        let (code, pointer, message) =
+            check(json!({"name": 31_415_926_535_u64})).unwrap_or_default();
+        assert_eq!((code.as_str(), pointer.as_str()), ("invalid_type", "/name"));
+        assert!(!message.contains("31415926535"), "{message}");
+        let (code, pointer, _) =
+            check(json!({"name": "x", "part": {"size": "2"}})).unwrap_or_default();
+        assert_eq!(
+            (code.as_str(), pointer.as_str()),
+            ("invalid_type", "/part/size")
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_members_are_named_by_pointer() {
+        let (code, pointer, message) = check(json!({"name": "x", "nmae": "y"})).unwrap_or_default();
+        assert_eq!(
+            (code.as_str(), pointer.as_str()),
+            ("unknown_field", "/nmae")
+        );
+        assert!(message.contains("`nmae`"), "{message}");
+        let (code, pointer, _) =
+            check(json!({"name": "x", "part": {"size": 1, "a/b": 2}})).unwrap_or_default();
+        assert_eq!(
+            (code.as_str(), pointer.as_str()),
+            ("unknown_field", "/part/a~1b")
+        );
+        let (code, pointer, _) = check(json!({"note": "y"})).unwrap_or_default();
+        assert_eq!(
+            (code.as_str(), pointer.as_str()),
+            ("missing_field", "/name")
+        );
+        let (code, pointer, message) =
+            check(json!({"name": "x", "mode": "secret-value"})).unwrap_or_default();
+        assert_eq!(
+            (code.as_str(), pointer.as_str()),
+            ("invalid_field", "/mode")
+        );
+        assert!(!message.contains("secret-value"), "{message}");
+    }
+
+    #[test]
+    fn other_operations_and_paths_are_not_checked() {
+        let shapes = shapes();
+        assert!(shapes.check(&Method::GET, "/things/7", &json!(1)).is_none());
+        assert!(shapes.check(&Method::POST, "/other", &json!(1)).is_none());
+    }
+}
