@@ -21,7 +21,7 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{Draft, JsonType, ValidationError, Validator};
 use poem::http::{Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use crate::allow::PathTemplate;
 use crate::error::ErrorBody;
@@ -43,7 +43,11 @@ impl RequestShapes {
     /// whose schema does not compile is left unchecked, with a warning: poem-openapi wrote it,
     /// and its handler still parses the body.
     pub fn from_document(document: &Value) -> Self {
-        let components = document.get("components").cloned().unwrap_or(Value::Null);
+        let empty = Map::new();
+        let components = document
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         let mut operations = Vec::new();
         let paths = document.get("paths").and_then(Value::as_object);
         for (path, item) in paths.into_iter().flatten() {
@@ -58,12 +62,14 @@ impl RequestShapes {
                     continue;
                 };
                 // The schema's references point into the document's components: the root of
-                // the schema compiled carries them, so they resolve without any lookup.
+                // the schema compiled carries those it reaches (only those, to keep the memory
+                // each validator holds small), so they resolve without any lookup.
                 let mut root = match schema {
                     Value::Object(object) => object.clone(),
                     _ => continue,
                 };
-                root.insert("components".to_owned(), components.clone());
+                let reached = reachable(schema, components);
+                root.insert("components".to_owned(), json!({"schemas": reached}));
                 match jsonschema::options()
                     .with_draft(Draft::Draft202012)
                     .offline()
@@ -101,6 +107,50 @@ impl RequestShapes {
     }
 }
 
+/// The prefix of a reference to a component schema.
+const SCHEMA_REFERENCE: &str = "#/components/schemas/";
+
+/// The component schemas `schema` refers to, directly or through others.
+fn reachable(schema: &Value, components: &Map<String, Value>) -> Map<String, Value> {
+    let mut reached = Map::new();
+    let mut pending = Vec::new();
+    references(schema, &mut pending);
+    while let Some(name) = pending.pop() {
+        if reached.contains_key(&name) {
+            continue;
+        }
+        if let Some(component) = components.get(&name) {
+            references(component, &mut pending);
+            reached.insert(name, component.clone());
+        }
+    }
+    reached
+}
+
+/// Adds the names of the component schemas `value` refers to to `found`.
+fn references(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => {
+            for (key, inner) in object {
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(target)) => {
+                        if let Some(name) = target.strip_prefix(SCHEMA_REFERENCE) {
+                            found.push(name.to_owned());
+                        }
+                    }
+                    _ => references(inner, found),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for inner in items {
+                references(inner, found);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The JSON schema of `operation`'s request body, if it reads JSON.
 fn json_body_schema(operation: &Value) -> Option<&Value> {
     operation
@@ -108,8 +158,16 @@ fn json_body_schema(operation: &Value) -> Option<&Value> {
         .get("content")?
         .as_object()?
         .iter()
-        .find(|(media, _)| media.starts_with("application/json"))
+        .find(|(media, _)| is_json(media))
         .and_then(|(_, media)| media.get("schema"))
+}
+
+/// Whether the media type `media` is JSON (`application/json`, with any parameters).
+fn is_json(media: &str) -> bool {
+    media
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// The answer to a body that `error` says does not fit.
@@ -256,9 +314,7 @@ impl<E: Endpoint> Endpoint for ShapeCheck<E> {
     type Output = Response;
 
     async fn call(&self, mut request: Request) -> Result<Self::Output> {
-        let json = request
-            .content_type()
-            .is_some_and(|media| media.starts_with("application/json"));
+        let json = request.content_type().is_some_and(is_json);
         if json
             && self
                 .shapes
@@ -378,6 +434,30 @@ mod tests {
             ("invalid_field", "/mode")
         );
         assert!(!message.contains("secret-value"), "{message}");
+    }
+
+    #[test]
+    fn only_json_media_types_are_json() {
+        assert!(is_json("application/json"));
+        assert!(is_json("Application/JSON; charset=utf-8"));
+        assert!(!is_json("application/json-patch+json"));
+        assert!(!is_json("text/plain"));
+    }
+
+    #[test]
+    fn a_validator_holds_only_the_components_its_schema_reaches() {
+        let components = json!({
+            "A": {"properties": {"b": {"$ref": "#/components/schemas/B"}}},
+            "B": {"items": {"$ref": "#/components/schemas/C"}},
+            "C": {"type": "string"},
+            "D": {"type": "string"},
+        });
+        let reached = reachable(
+            &json!({"$ref": "#/components/schemas/A"}),
+            components.as_object().unwrap_or(&Map::new()),
+        );
+        let names: Vec<&str> = reached.keys().map(String::as_str).collect();
+        assert_eq!(names, ["A", "B", "C"]);
     }
 
     #[test]
