@@ -68,22 +68,9 @@ impl Problems {
     }
 }
 
-/// `base` extended by one member name, escaped per RFC 6901.
-pub(crate) fn child(base: &str, member: &str) -> String {
-    format!("{base}/{}", member.replace('~', "~0").replace('/', "~1"))
-}
-
-/// The JSON type of `value`, for messages.
-pub(crate) fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+/// `base` extended by one member name, escaped per RFC 6901; the JSON type of a value, for
+/// messages.
+pub(crate) use ipa_kernel::json::{child_pointer as child, type_name};
 
 /// An object's members, read one by one; members nobody asked for are reported by
 /// [`Object::finish`], so a misspelt setting is an error rather than silently ignored.

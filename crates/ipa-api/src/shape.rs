@@ -17,6 +17,7 @@
 //! passed on: the handler's parser answers it as before. Rules on values the domain owns
 //! (lengths, formats, limits) stay the domain's, answered with `422`.
 
+use ipa_kernel::json::{child_pointer, type_name};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{Draft, JsonType, ValidationError, Validator};
 use poem::http::{Method, StatusCode};
@@ -181,7 +182,7 @@ fn refusal(error: &ValidationError<'_>, body: &Value) -> ErrorBody {
             let member = unexpected.first().map_or("", String::as_str);
             (
                 "unknown_field",
-                format!("{at}/{}", escape(member)),
+                child_pointer(&at, member),
                 format!(
                     "`{member}` is not a member of {}; check its spelling against the API \
                      documentation (/docs).",
@@ -193,7 +194,7 @@ fn refusal(error: &ValidationError<'_>, body: &Value) -> ErrorBody {
             let member = property.as_str().unwrap_or_default();
             (
                 "missing_field",
-                format!("{at}/{}", escape(member)),
+                child_pointer(&at, member),
                 format!("`{member}` is required in {}.", place(&at)),
             )
         }
@@ -245,11 +246,6 @@ fn within_alternative<'e>(error: &'e ValidationError<'_>) -> Option<&'e Validati
     }
 }
 
-/// `~` and `/` escaped in a member name, for a JSON pointer (RFC 6901).
-fn escape(member: &str) -> String {
-    member.replace('~', "~0").replace('/', "~1")
-}
-
 fn place(pointer: &str) -> String {
     if pointer.is_empty() {
         "the request body".to_owned()
@@ -279,17 +275,6 @@ fn a_type(name: &str) -> String {
         "null" => "null".to_owned(),
         "object" | "array" | "integer" => format!("an {name}"),
         other => format!("a {other}"),
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

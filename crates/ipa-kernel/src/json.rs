@@ -1,5 +1,6 @@
-//! Bounded measures of client JSON documents: how large a value is, found without writing more
-//! of it than the limit allows, so refusing a huge document costs no more than the limit.
+//! Client JSON documents: bounded measures (how large a value is, found without writing more of
+//! it than the limit allows, so refusing a huge document costs no more than the limit), and the
+//! words messages use to point at a member and name a value's type without quoting it.
 
 use std::io;
 
@@ -28,8 +29,34 @@ pub fn serialized_within(value: &Value, limit: usize) -> bool {
     serde_json::to_writer(Budget(limit), value).is_ok()
 }
 
+/// `base` (a JSON pointer) extended by one member name, escaped per RFC 6901 (`~` as `~0`, `/` as
+/// `~1`).
+pub fn child_pointer(base: &str, member: &str) -> String {
+    format!("{base}/{}", member.replace('~', "~0").replace('/', "~1"))
+}
+
+/// The JSON type of `value` with its article ("a string", "an object", "null"), for messages that
+/// must not quote the value itself.
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn member_names_are_escaped_in_pointers() {
+        assert_eq!(child_pointer("/a", "b/c~d"), "/a/b~1c~0d");
+        assert_eq!(child_pointer("", "x"), "/x");
+        assert_eq!(type_name(&Value::Bool(true)), "a boolean");
+    }
     use super::*;
     use serde_json::json;
 
