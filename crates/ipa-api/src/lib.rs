@@ -119,49 +119,67 @@ pub fn service(limits: &HttpLimits) -> OpenApiService<PlatformApi, &'static dyn 
 
 /// The OpenAPI document of the whole API, as JSON, declaring the default limits.
 pub fn openapi_json() -> String {
-    published_document(&service(&HttpLimits::default()))
+    Published::of(&service(&HttpLimits::default())).text
 }
 
-/// The document `service` publishes: poem-openapi's, rewritten as OpenAPI 3.1
-/// ([`document::to_openapi_31`]), pretty-printed.
-fn published_document(service: &OpenApiService<PlatformApi, &'static dyn AgentWebhooks>) -> String {
-    let source = service.spec();
-    match serde_json::from_str(&source) {
-        Ok(document) => format!("{:#}", document::to_openapi_31(document)),
-        // poem-openapi writes its document as JSON itself, so this cannot happen; were it to, the
-        // test that the committed 3.1 document is the one printed would fail.
-        Err(_) => source,
+/// The document a service publishes: poem-openapi's, rewritten as OpenAPI 3.1
+/// ([`document::to_openapi_31`]).
+struct Published {
+    /// poem-openapi's own document, as it wrote it.
+    source: String,
+    /// The published document.
+    document: serde_json::Value,
+    /// The published document, pretty-printed.
+    text: String,
+}
+
+impl Published {
+    fn of(service: &OpenApiService<PlatformApi, &'static dyn AgentWebhooks>) -> Self {
+        let source = service.spec();
+        match serde_json::from_str(&source) {
+            Ok(document) => {
+                let document = document::to_openapi_31(document);
+                let text = format!("{document:#}");
+                Self {
+                    source,
+                    document,
+                    text,
+                }
+            }
+            // poem-openapi writes its document as JSON itself, so this cannot happen; were it
+            // to, the test that the committed 3.1 document is the one printed would fail.
+            Err(_) => Self {
+                text: source.clone(),
+                source,
+                document: serde_json::Value::Null,
+            },
+        }
     }
-}
 
-/// Swagger UI's page for `service`, showing `published` (poem-openapi's page inlines its own
-/// 3.0 document, which is swapped for the published one).
-fn swagger_ui_page(
-    service: &OpenApiService<PlatformApi, &'static dyn AgentWebhooks>,
-    published: &str,
-) -> String {
-    let page = service.swagger_ui_html();
-    let original = service.spec();
-    assert!(
-        page.contains(&original),
-        "poem-openapi's Swagger UI page no longer inlines its document"
-    );
-    page.replacen(&original, published, 1)
+    /// Swagger UI's page for `service`, showing the published document (poem-openapi's page
+    /// inlines its own 3.0 document, which is swapped for it).
+    fn swagger_ui_page(
+        &self,
+        service: &OpenApiService<PlatformApi, &'static dyn AgentWebhooks>,
+    ) -> String {
+        let page = service.swagger_ui_html();
+        assert!(
+            page.contains(&self.source),
+            "poem-openapi's Swagger UI page no longer inlines its document"
+        );
+        page.replacen(&self.source, &self.text, 1)
+    }
 }
 
 /// The HTTP application: the API, its document and Swagger UI, with JSON errors for unknown
 /// routes, behind the [`door::Door`] enforcing `limits`.
 pub fn app(state: AppState, limits: HttpLimits) -> impl Endpoint {
     let service = service(&limits);
-    let published = published_document(&service);
-    let page = swagger_ui_page(&service, &published);
-    let (allowed, shapes) = match serde_json::from_str(&published) {
-        Ok(document) => (
-            allow::AllowedMethods::from_document(&document),
-            shape::RequestShapes::from_document(&document),
-        ),
-        Err(_) => Default::default(),
-    };
+    let published = Published::of(&service);
+    let page = published.swagger_ui_page(&service);
+    let allowed = allow::AllowedMethods::from_document(&published.document);
+    let shapes = shape::RequestShapes::from_document(&published.document);
+    let published = published.text;
     let docs = poem::endpoint::make_sync(move |_| poem::web::Html(page.clone()));
     let spec = poem::endpoint::make_sync(move |_| {
         poem::Response::builder()
