@@ -35,7 +35,6 @@ macro_rules! mirror_enum {
 }
 
 pub mod agents;
-pub mod allow;
 pub mod auth;
 pub mod document;
 pub mod door;
@@ -43,6 +42,7 @@ pub mod error;
 pub mod executions;
 pub mod health;
 mod paging;
+pub mod routing;
 pub mod shape;
 pub mod state;
 pub mod users;
@@ -177,7 +177,7 @@ pub fn app(state: AppState, limits: HttpLimits) -> impl Endpoint {
     let service = service(&limits);
     let published = Published::of(&service);
     let page = published.swagger_ui_page(&service);
-    let allowed = allow::AllowedMethods::from_document(&published.document);
+    let routes = routing::Routes::from_document(&published.document);
     let shapes = shape::RequestShapes::from_document(&published.document);
     let published = published.text;
     let docs = poem::endpoint::make_sync(move |_| poem::web::Html(page.clone()));
@@ -190,8 +190,9 @@ pub fn app(state: AppState, limits: HttpLimits) -> impl Endpoint {
         .nest("/", service)
         .nest("/docs", Route::new().at("/", docs))
         .at("/openapi.json", spec)
-        .catch_all_error(error::catch_all)
-        .with(allowed)
+        // Errors of routing and of parameters get the route's context (`routing`), every other
+        // one the common JSON shape (`error::catch_all`).
+        .with(routes)
         .with(shapes)
         .data(state)
         .with(door::Door::new(limits))

@@ -24,8 +24,8 @@ use poem::http::{Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use serde_json::{Map, Value, json};
 
-use crate::allow::PathTemplate;
 use crate::error::ErrorBody;
+use crate::routing::PathTemplate;
 
 /// The request body schema of each documented operation that reads JSON.
 #[derive(Clone, Default)]

@@ -231,11 +231,36 @@ async fn bad_page_parameters_are_400() {
         ("/users?limit=201", "invalid_limit"),
         ("/users?cursor=bm9wZQ", "invalid_cursor"),
         ("/users?cursor=!!!", "invalid_cursor"),
-        ("/users?active=maybe", "bad_request"),
+        ("/users?active=maybe", "invalid_parameter"),
     ] {
         let (status, body) = server.json(Method::GET, path, Some(&admin), None).await;
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["code"], code, "{path}");
+    }
+    // Parameters that do not parse are named as documented, with their pointer and what they
+    // must be (poem-openapi calls path parameters `param0`, ... inside).
+    for (path, pointer, message) in [
+        (
+            "/users?active=maybe",
+            "/query/active",
+            "The query parameter `active` must be `true` or `false`.",
+        ),
+        (
+            "/users/not-a-uuid",
+            "/path/1",
+            "The path parameter `id` must be a UUID.",
+        ),
+        (
+            "/users?limit=-1",
+            "/query/limit",
+            "The query parameter `limit` must be a whole number from 0 to 4294967295.",
+        ),
+    ] {
+        let (status, body) = server.json(Method::GET, path, Some(&admin), None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["code"], "invalid_parameter", "{path}: {body}");
+        assert_eq!(body["pointer"], pointer, "{path}: {body}");
+        assert_eq!(body["message"], message, "{path}: {body}");
     }
 }
 
