@@ -5,8 +5,8 @@
 //!   §15.5.6 requires, listing the methods the document has for the path;
 //! - a path or query parameter that does not parse: `400 invalid_parameter`, naming the parameter
 //!   as the document does (poem-openapi calls path parameters `param0`, `param1`, ... inside),
-//!   with its pointer (`/path/<segment index>`, counted from 0 as the door counts them, or
-//!   `/query/<name>`) and what the document says it must be.
+//!   with its pointer (`/path/<segment index>`, counted from 0 as the door counts them,
+//!   `/query/<name>` or `/header/<name>`) and what the document says it must be.
 //!
 //! Every other error goes to [`crate::error::catch_all`]. The tables are built once from the
 //! document, so they cannot disagree with the operations it declares.
@@ -158,6 +158,17 @@ impl Routes {
             .map(|(_, _, _, expected)| expected.as_str())
     }
 
+    /// Where `method path`'s parameter `name` is (`query`, `header`, ...) and what a value of it
+    /// must be, as the document declares them.
+    fn declared(&self, method: &Method, path: &str, name: &str) -> Option<(&str, &str)> {
+        self.paths
+            .iter()
+            .filter(|documented| documented.template.matches(path))
+            .flat_map(|documented| &documented.parameters)
+            .find(|(m, n, place, _)| m == method && n == name && place != "path")
+            .map(|(_, _, place, expected)| (place.as_str(), expected.as_str()))
+    }
+
     /// The answer to `error`, raised for `method path`.
     async fn answer(&self, error: poem::Error, method: &Method, path: &str) -> Response {
         if let Some(parse) = error.downcast_ref::<ParsePathError>() {
@@ -183,12 +194,16 @@ impl Routes {
         }
         if let Some(parse) = error.downcast_ref::<ParseParamError>() {
             let name = parse.name;
-            let must = self
-                .expected(method, path, name, "query")
-                .unwrap_or("a valid value");
+            let (place, must) = self
+                .declared(method, path, name)
+                .unwrap_or(("query", "a valid value"));
+            let what = match place {
+                "header" => format!("The header `{name}`"),
+                place => format!("The {place} parameter `{name}`"),
+            };
             return refusal(
-                format!("The query parameter `{name}` must be {must}."),
-                &format!("/query/{name}"),
+                format!("{what} must be {must}."),
+                &format!("/{place}/{name}"),
             );
         }
         catch_all(error).await
@@ -328,5 +343,10 @@ mod tests {
             Some("one of a, b")
         );
         assert_eq!(routes.expected(&Method::POST, path, "mode", "query"), None);
+        assert_eq!(
+            routes.declared(&Method::GET, path, "mode"),
+            Some(("query", "one of a, b"))
+        );
+        assert_eq!(routes.declared(&Method::GET, path, "id"), None);
     }
 }

@@ -667,6 +667,8 @@ async fn an_idempotency_key_returns_the_same_run() {
     assert_eq!(other["code"], "idempotency_key_reused");
     let bad = send("has space", json!({})).send().await.unwrap();
     assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["code"], "invalid_idempotency_key", "{bad}");
     let (_, list) = server
         .json(
             Method::GET,
