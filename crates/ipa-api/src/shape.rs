@@ -299,21 +299,21 @@ impl<E: Endpoint> Endpoint for ShapeCheck<E> {
     type Output = Response;
 
     async fn call(&self, mut request: Request) -> Result<Self::Output> {
-        let json = request.content_type().is_some_and(is_json);
-        if json
-            && self
-                .shapes
+        // The operation is looked up once; a request without a JSON body to check costs only
+        // that lookup.
+        let validator = if request.content_type().is_some_and(is_json) {
+            self.shapes
                 .validator(request.method(), request.uri().path())
-                .is_some()
-        {
+        } else {
+            None
+        };
+        if let Some(validator) = validator {
             // The door already bounded the body's size.
             let bytes = request.take_body().into_bytes().await?;
             if let Ok(body) = serde_json::from_slice::<Value>(&bytes)
-                && let Some(refused) =
-                    self.shapes
-                        .check(request.method(), request.uri().path(), &body)
+                && let Some(error) = validator.iter_errors(&body).next()
             {
-                return Ok(refused.into_response_with(StatusCode::BAD_REQUEST));
+                return Ok(refusal(&error, &body).into_response_with(StatusCode::BAD_REQUEST));
             }
             request.set_body(bytes);
         }
