@@ -134,6 +134,11 @@ fn sign_in_error(error: SignInError) -> ApiError {
         SignInError::InvalidCredentials => {
             ApiError::unauthorized("invalid_credentials", error.to_string())
         }
+        SignInError::BlankIdentifier => ApiError::unprocessable(
+            "invalid_field",
+            "Give the email address or username of the account to sign in to.",
+            "/identifier",
+        ),
         SignInError::Throttled {
             retry_after_seconds,
         } => ApiError::too_many_requests(

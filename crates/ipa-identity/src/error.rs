@@ -34,6 +34,9 @@ pub enum SignInError {
     /// Unknown account, wrong password or deactivated account: deliberately indistinguishable.
     #[error("the identifier or the password is wrong")]
     InvalidCredentials,
+    /// The identifier is empty or only white space: it names no account.
+    #[error("give the email address or username of the account to sign in to")]
+    BlankIdentifier,
     /// Too many recent failures for this account or address.
     #[error("too many failed sign-ins; retry in {retry_after_seconds} seconds")]
     Throttled {

@@ -95,7 +95,7 @@ where
         password: String,
         client: ClientInfo,
     ) -> Result<SignedIn, SignInError> {
-        let identifier = LoginIdentifier::parse(identifier);
+        let identifier = LoginIdentifier::parse(identifier).ok_or(SignInError::BlankIdentifier)?;
         let lookup = self
             .sessions
             .admit_attempt(&identifier, &client, &self.policy.throttle)

@@ -10,7 +10,8 @@ use time::{Duration, OffsetDateTime};
 /// What a person types to sign in: an email address (any case) or a username. Surrounding
 /// space is ignored and addresses are lower-cased, so throttling counts `Alice@X.io` and
 /// `alice@x.io` as the same account. It is not checked against the account rules: a sign-in
-/// with a malformed identifier simply finds no account, exactly like an unknown one.
+/// with a malformed identifier simply finds no account, exactly like an unknown one. Only a
+/// blank one is refused: it names nothing, and an attempt with it could not be counted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoginIdentifier(String);
 
@@ -18,13 +19,15 @@ impl LoginIdentifier {
     /// The longest identifier kept (the schema's email length); longer input is cut.
     pub const MAX_CHARS: usize = 255;
 
-    /// Normalises what was typed.
-    pub fn parse(raw: &str) -> Self {
+    /// Normalises what was typed; `None` when it is empty or only white space.
+    pub fn parse(raw: &str) -> Option<Self> {
         let trimmed: String = raw.trim().chars().take(Self::MAX_CHARS).collect();
-        if trimmed.contains('@') {
-            Self(trimmed.to_lowercase())
+        if trimmed.is_empty() {
+            None
+        } else if trimmed.contains('@') {
+            Some(Self(trimmed.to_lowercase()))
         } else {
-            Self(trimmed)
+            Some(Self(trimmed))
         }
     }
 
@@ -263,16 +266,19 @@ mod tests {
 
     #[test]
     fn identifiers_are_normalised_like_the_accounts_they_name() {
+        let parsed = |raw: &str| LoginIdentifier::parse(raw).map(|id| id.as_str().to_owned());
         assert_eq!(
-            LoginIdentifier::parse("  Alice@Example.COM ").as_str(),
-            "alice@example.com"
+            parsed("  Alice@Example.COM ").as_deref(),
+            Some("alice@example.com")
         );
         // Usernames compare exactly.
-        assert_eq!(LoginIdentifier::parse("Alice").as_str(), "Alice");
+        assert_eq!(parsed("Alice").as_deref(), Some("Alice"));
         assert_eq!(
-            LoginIdentifier::parse(&"x".repeat(400)).as_str().len(),
-            LoginIdentifier::MAX_CHARS
+            parsed(&"x".repeat(400)).map(|id| id.len()),
+            Some(LoginIdentifier::MAX_CHARS)
         );
+        assert_eq!(parsed(""), None);
+        assert_eq!(parsed(" \t\u{a0}\n"), None);
     }
 
     #[test]

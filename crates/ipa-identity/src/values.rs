@@ -88,11 +88,18 @@ impl fmt::Display for Email {
 pub struct Username(String);
 
 impl Username {
+    /// The shortest username.
+    pub const MIN_CHARS: usize = 3;
+    /// The longest username (the schema's `VARCHAR(100)`).
+    pub const MAX_CHARS: usize = 100;
+
     /// Parses a username (surrounding space ignored).
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let candidate = raw.trim();
         let allowed = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
-        if (3..=100).contains(&candidate.len()) && candidate.chars().all(allowed) {
+        if (Self::MIN_CHARS..=Self::MAX_CHARS).contains(&candidate.len())
+            && candidate.chars().all(allowed)
+        {
             Ok(Self(candidate.to_owned()))
         } else {
             Err(ValueError::Username(candidate.to_owned()))
@@ -119,13 +126,9 @@ pub struct FullName(String);
 impl FullName {
     /// Parses a name.
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
-        let candidate = raw.trim();
-        let length = candidate.chars().count();
-        if (1..=255).contains(&length) && !candidate.chars().any(char::is_control) {
-            Ok(Self(candidate.to_owned()))
-        } else {
-            Err(ValueError::FullName)
-        }
+        ipa_kernel::text::required_text(raw, ipa_kernel::text::NAME_MAX_CHARS)
+            .map(Self)
+            .ok_or(ValueError::FullName)
     }
 
     /// The name.
@@ -140,10 +143,15 @@ impl FullName {
 pub struct Password(String);
 
 impl Password {
+    /// The shortest password.
+    pub const MIN_CHARS: usize = 8;
+    /// The longest password.
+    pub const MAX_CHARS: usize = 128;
+
     /// Accepts a password of 8 to 128 characters, as typed (spaces count).
     pub fn parse(raw: String) -> Result<Self, ValueError> {
         let length = raw.chars().count();
-        if (8..=128).contains(&length) {
+        if (Self::MIN_CHARS..=Self::MAX_CHARS).contains(&length) {
             Ok(Self(raw))
         } else {
             Err(ValueError::PasswordLength(length))

@@ -464,3 +464,21 @@ async fn malformed_sign_in_bodies_are_400_in_the_common_shape() {
     assert_eq!(body["pointer"], "/password");
     assert!(!body.to_string().contains("271828182845"), "{body}");
 }
+
+#[tokio::test]
+async fn a_blank_identifier_is_refused_as_such_and_counts_against_nothing() {
+    let server = TestServer::with_policy(throttle(1, 1)).await;
+    for blank in ["", "   ", "\t\n"] {
+        let (status, body) = login_raw(&server, blank, "whatever-password").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (422, Some("invalid_field"))
+        );
+        assert_eq!(body["pointer"], "/identifier");
+    }
+    // Nothing was recorded against the address: a real sign-in still gets through a throttle of
+    // one failure per address.
+    let alice = server.create_user("alice", false).await;
+    let (status, body) = login_raw(&server, "alice", &alice.password).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -408,7 +408,7 @@ async fn unsettled_attempts_count_only_while_they_may_be_in_progress() {
     let sessions = ipa_store::PgSessions::new(store.clone());
     let client = ClientInfo::new(Some("198.51.100.7".parse().unwrap()), None);
     let policy = ThrottlePolicy::new(2, 50, time::Duration::minutes(15)).unwrap();
-    let alice = LoginIdentifier::parse("alice");
+    let alice = LoginIdentifier::parse("alice").unwrap();
     // Attempts a failure of the platform left unsettled minutes ago: not the client's failures.
     for _ in 0..5 {
         signing_in(
