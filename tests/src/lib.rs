@@ -248,10 +248,12 @@ impl TestServer {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        match request.send().await {
+        let response = match request.send().await {
             Ok(response) => response,
             Err(err) => panic!("{method} {path}: {err}"),
-        }
+        };
+        assert_declared(&method, path, response.status().as_u16());
+        response
     }
 
     /// A request as [`TestServer::call`], returning the status and the JSON body (`null` when
@@ -868,5 +870,89 @@ impl FakeModel {
             .into_iter()
             .filter(|request| !request.path.starts_with("/tools/"))
             .collect()
+    }
+}
+
+/// The published OpenAPI document, parsed once.
+fn published_document() -> &'static Value {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| match serde_json::from_str(&ipa_api::openapi_json()) {
+        Ok(document) => document,
+        Err(err) => panic!("the published OpenAPI document is not JSON: {err}"),
+    })
+}
+
+/// Whether the document's path template (`/workflows/{id}`) matches `path`.
+fn template_matches(template: &str, path: &str) -> bool {
+    let mut actual = path.split('/');
+    let matched = template.split('/').all(|segment| match actual.next() {
+        Some(part) if segment.starts_with('{') => !part.is_empty(),
+        Some(part) => part == segment,
+        None => false,
+    });
+    matched && actual.next().is_none()
+}
+
+/// Fails the test when `status` is not among the responses the published document declares for
+/// `method path`: every answer the tests see is one the document promises. Requests to paths
+/// the document does not have, or with methods it does not list there, are not held to it.
+///
+/// # Panics
+/// When the status is undeclared.
+pub fn assert_declared(method: &Method, path_and_query: &str, status: u16) {
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    let Some(paths) = published_document()["paths"].as_object() else {
+        return;
+    };
+    // A literal segment wins over a parameter (`/agents/{id}` against `/agents/{id}/tools`
+    // never clash, but be exact).
+    let operation = paths
+        .iter()
+        .filter(|(template, _)| template_matches(template, path))
+        .min_by_key(|(template, _)| template.matches('{').count())
+        .and_then(|(_, item)| item.get(method.as_str().to_lowercase()));
+    let Some(operation) = operation else {
+        return;
+    };
+    let responses = &operation["responses"];
+    assert!(
+        responses.get(status.to_string()).is_some(),
+        "{method} {path_and_query} answered {status}, which the document does not declare for {} \
+         (it declares {:?})",
+        operation["operationId"],
+        responses.as_object().map(|r| r.keys().collect::<Vec<_>>())
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_whole_paths_only() {
+        assert!(template_matches("/workflows/{id}", "/workflows/abc"));
+        assert!(!template_matches("/workflows/{id}", "/workflows/"));
+        assert!(!template_matches(
+            "/workflows/{id}",
+            "/workflows/abc/versions"
+        ));
+        assert!(!template_matches(
+            "/workflows/{id}/versions",
+            "/workflows/abc"
+        ));
+    }
+
+    #[test]
+    fn a_declared_status_passes_and_other_paths_are_not_held_to_the_document() {
+        assert_declared(&Method::GET, "/me", 401);
+        assert_declared(&Method::GET, "/workflows?limit=2", 400);
+        assert_declared(&Method::GET, "/no/such/path", 409);
+        assert_declared(&Method::PUT, "/me", 405);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not declare")]
+    fn an_undeclared_status_fails() {
+        assert_declared(&Method::GET, "/me", 409);
     }
 }

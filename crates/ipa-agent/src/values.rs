@@ -47,7 +47,7 @@ pub struct AgentName(String);
 impl AgentName {
     /// Parses a name.
     pub fn parse(raw: &str) -> Result<Self, AgentValueError> {
-        required_text(raw, 255)
+        required_text(raw, ipa_kernel::text::NAME_MAX_CHARS)
             .map(Self)
             .ok_or(AgentValueError::Name)
     }
@@ -106,9 +106,12 @@ impl SystemPrompt {
 pub struct ModelName(String);
 
 impl ModelName {
+    /// The longest model name (the schema's `VARCHAR(100)`).
+    pub const MAX_CHARS: usize = 100;
+
     /// Parses a model name.
     pub fn parse(raw: &str) -> Result<Self, AgentValueError> {
-        required_text(raw, 100)
+        required_text(raw, Self::MAX_CHARS)
             .map(Self)
             .ok_or(AgentValueError::ModelName)
     }
@@ -231,7 +234,7 @@ pub struct NameFragment(String);
 impl NameFragment {
     /// Parses a search term.
     pub fn parse(raw: &str) -> Result<Self, AgentValueError> {
-        required_text(raw, 255)
+        required_text(raw, ipa_kernel::text::NAME_MAX_CHARS)
             .map(Self)
             .ok_or(AgentValueError::NameFragment)
     }

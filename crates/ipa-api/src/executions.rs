@@ -396,7 +396,7 @@ enum StatsList {
 type BoxedEvents = std::pin::Pin<Box<dyn Stream<Item = LogView> + Send>>;
 
 /// The longest approval comment accepted.
-const MAX_COMMENT_CHARS: usize = 10_000;
+pub(crate) const MAX_COMMENT_CHARS: usize = 10_000;
 
 /// How often an event stream looks for new lines when no notification comes.
 const EVENTS_POLL: Duration = Duration::from_secs(1);

@@ -15,7 +15,8 @@
 //!
 //! Messages never quote the value sent, which may be a secret. A body that is not JSON at all is
 //! passed on: the handler's parser answers it as before. Rules on values the domain owns
-//! (lengths, formats, limits) stay the domain's, answered with `422`.
+//! (lengths, patterns, bounds: [`crate::limits`]) stay the domain's, answered with `422`, so
+//! they are left out of the shapes checked here.
 
 use ipa_kernel::json::{child_pointer, type_name};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
@@ -37,6 +38,8 @@ struct Operation {
     template: PathTemplate,
     method: Method,
     validator: Validator,
+    /// The body's members declared as integers (see [`whole_numbers_as_integers`]).
+    integer_members: Vec<String>,
 }
 
 impl RequestShapes {
@@ -69,17 +72,21 @@ impl RequestShapes {
                     Value::Object(object) => object.clone(),
                     _ => continue,
                 };
+                let integer_members = integer_members(schema, components);
                 let reached = reachable(schema, components);
                 root.insert("components".to_owned(), json!({"schemas": reached}));
+                let mut root = Value::Object(root);
+                crate::limits::without_value_rules(&mut root);
                 match jsonschema::options()
                     .with_draft(Draft::Draft202012)
                     .offline()
-                    .build(&Value::Object(root))
+                    .build(&root)
                 {
                     Ok(validator) => operations.push(Operation {
                         template: PathTemplate::parse(path),
                         method,
                         validator,
+                        integer_members,
                     }),
                     Err(error) => {
                         tracing::warn!(%path, %error, "a request body schema does not compile; its bodies are not checked against it");
@@ -92,24 +99,71 @@ impl RequestShapes {
         }
     }
 
-    fn validator(&self, method: &Method, path: &str) -> Option<&Validator> {
+    fn operation(&self, method: &Method, path: &str) -> Option<&Operation> {
         self.operations
             .iter()
             .find(|operation| operation.method == method && operation.template.matches(path))
-            .map(|operation| &operation.validator)
     }
 
     /// The first way `body` does not fit `method path`'s schema, as the error to answer; `None`
     /// when it fits or the operation has no JSON body.
     pub fn check(&self, method: &Method, path: &str, body: &Value) -> Option<ErrorBody> {
-        let validator = self.validator(method, path)?;
-        let error = validator.iter_errors(body).next()?;
+        let operation = self.operation(method, path)?;
+        let error = operation.validator.iter_errors(body).next()?;
         Some(refusal(&error, body))
     }
 }
 
 /// The prefix of a reference to a component schema.
 const SCHEMA_REFERENCE: &str = "#/components/schemas/";
+
+/// The members of the object `schema` (or the component it refers to) declared as integers.
+fn integer_members(schema: &Value, components: &Map<String, Value>) -> Vec<String> {
+    let schema = match schema.get("$ref").and_then(Value::as_str) {
+        Some(target) => target
+            .strip_prefix(SCHEMA_REFERENCE)
+            .and_then(|name| components.get(name))
+            .unwrap_or(schema),
+        None => schema,
+    };
+    let is_integer = |member: &Value| match member.get("type") {
+        Some(Value::String(kind)) => kind == "integer",
+        Some(Value::Array(kinds)) => kinds.iter().any(|kind| kind == "integer"),
+        _ => false,
+    };
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, member)| is_integer(member))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// `body` with each of `members` that holds a whole number written with a fraction (`3.0`,
+/// `1e2`) holding it as an integer; `None` when there was none. JSON Schema counts such numbers
+/// as integers, and so does the shape check, but the handlers' parser reads only integers
+/// written as such.
+fn whole_numbers_as_integers(body: &Value, members: &[String]) -> Option<Value> {
+    let object = body.as_object()?;
+    let whole = |value: &Value| {
+        let number = value.as_f64().filter(|_| value.is_f64())?;
+        // Within ±2^53 every whole f64 is exactly an i64.
+        #[allow(clippy::cast_possible_truncation)] // Whole and within ±2^53: exact.
+        let integer = number as i64;
+        (number.fract() == 0.0 && number.abs() <= 9_007_199_254_740_992.0).then(|| json!(integer))
+    };
+    let mut rewritten = None::<Map<String, Value>>;
+    for member in members {
+        if let Some(integer) = object.get(member).and_then(whole) {
+            rewritten
+                .get_or_insert_with(|| object.clone())
+                .insert(member.clone(), integer);
+        }
+    }
+    rewritten.map(Value::Object)
+}
 
 /// The component schemas `schema` refers to, directly or through others.
 fn reachable(schema: &Value, components: &Map<String, Value>) -> Map<String, Value> {
@@ -301,21 +355,31 @@ impl<E: Endpoint> Endpoint for ShapeCheck<E> {
     async fn call(&self, mut request: Request) -> Result<Self::Output> {
         // The operation is looked up once; a request without a JSON body to check costs only
         // that lookup.
-        let validator = if request.content_type().is_some_and(is_json) {
+        let operation = if request.content_type().is_some_and(is_json) {
             self.shapes
-                .validator(request.method(), request.uri().path())
+                .operation(request.method(), request.uri().path())
         } else {
             None
         };
-        if let Some(validator) = validator {
+        if let Some(operation) = operation {
             // The door already bounded the body's size.
             let bytes = request.take_body().into_bytes().await?;
-            if let Ok(body) = serde_json::from_slice::<Value>(&bytes)
-                && let Some(error) = validator.iter_errors(&body).next()
-            {
-                return Ok(refusal(&error, &body).into_response_with(StatusCode::BAD_REQUEST));
+            let rewritten = match serde_json::from_slice::<Value>(&bytes) {
+                Ok(body) => {
+                    if let Some(error) = operation.validator.iter_errors(&body).next() {
+                        return Ok(
+                            refusal(&error, &body).into_response_with(StatusCode::BAD_REQUEST)
+                        );
+                    }
+                    whole_numbers_as_integers(&body, &operation.integer_members)
+                        .and_then(|body| serde_json::to_vec(&body).ok())
+                }
+                Err(_) => None,
+            };
+            match rewritten {
+                Some(body) => request.set_body(body),
+                None => request.set_body(bytes),
             }
-            request.set_body(bytes);
         }
         Ok(self.inner.call(request).await?.into_response())
     }
@@ -341,6 +405,7 @@ mod tests {
                     "note": {"type": "string"},
                     "part": {"$ref": "#/components/schemas/Part"},
                     "mode": {"type": "string", "enum": ["a", "b"]},
+                    "count": {"type": "integer"},
                 }},
                 "Part": {"type": "object", "required": ["size"], "properties": {
                     "size": {"type": "integer"},
@@ -419,6 +484,31 @@ mod tests {
             ("invalid_field", "/mode")
         );
         assert!(!message.contains("secret-value"), "{message}");
+    }
+
+    #[test]
+    fn whole_numbers_become_integers_only_where_integers_are_declared() {
+        let members = vec!["version_number".to_owned()];
+        assert_eq!(
+            whole_numbers_as_integers(&json!({"version_number": 3.0, "x": 1.0}), &members),
+            Some(json!({"version_number": 3, "x": 1.0}))
+        );
+        assert_eq!(
+            whole_numbers_as_integers(&json!({"version_number": 3}), &members),
+            None
+        );
+        assert_eq!(
+            whole_numbers_as_integers(&json!({"version_number": 3.5}), &members),
+            None
+        );
+        assert_eq!(
+            whole_numbers_as_integers(&json!({"version_number": 1e300}), &members),
+            None
+        );
+        // Members are found through the body's reference, and only at its top level.
+        let shapes = shapes();
+        let operation = shapes.operation(&Method::POST, "/things/1").unwrap();
+        assert_eq!(operation.integer_members, ["count"]);
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! message ([`clip`]), so a message never carries more than a few hundred characters of what a
 //! client or a callee sent.
 
+/// The longest name of anything (a workflow, an agent, a person) and of a search term for one:
+/// the schema's `VARCHAR(255)`.
+pub const NAME_MAX_CHARS: usize = 255;
+
 /// `raw` trimmed, if it has 1 to `max_chars` characters and no control characters: the rule of
 /// every name.
 pub fn required_text(raw: &str, max_chars: usize) -> Option<String> {

@@ -30,8 +30,8 @@ pub enum WorkflowValueError {
     /// A description that is too long.
     #[error("a description has at most {max} characters", max = Description::MAX_CHARS)]
     Description,
-    /// A name search that is empty or too long.
-    #[error("a name search has 1 to 255 characters after trimming")]
+    /// A name search that is empty, too long or holds a control character.
+    #[error("a name search has 1 to 255 characters after trimming, and no control characters")]
     NameFragment,
 }
 
@@ -56,19 +56,17 @@ impl Description {
     }
 }
 
-/// Part of a workflow name to search for (case-insensitive substring): 1 to 255 characters.
+/// Part of a workflow name to search for (case-insensitive substring): held to the rule of
+/// names (trimmed, 1 to 255 characters, no control characters), since only such text can match.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NameFragment(String);
 
 impl NameFragment {
     /// Parses a search term.
     pub fn parse(raw: &str) -> Result<Self, WorkflowValueError> {
-        let trimmed = raw.trim();
-        if (1..=255).contains(&trimmed.chars().count()) {
-            Ok(Self(trimmed.to_owned()))
-        } else {
-            Err(WorkflowValueError::NameFragment)
-        }
+        ipa_kernel::text::required_text(raw, ipa_kernel::text::NAME_MAX_CHARS)
+            .map(Self)
+            .ok_or(WorkflowValueError::NameFragment)
     }
 
     /// The term.
@@ -193,7 +191,7 @@ pub struct WorkflowName(String);
 impl WorkflowName {
     /// Parses a name.
     pub fn parse(raw: &str) -> Result<Self, WorkflowValueError> {
-        ipa_kernel::text::required_text(raw, 255)
+        ipa_kernel::text::required_text(raw, ipa_kernel::text::NAME_MAX_CHARS)
             .map(Self)
             .ok_or(WorkflowValueError::Name)
     }
@@ -430,6 +428,7 @@ mod tests {
         assert!(Description::parse(&"x".repeat(10_001)).is_err());
         assert!(NameFragment::parse(" ").is_err());
         assert_eq!(NameFragment::parse(" fund ").unwrap().as_str(), "fund");
+        assert!(NameFragment::parse("fu\u{1}nd").is_err());
     }
 
     proptest! {

@@ -222,7 +222,6 @@ async fn invalid_fields_are_refused_with_their_pointer() {
         (json!({"name": "x".repeat(256)}), "/name"),
         (json!({"name": "ok", "tags": ["fine", " "]}), "/tags/1"),
         (json!({"name": "ok", "tags": many_tags}), "/tags"),
-        (json!({"name": "ok", "metadata": [1, 2]}), "/metadata"),
         (
             json!({"name": "ok", "description": "d".repeat(10_001)}),
             "/description",
@@ -235,6 +234,19 @@ async fn invalid_fields_are_refused_with_their_pointer() {
         assert_eq!(error["code"], "invalid_field");
         assert_eq!(error["pointer"], pointer, "{body}");
     }
+    // Metadata that is not an object does not have the document's shape.
+    let (status, error) = server
+        .json(
+            Method::POST,
+            "/workflows",
+            Some(&token),
+            Some(json!({"name": "ok", "metadata": [1, 2]})),
+        )
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str(), error["pointer"].as_str()),
+        (400, Some("invalid_type"), Some("/metadata"))
+    );
     let (status, error) = server
         .json(
             Method::POST,
@@ -332,10 +344,16 @@ async fn an_invalid_definition_is_refused_with_every_problem_at_its_pointer() {
         .await;
     assert_eq!(versions["items"], json!([]));
 
-    // The one-line problems of a document that is not even a definition.
+    // A definition that is not even an object does not have the document's shape; an object
+    // without steps has the one problem of missing them.
     let (status, error) = publish(&server, &token, &workflow, json!({"definition": [1]})).await;
-    assert_eq!(status, 422);
-    assert_eq!(error["problems"][0]["pointer"], "/definition");
+    assert_eq!(
+        (status, error["code"].as_str(), error["pointer"].as_str()),
+        (400, Some("invalid_type"), Some("/definition"))
+    );
+    let (status, error) = publish(&server, &token, &workflow, json!({"definition": {}})).await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["problems"][0]["pointer"], "/definition/steps");
 }
 
 #[tokio::test]
