@@ -39,6 +39,11 @@ openapi:
     cargo run -q -p ipa-server -- openapi > docs/openapi.json.tmp
     mv docs/openapi.json.tmp docs/openapi.json
 
+# Run Schemathesis against a live server, as a normal user and as a superuser (needs `pip install schemathesis==4.32.5`).
+contract *ARGS:
+    cargo build -p ipa-server --bin ipa
+    python3 scripts/contract/run_schemathesis.py {{ARGS}}
+
 # Run what continuous integration runs (.ci/run).
 ci:
     bash .ci/run
