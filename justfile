@@ -44,6 +44,11 @@ contract *ARGS:
     cargo build -p ipa-server --bin ipa
     python3 scripts/contract/run_schemathesis.py {{ARGS}}
 
+# Generate the Python and TypeScript clients under target/clients and drive a scenario through each (needs `pip install openapi-python-client==0.29.1`, npm); `just clients --generate-only`.
+clients *ARGS:
+    cargo build -p ipa-server --bin ipa
+    python3 scripts/contract/clients.py {{ARGS}}
+
 # Run what continuous integration runs (.ci/run).
 ci:
     bash .ci/run
