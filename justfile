@@ -49,6 +49,11 @@ clients *ARGS:
     cargo build -p ipa-server --bin ipa
     python3 scripts/contract/clients.py {{ARGS}}
 
+# Check Swagger UI at /docs in headless Chromium (Debian's `chromium`); the screenshot goes to target/swagger-ui/.
+swagger-ui *ARGS:
+    cargo build -p ipa-server --bin ipa
+    python3 scripts/contract/swagger_ui.py {{ARGS}}
+
 # Run what continuous integration runs (.ci/run).
 ci:
     bash .ci/run
