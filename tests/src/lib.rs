@@ -265,7 +265,7 @@ impl TestServer {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let response = self.call(method, path, token, body).await;
+        let response = self.call(method.clone(), path, token, body).await;
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         let value = if text.is_empty() {
@@ -273,6 +273,9 @@ impl TestServer {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
+        if let Some(code) = value.get("code").and_then(Value::as_str).filter(|_| status >= 400) {
+            assert_code_declared(&method, path, status, code);
+        }
         (status, value)
     }
 
@@ -882,6 +885,39 @@ fn published_document() -> &'static Value {
     })
 }
 
+/// The document's operation for `method path`, if it has one.
+fn documented_operation(method: &Method, path_and_query: &str) -> Option<&'static Value> {
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    // A literal segment wins over a parameter (`/agents/{id}` against `/agents/{id}/tools`
+    // never clash, but be exact).
+    published_document()["paths"]
+        .as_object()?
+        .iter()
+        .filter(|(template, _)| template_matches(template, path))
+        .min_by_key(|(template, _)| template.matches('{').count())
+        .and_then(|(_, item)| item.get(method.as_str().to_lowercase()))
+}
+
+/// Fails the test when the error `code` is not among those the document lists for `status` of
+/// `method path` (its `x-error-codes`).
+///
+/// # Panics
+/// When the code is not listed.
+pub fn assert_code_declared(method: &Method, path_and_query: &str, status: u16, code: &str) {
+    let Some(operation) = documented_operation(method, path_and_query) else {
+        return;
+    };
+    let listed = &operation["responses"][status.to_string()][ipa_api::responses::ERROR_CODES];
+    assert!(
+        listed
+            .as_array()
+            .is_some_and(|codes| codes.iter().any(|known| known == code)),
+        "{method} {path_and_query} answered {status} {code}, a code the document does not list \
+         for {} (it lists {listed})",
+        operation["operationId"]
+    );
+}
+
 /// Whether the document's path template (`/workflows/{id}`) matches `path`.
 fn template_matches(template: &str, path: &str) -> bool {
     let mut actual = path.split('/');
@@ -900,18 +936,7 @@ fn template_matches(template: &str, path: &str) -> bool {
 /// # Panics
 /// When the status is undeclared.
 pub fn assert_declared(method: &Method, path_and_query: &str, status: u16) {
-    let path = path_and_query.split('?').next().unwrap_or_default();
-    let Some(paths) = published_document()["paths"].as_object() else {
-        return;
-    };
-    // A literal segment wins over a parameter (`/agents/{id}` against `/agents/{id}/tools`
-    // never clash, but be exact).
-    let operation = paths
-        .iter()
-        .filter(|(template, _)| template_matches(template, path))
-        .min_by_key(|(template, _)| template.matches('{').count())
-        .and_then(|(_, item)| item.get(method.as_str().to_lowercase()));
-    let Some(operation) = operation else {
+    let Some(operation) = documented_operation(method, path_and_query) else {
         return;
     };
     let responses = &operation["responses"];
@@ -954,5 +979,17 @@ mod tests {
     #[should_panic(expected = "does not declare")]
     fn an_undeclared_status_fails() {
         assert_declared(&Method::GET, "/me", 409);
+    }
+
+    #[test]
+    fn a_listed_code_passes() {
+        assert_code_declared(&Method::POST, "/workflows/x/executions", 409, "workflow_not_active");
+        assert_code_declared(&Method::GET, "/no/such/path", 404, "anything");
+    }
+
+    #[test]
+    #[should_panic(expected = "does not list")]
+    fn an_unlisted_code_fails() {
+        assert_code_declared(&Method::POST, "/workflows/x/executions", 409, "last_superuser");
     }
 }

@@ -159,10 +159,19 @@ fn profile_error(error: ChangeProfileError) -> ApiError {
             "The current password is wrong.",
             "/current_password",
         ),
-        ChangeProfileError::NotFound => ApiError::not_found(error.to_string()),
+        ChangeProfileError::NotFound => account_gone(),
         ChangeProfileError::Storage(storage) => ApiError::storage(&storage),
         ChangeProfileError::Crypto(crypto) => ApiError::internal(&crypto),
     }
+}
+
+/// The answer when the signed-in account vanished after its token was checked (a race with its
+/// deactivation, which ends its sessions): the token no longer stands for anyone.
+fn account_gone() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_token",
+        "The signed-in account no longer exists or is deactivated; sign in again.",
+    )
 }
 
 pub(crate) fn query_error(error: UserQueryError) -> ApiError {
@@ -249,7 +258,10 @@ impl AuthApi {
     /// The signed-in user's account.
     #[oai(path = "/me", method = "get", operation_id = "getMe")]
     async fn me(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<MeResult, ApiError> {
-        let user = state.identity.me(&auth.0).await.map_err(query_error)?;
+        let user = state.identity.me(&auth.0).await.map_err(|error| match error {
+            UserQueryError::Storage(storage) => ApiError::storage(&storage),
+            UserQueryError::Forbidden | UserQueryError::NotFound => account_gone(),
+        })?;
         Ok(MeResult::Me(Json(UserView::from(user))))
     }
 

@@ -36,9 +36,11 @@ macro_rules! mirror_enum {
 
 pub mod agents;
 pub mod auth;
+pub mod definition_schema;
 pub mod document;
 pub mod door;
 pub mod error;
+pub mod examples;
 pub mod executions;
 pub mod health;
 pub mod limits;
@@ -124,9 +126,28 @@ pub fn openapi_json() -> String {
     Published::of(&service(&HttpLimits::default())).text
 }
 
+/// poem-openapi's `document` as published: OpenAPI 3.1, with typed definitions, the domain's
+/// limits, each operation's own responses, links and examples.
+fn completed(document: serde_json::Value) -> serde_json::Value {
+    let mut document = document::to_openapi_31(document);
+    responses::declare(&mut document);
+    // A declaration without a place fails its module's test; in a build that skipped it, the
+    // document goes without it rather than the server without a document.
+    let unplaced = [
+        definition_schema::declare(&mut document),
+        limits::declare(&mut document),
+        responses::declare_links(&mut document),
+        examples::declare(&mut document),
+    ]
+    .concat();
+    for place in unplaced {
+        tracing::warn!(%place, "a declaration has no place in the OpenAPI document");
+    }
+    document
+}
+
 /// The document a service publishes: poem-openapi's, rewritten as OpenAPI 3.1
-/// ([`document::to_openapi_31`]), with the limits the domain enforces ([`limits::declare`]) and
-/// each operation's own responses ([`responses::declare`]).
+/// ([`document::to_openapi_31`]) and [`completed`].
 struct Published {
     /// poem-openapi's own document, as it wrote it.
     source: String,
@@ -141,17 +162,7 @@ impl Published {
         let source = service.spec();
         match serde_json::from_str(&source) {
             Ok(document) => {
-                let mut document = document::to_openapi_31(document);
-                // A rule without a place fails a test (`limits`); in a build that skipped
-                // it, the document goes without the rule rather than the server without a
-                // document.
-                for place in limits::declare(&mut document) {
-                    tracing::warn!(%place, "a limit has no place in the OpenAPI document");
-                }
-                responses::declare(&mut document);
-                for link in responses::declare_links(&mut document) {
-                    tracing::warn!(%link, "a link has no place in the OpenAPI document");
-                }
+                let document = completed(document);
                 let text = format!("{document:#}");
                 Self {
                     source,

@@ -13,9 +13,9 @@
 //! document is the stricter of the two there, and only for text padded with white space, so a
 //! client that keeps to it is never refused for a length.
 //!
-//! Members the server reads as free JSON (metadata, a definition, a run's input) are declared
-//! with the type the domain requires (an object); that rule is one of shape, so
-//! [`crate::shape`] holds bodies to it (`400 invalid_type`).
+//! Members the server reads as free JSON (metadata, a run's input) are declared with the type
+//! the domain requires (an object); that rule is one of shape, so [`crate::shape`] holds bodies
+//! to it (`400 invalid_type`). A definition's schema is [`crate::definition_schema`]'s.
 
 use ipa_agent::{MaxTokens, ModelName, SystemPrompt, ToolName};
 use ipa_identity::{Email, Password, Username};
@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 
 /// White space as the domain trims it (Unicode's `White_Space`, Rust's `char::is_whitespace`),
 /// as the inside of a regular expression's character class.
-const WHITE_SPACE: &str =
+pub(crate) const WHITE_SPACE: &str =
     r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
 /// Control characters (Unicode's `Cc`, Rust's `char::is_control`), likewise.
@@ -231,10 +231,6 @@ fn rules() -> Vec<(Place, Value)> {
         (
             Property("UpdateWorkflowRequest", "metadata"),
             json!({"type": ["object", "null"]}),
-        ),
-        (
-            Property("PublishVersionRequest", "definition"),
-            json!({"type": "object"}),
         ),
         (
             Property("StartExecutionRequest", "input"),

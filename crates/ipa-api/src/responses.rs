@@ -6,57 +6,208 @@
 //! trims each operation's list to what it can answer, from what the document says of the
 //! operation (whether it takes parameters or a body, whether it needs credentials) and from
 //! what its handler can refuse (who may call it, which conflicts it detects), and adds `415`
-//! where a body is read. The end-to-end tests hold every answer the server gives to its
-//! operation's list.
+//! where a body is read. Each error response lists the codes it may carry, in its description
+//! and in [`ERROR_CODES`]. The end-to-end tests hold every answer the server gives, status and
+//! code, to its operation's lists.
 //!
 //! It also declares the links from each operation that creates something to the operations that
 //! read and change it ([`LINKS`]), so that readers (and stateful testers) know where an id goes.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
-/// Operations that refuse some signed-in callers with `403` (the others answer `404` for what a
-/// caller may not see).
-const FORBIDDING: &[&str] = &[
-    "createUser",
-    "listUsers",
-    "getUser",
-    "updateUser",
-    "deactivateUser",
-    "updateAgent",
-    "deleteAgent",
-    "createAgentTool",
-    "updateAgentTool",
-    "enableAgentTool",
-    "disableAgentTool",
-    "deleteAgentTool",
-    "decideApproval",
+/// The extension of a response listing the error codes it may carry.
+pub const ERROR_CODES: &str = "x-error-codes";
+
+/// The errors of each operation beyond those its shape implies (see [`error_codes`]): who may
+/// not call it, which conflicts it detects, which of its values the domain refuses and how, by
+/// operation, status and code. Read from the handlers' error mappings.
+const OWN_ERRORS: &[(&str, &str, &[&str])] = &[
+    ("login", "401", &["invalid_credentials"]),
+    ("login", "429", &["too_many_attempts"]),
+    (
+        "updateMe",
+        "422",
+        &["wrong_current_password", "current_password_required", "new_password_required"],
+    ),
+    ("createUser", "403", &["forbidden"]),
+    (
+        "createUser",
+        "409",
+        &["duplicate_email", "duplicate_username"],
+    ),
+    ("listUsers", "403", &["forbidden"]),
+    ("getUser", "403", &["forbidden"]),
+    ("updateUser", "403", &["forbidden"]),
+    ("updateUser", "409", &["last_superuser"]),
+    ("deactivateUser", "403", &["forbidden"]),
+    ("deactivateUser", "409", &["last_superuser"]),
+    ("listWorkflows", "400", &["invalid_filter"]),
+    (
+        "updateWorkflow",
+        "409",
+        &["invalid_transition", "no_current_version"],
+    ),
+    ("deleteWorkflow", "409", &["workflow_has_executions"]),
+    ("publishWorkflowVersion", "422", &["invalid_definition"]),
+    ("getWorkflowVersion", "404", &["version_not_found"]),
+    ("diffWorkflowVersions", "404", &["version_not_found"]),
+    ("rollbackWorkflow", "422", &["version_not_found"]),
+    ("startExecution", "400", &["invalid_idempotency_key"]),
+    (
+        "startExecution",
+        "409",
+        &["workflow_not_active", "no_current_version"],
+    ),
+    (
+        "startExecution",
+        "422",
+        &["version_not_found", "idempotency_key_reused"],
+    ),
+    ("cancelExecution", "409", &["invalid_transition"]),
+    ("pauseExecution", "409", &["invalid_transition"]),
+    ("resumeExecution", "409", &["invalid_transition"]),
+    ("retryExecution", "409", &["invalid_transition"]),
+    ("decideApproval", "403", &["forbidden"]),
+    ("decideApproval", "404", &["step_not_found"]),
+    (
+        "decideApproval",
+        "409",
+        &["not_an_approval", "invalid_transition"],
+    ),
+    ("listAgents", "400", &["invalid_filter"]),
+    ("createAgent", "422", &["invalid_configuration"]),
+    ("updateAgent", "403", &["forbidden"]),
+    ("updateAgent", "409", &["invalid_transition"]),
+    (
+        "updateAgent",
+        "422",
+        &["invalid_configuration", "immutable_field"],
+    ),
+    ("deleteAgent", "403", &["forbidden"]),
+    ("deleteAgent", "409", &["agent_in_use"]),
+    ("createAgentTool", "403", &["forbidden"]),
+    (
+        "createAgentTool",
+        "409",
+        &["duplicate_tool_name", "too_many_tools"],
+    ),
+    ("createAgentTool", "422", &["invalid_configuration"]),
+    ("getAgentTool", "404", &["tool_not_found"]),
+    ("updateAgentTool", "403", &["forbidden"]),
+    ("updateAgentTool", "404", &["tool_not_found"]),
+    (
+        "updateAgentTool",
+        "409",
+        &["duplicate_tool_name", "too_many_tools"],
+    ),
+    (
+        "updateAgentTool",
+        "422",
+        &["invalid_configuration", "immutable_field"],
+    ),
+    ("enableAgentTool", "403", &["forbidden"]),
+    ("enableAgentTool", "404", &["tool_not_found"]),
+    ("enableAgentTool", "409", &["too_many_tools"]),
+    ("disableAgentTool", "403", &["forbidden"]),
+    ("disableAgentTool", "404", &["tool_not_found"]),
+    ("deleteAgentTool", "403", &["forbidden"]),
+    ("deleteAgentTool", "404", &["tool_not_found"]),
 ];
 
-/// Operations that refuse a request that conflicts with the current state with `409`.
-const CONFLICTING: &[&str] = &[
-    "createUser",
-    "updateUser",
-    "deactivateUser",
-    "updateWorkflow",
-    "deleteWorkflow",
-    "publishWorkflowVersion",
-    "rollbackWorkflow",
-    "startExecution",
-    "cancelExecution",
-    "pauseExecution",
-    "resumeExecution",
-    "retryExecution",
-    "decideApproval",
-    "updateAgent",
-    "deleteAgent",
-    "createAgentTool",
-    "updateAgentTool",
-    "enableAgentTool",
-    "disableAgentTool",
-];
+/// What an operation's declaration says of it.
+struct Facts {
+    id: String,
+    has_body: bool,
+    secured: bool,
+    parameters: Vec<(String, String)>,
+}
 
-/// Operations that throttle with `429`.
-const THROTTLED: &[&str] = &["login"];
+impl Facts {
+    fn of(operation: &Map<String, Value>) -> Self {
+        let text = |value: &Value, key: &str| {
+            value
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Self {
+            id: text(&Value::Object(operation.clone()), "operationId"),
+            has_body: operation.contains_key("requestBody"),
+            secured: operation
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(|requirements| !requirements.is_empty()),
+            parameters: operation
+                .get("parameters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|parameter| (text(parameter, "name"), text(parameter, "in")))
+                .collect(),
+        }
+    }
+
+    fn has_parameter(&self, name: &str) -> bool {
+        self.parameters.iter().any(|(known, _)| known == name)
+    }
+}
+
+/// The error codes an operation may answer, by status: those of its shape (parameters, body,
+/// credentials, a resource in its path), those every operation may give, and [`OWN_ERRORS`].
+fn error_codes(facts: &Facts) -> BTreeMap<&'static str, Vec<&'static str>> {
+    let mut codes: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
+    let mut add = |status: &'static str, new: &[&'static str]| {
+        let list = codes.entry(status).or_default();
+        for code in new {
+            if !list.contains(code) {
+                list.push(code);
+            }
+        }
+    };
+    if facts.has_body {
+        add(
+            "400",
+            &[
+                "bad_request",
+                "invalid_type",
+                "unknown_field",
+                "missing_field",
+                "invalid_field",
+                "json_too_deep",
+            ],
+        );
+        add("413", &["payload_too_large"]);
+        add("415", &["unsupported_media_type"]);
+    }
+    if !facts.parameters.is_empty() {
+        add("400", &["invalid_parameter"]);
+    }
+    if facts.has_parameter("limit") {
+        add("400", &["invalid_limit"]);
+    }
+    if facts.has_parameter("cursor") {
+        add("400", &["invalid_cursor"]);
+    }
+    if facts.secured {
+        add("401", &["unauthorized", "invalid_token"]);
+    }
+    if facts.parameters.iter().any(|(_, place)| place == "path") {
+        add("404", &["not_found"]);
+    }
+    // Text that cannot be stored, anywhere in a request (the Door).
+    add("422", &["invalid_field"]);
+    add("500", &["internal"]);
+    add("503", &["database_unavailable"]);
+    for (id, status, own) in OWN_ERRORS {
+        if *id == facts.id {
+            add(status, own);
+        }
+    }
+    codes
+}
 
 /// A link: from the responses of `from` with `status`, to the operation `to`, whose parameters
 /// take the given runtime expressions.
@@ -323,26 +474,9 @@ pub fn declare(document: &mut Value) {
     }
 }
 
-/// Trims one operation's responses.
+/// Trims one operation's responses to those it can give, and lists each one's error codes.
 fn trim(operation: &mut Map<String, Value>) {
-    let id = operation
-        .get("operationId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let parameters = operation
-        .get("parameters")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let has_body = operation.contains_key("requestBody");
-    let has_path_parameter = parameters
-        .iter()
-        .any(|parameter| parameter.get("in").and_then(Value::as_str) == Some("path"));
-    let secured = operation
-        .get("security")
-        .and_then(Value::as_array)
-        .is_some_and(|requirements| !requirements.is_empty());
+    let facts = Facts::of(operation);
     let Some(responses) = operation
         .get_mut("responses")
         .and_then(Value::as_object_mut)
@@ -350,26 +484,32 @@ fn trim(operation: &mut Map<String, Value>) {
         return;
     };
     // Only operations answering with `ApiError` declare `413`: the others are not trimmed.
-    let Some(too_large) = responses.get("413").cloned() else {
+    let Some(template) = responses.get("413").cloned() else {
         return;
     };
-    let gives = |status: &str| match status {
-        "400" => has_body || !parameters.is_empty(),
-        "401" => secured || THROTTLED.contains(&id.as_str()),
-        "403" => FORBIDDING.contains(&id.as_str()),
-        "404" => has_path_parameter,
-        "409" => CONFLICTING.contains(&id.as_str()),
-        "413" | "415" => has_body,
-        "429" => THROTTLED.contains(&id.as_str()),
-        _ => true,
-    };
-    responses.retain(|status, _| gives(status));
-    if has_body {
-        let mut unsupported = too_large;
-        if let Some(object) = unsupported.as_object_mut() {
-            object.insert("description".to_owned(), json!(UNSUPPORTED_MEDIA_TYPE));
+    let codes = error_codes(&facts);
+    responses.retain(|status, _| status.starts_with('2') || codes.contains_key(status.as_str()));
+    for (status, codes) in codes {
+        let response = responses.entry(status).or_insert_with(|| {
+            let mut response = template.clone();
+            if let Some(object) = response.as_object_mut() {
+                object.insert("description".to_owned(), json!(UNSUPPORTED_MEDIA_TYPE));
+            }
+            response
+        });
+        if let Some(response) = response.as_object_mut() {
+            let listed: Vec<String> = codes.iter().map(|code| format!("`{code}`")).collect();
+            let description = response
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            response.insert(
+                "description".to_owned(),
+                json!(format!("{description} Codes: {}.", listed.join(", "))),
+            );
+            response.insert(ERROR_CODES.to_owned(), json!(codes));
         }
-        responses.insert("415".to_owned(), unsupported);
     }
 }
 
@@ -413,8 +553,32 @@ mod tests {
         );
         assert_eq!(statuses(&document, "/healthz", "get"), ["200"]);
         assert_eq!(
-            document["paths"]["/workflows"]["post"]["responses"]["415"]["description"],
-            UNSUPPORTED_MEDIA_TYPE
+            document["paths"]["/workflows"]["post"]["responses"]["415"][ERROR_CODES],
+            json!(["unsupported_media_type"])
+        );
+        let start = &document["paths"]["/workflows/{id}/executions"]["post"]["responses"];
+        assert_eq!(
+            start["409"][ERROR_CODES],
+            json!(["workflow_not_active", "no_current_version"])
+        );
+        assert_eq!(
+            start["400"][ERROR_CODES],
+            json!([
+                "bad_request",
+                "invalid_type",
+                "unknown_field",
+                "missing_field",
+                "invalid_field",
+                "json_too_deep",
+                "invalid_parameter",
+                "invalid_idempotency_key"
+            ])
+        );
+        assert!(
+            start["409"]["description"]
+                .as_str()
+                .unwrap()
+                .ends_with("Codes: `workflow_not_active`, `no_current_version`.")
         );
     }
 
@@ -439,7 +603,7 @@ mod tests {
             .flat_map(|item| item.as_object().unwrap().values())
             .filter_map(|operation| operation["operationId"].as_str())
             .collect();
-        for id in FORBIDDING.iter().chain(CONFLICTING).chain(THROTTLED) {
+        for (id, _, _) in OWN_ERRORS {
             assert!(ids.contains(id), "{id} is no operation of the document");
         }
     }

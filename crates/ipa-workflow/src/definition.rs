@@ -64,15 +64,20 @@ pub const MAX_PROBLEMS: usize = 100;
 pub const MAX_ATTEMPTS: u64 = 10;
 /// The longest timeout a step may have: 30 days.
 pub const MAX_TIMEOUT_MS: u64 = 30 * 24 * 3600 * 1000;
+/// The largest factor a retry's backoff may grow by (the smallest is 1: no growth).
+pub const MAX_BACKOFF_FACTOR: f64 = 10.0;
 
 /// A step's name: 1 to 64 of `a-z`, `0-9`, `_`. Templates refer to steps by it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StepName(String);
 
 impl StepName {
+    /// The longest step name.
+    pub const MAX_CHARS: usize = 64;
+
     /// Accepts a valid step name.
     pub fn parse(raw: &str) -> Option<Self> {
-        let valid = (1..=64).contains(&raw.len())
+        let valid = (1..=Self::MAX_CHARS).contains(&raw.len())
             && raw
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
@@ -993,7 +998,9 @@ fn parse_retry(
             let factor = match backoff.get("factor") {
                 None => Some(defaults.factor),
                 Some(value) => {
-                    let parsed = value.as_f64().filter(|f| (1.0..=10.0).contains(f));
+                    let parsed = value
+                        .as_f64()
+                        .filter(|f| (1.0..=MAX_BACKOFF_FACTOR).contains(f));
                     if parsed.is_none() {
                         problems.add(
                             &format!("{backoff_at}/factor"),

@@ -33,6 +33,7 @@ from ipa_client.models import (
     Agent,
     AgentType,
     ApprovalDecisionRequest,
+    ApprovalStep,
     CreateAgentRequest,
     CreateWorkflowRequest,
     Decision,
@@ -43,7 +44,6 @@ from ipa_client.models import (
     LoginRequest,
     LoginResponse,
     PublishVersionRequest,
-    PublishVersionRequestDefinition,
     RollbackRequest,
     StartExecutionRequest,
     StartExecutionRequestInputType0,
@@ -51,7 +51,11 @@ from ipa_client.models import (
     UpdateWorkflowRequest,
     User,
     VersionPage,
+    WebhookRequest,
+    WebhookRequestMethod,
+    WebhookStep,
     Workflow,
+    WorkflowDefinition,
     WorkflowStatus,
     WorkflowVersion,
 )
@@ -154,21 +158,19 @@ def main() -> None:
             workflow.id,
             client=client,
             body=PublishVersionRequest(
-                definition=PublishVersionRequestDefinition.from_dict(
-                    {
-                        "steps": [
-                            {"name": "approve", "type": "approval", "message": "Refund {{ input.amount }}?"},
-                            {
-                                "name": "pay",
-                                "type": "webhook",
-                                "request": {
-                                    "method": "POST",
-                                    "url": f"{target_url}/pay",
-                                    "body": {"amount": "{{ input.amount }}"},
-                                },
-                            },
-                        ]
-                    }
+                definition=WorkflowDefinition(
+                    steps=[
+                        ApprovalStep(name="approve", type_="approval", message="Refund {{ input.amount }}?"),
+                        WebhookStep(
+                            name="pay",
+                            type_="webhook",
+                            request=WebhookRequest(
+                                method=WebhookRequestMethod.POST,
+                                url=f"{target_url}/pay",
+                                body={"amount": "{{ input.amount }}"},
+                            ),
+                        ),
+                    ]
                 ),
                 change_summary="Approve, then pay.",
             ),
@@ -221,8 +223,14 @@ def main() -> None:
             workflow.id,
             client=client,
             body=PublishVersionRequest(
-                definition=PublishVersionRequestDefinition.from_dict(
-                    {"steps": [{"name": "pay", "type": "webhook", "request": {"method": "POST", "url": f"{target_url}/pay"}}]}
+                definition=WorkflowDefinition(
+                    steps=[
+                        WebhookStep(
+                            name="pay",
+                            type_="webhook",
+                            request=WebhookRequest(method=WebhookRequestMethod.POST, url=f"{target_url}/pay"),
+                        )
+                    ]
                 )
             ),
         ),
