@@ -273,7 +273,11 @@ impl TestServer {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        if let Some(code) = value.get("code").and_then(Value::as_str).filter(|_| status >= 400) {
+        if let Some(code) = value
+            .get("code")
+            .and_then(Value::as_str)
+            .filter(|_| status >= 400)
+        {
             assert_code_declared(&method, path, status, code);
         }
         (status, value)
@@ -983,13 +987,23 @@ mod tests {
 
     #[test]
     fn a_listed_code_passes() {
-        assert_code_declared(&Method::POST, "/workflows/x/executions", 409, "workflow_not_active");
+        assert_code_declared(
+            &Method::POST,
+            "/workflows/x/executions",
+            409,
+            "workflow_not_active",
+        );
         assert_code_declared(&Method::GET, "/no/such/path", 404, "anything");
     }
 
     #[test]
     #[should_panic(expected = "does not list")]
     fn an_unlisted_code_fails() {
-        assert_code_declared(&Method::POST, "/workflows/x/executions", 409, "last_superuser");
+        assert_code_declared(
+            &Method::POST,
+            "/workflows/x/executions",
+            409,
+            "last_superuser",
+        );
     }
 }

@@ -258,10 +258,14 @@ impl AuthApi {
     /// The signed-in user's account.
     #[oai(path = "/me", method = "get", operation_id = "getMe")]
     async fn me(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<MeResult, ApiError> {
-        let user = state.identity.me(&auth.0).await.map_err(|error| match error {
-            UserQueryError::Storage(storage) => ApiError::storage(&storage),
-            UserQueryError::Forbidden | UserQueryError::NotFound => account_gone(),
-        })?;
+        let user = state
+            .identity
+            .me(&auth.0)
+            .await
+            .map_err(|error| match error {
+                UserQueryError::Storage(storage) => ApiError::storage(&storage),
+                UserQueryError::Forbidden | UserQueryError::NotFound => account_gone(),
+            })?;
         Ok(MeResult::Me(Json(UserView::from(user))))
     }
 

@@ -78,6 +78,22 @@ pub fn to_openapi_31(mut document: Value) -> Value {
     document
 }
 
+/// The operation `operation_id` of `document` (an OpenAPI document as JSON).
+pub(crate) fn operation_mut<'d>(
+    document: &'d mut Value,
+    operation_id: &str,
+) -> Option<&'d mut Value> {
+    document
+        .get_mut("paths")?
+        .as_object_mut()?
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .find(|operation| {
+            operation.get("operationId").and_then(Value::as_str) == Some(operation_id)
+        })
+}
+
 /// The prefix of a reference to a component schema.
 const SCHEMA_REFERENCE: &str = "#/components/schemas/";
 

@@ -6,6 +6,8 @@
 
 use serde_json::{Value, json};
 
+use crate::document::operation_mut;
+
 /// The example body of each operation that reads one, by operation id.
 fn examples() -> Vec<(&'static str, Value)> {
     let passphrase = "correct horse battery staple";
@@ -101,19 +103,6 @@ pub fn declare(document: &mut Value) -> Vec<String> {
         }
     }
     missing
-}
-
-/// The operation `operation_id` of `document`.
-fn operation_mut<'d>(document: &'d mut Value, operation_id: &str) -> Option<&'d mut Value> {
-    document
-        .get_mut("paths")?
-        .as_object_mut()?
-        .values_mut()
-        .filter_map(Value::as_object_mut)
-        .flat_map(|item| item.values_mut())
-        .find(|operation| {
-            operation.get("operationId").and_then(Value::as_str) == Some(operation_id)
-        })
 }
 
 #[cfg(test)]

@@ -29,7 +29,11 @@ const OWN_ERRORS: &[(&str, &str, &[&str])] = &[
     (
         "updateMe",
         "422",
-        &["wrong_current_password", "current_password_required", "new_password_required"],
+        &[
+            "wrong_current_password",
+            "current_password_required",
+            "new_password_required",
+        ],
     ),
     ("createUser", "403", &["forbidden"]),
     (
@@ -442,15 +446,7 @@ fn response_mut<'d>(
     operation_id: &str,
     status: &str,
 ) -> Option<&'d mut Value> {
-    document
-        .get_mut("paths")?
-        .as_object_mut()?
-        .values_mut()
-        .filter_map(Value::as_object_mut)
-        .flat_map(|item| item.values_mut())
-        .find(|operation| {
-            operation.get("operationId").and_then(Value::as_str) == Some(operation_id)
-        })?
+    crate::document::operation_mut(document, operation_id)?
         .get_mut("responses")?
         .get_mut(status)
 }
