@@ -78,6 +78,25 @@ impl<S> Default for Headers<S> {
     }
 }
 
+/// The longest header name, in bytes.
+pub const MAX_HEADER_NAME_BYTES: usize = 128;
+/// The longest header value, in bytes.
+pub const MAX_HEADER_VALUE_BYTES: usize = 8192;
+/// The longest name part of a provider (an organization, a deployment, an API version), in bytes.
+pub const MAX_SHORT_NAME_BYTES: usize = 64;
+/// The most seconds a call to an endpoint (a custom agent's, a tool's) may be given.
+pub const MAX_CALL_TIMEOUT_SECONDS: u32 = 600;
+/// A custom agent's endpoint timeout when none is configured.
+pub const DEFAULT_ENDPOINT_TIMEOUT_SECONDS: u32 = 60;
+/// The fewest participants of a group conversation.
+pub const MIN_PARTICIPANTS: usize = 2;
+/// The most rounds of a group conversation.
+pub const MAX_ROUNDS: u32 = 100;
+/// The rounds of a group conversation when none are configured.
+pub const DEFAULT_ROUNDS: u32 = 10;
+/// The longest phrase that ends a group conversation.
+pub const MAX_TERMINATION_PHRASE_CHARS: usize = 200;
+
 /// Headers the HTTP client sets itself: a configuration may not override them.
 const MANAGED_HEADERS: &[&str] = &[
     "host",
@@ -132,7 +151,7 @@ impl<S> Headers<S> {
         for (name, value) in members {
             let at = child(pointer, name);
             let token = !name.is_empty()
-                && name.len() <= 128
+                && name.len() <= MAX_HEADER_NAME_BYTES
                 && name
                     .bytes()
                     .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
@@ -149,7 +168,9 @@ impl<S> Headers<S> {
             }
             let header = match value {
                 Value::String(text) => {
-                    if text.len() > 8192 || text.chars().any(|c| c.is_control() && c != '\t') {
+                    if text.len() > MAX_HEADER_VALUE_BYTES
+                        || text.chars().any(|c| c.is_control() && c != '\t')
+                    {
                         problems.add(
                             &at,
                             "a header value has at most 8,192 characters and no line breaks",
@@ -265,7 +286,7 @@ pub enum Provider<S> {
 
 /// A short name part: 1 to 64 of letters, digits, `.`, `_`, `-`.
 fn short_name(text: &str) -> bool {
-    (1..=64).contains(&text.len())
+    (1..=MAX_SHORT_NAME_BYTES).contains(&text.len())
         && text
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte))
@@ -542,8 +563,12 @@ impl<S> AgentConfiguration<S> {
                         }
                         None => Some(Headers::default()),
                     };
-                    let timeout_seconds =
-                        object.integer_or("timeout_seconds", 1..=600, 60, &mut problems);
+                    let timeout_seconds = object.integer_or(
+                        "timeout_seconds",
+                        1..=MAX_CALL_TIMEOUT_SECONDS,
+                        DEFAULT_ENDPOINT_TIMEOUT_SECONDS,
+                        &mut problems,
+                    );
                     match (endpoint, headers, timeout_seconds) {
                         (Some(endpoint), Some(headers), Some(timeout_seconds)) => {
                             Some(Self::Custom(EndpointConfiguration {
@@ -663,7 +688,7 @@ fn parse_group<S>(
             problems.add(&at, "`participants` must be an array of agent ids");
             return None;
         };
-        if !(2..=AgentConfiguration::<S>::MAX_PARTICIPANTS).contains(&items.len()) {
+        if !(MIN_PARTICIPANTS..=AgentConfiguration::<S>::MAX_PARTICIPANTS).contains(&items.len()) {
             problems.add(
                 &at,
                 format!(
@@ -691,12 +716,12 @@ fn parse_group<S>(
         }
         Some(ids)
     });
-    let max_rounds = object.integer_or("max_rounds", 1..=100, 10, problems);
+    let max_rounds = object.integer_or("max_rounds", 1..=MAX_ROUNDS, DEFAULT_ROUNDS, problems);
     let termination_phrase = object
         .optional_str("termination_phrase", problems)
         .and_then(|phrase| {
             let phrase = phrase.trim();
-            if (1..=200).contains(&phrase.chars().count()) {
+            if (1..=MAX_TERMINATION_PHRASE_CHARS).contains(&phrase.chars().count()) {
                 Some(phrase.to_owned())
             } else {
                 problems.add(

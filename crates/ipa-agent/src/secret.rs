@@ -42,10 +42,13 @@ impl fmt::Debug for PlainSecret {
 pub struct EnvVarName(String);
 
 impl EnvVarName {
+    /// The longest variable name.
+    pub const MAX_CHARS: usize = 128;
+
     /// Parses a variable name.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let valid = !raw.is_empty()
-            && raw.len() <= 128
+            && raw.len() <= Self::MAX_CHARS
             && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !raw.starts_with(|c: char| c.is_ascii_digit());
         if valid {

@@ -266,6 +266,8 @@ pub enum ToolConfiguration<S> {
 
 /// The largest OpenAPI document a plugin may carry.
 pub const MAX_OPENAPI_BYTES: usize = 1024 * 1024;
+/// A tool call's timeout when none is configured.
+pub const DEFAULT_TOOL_TIMEOUT_SECONDS: u32 = 30;
 /// The most operations a plugin may have (a model is offered at most 128 functions).
 pub const MAX_OPERATIONS: usize = 64;
 /// The most parameters one plugin operation may have, those of its path included.
@@ -470,7 +472,12 @@ fn parse_api<S>(
             }
         }
     }
-    let timeout_seconds = object.integer_or("timeout_seconds", 1..=600, 30, problems);
+    let timeout_seconds = object.integer_or(
+        "timeout_seconds",
+        1..=crate::config::MAX_CALL_TIMEOUT_SECONDS,
+        DEFAULT_TOOL_TIMEOUT_SECONDS,
+        problems,
+    );
     if problems.count() != before {
         return None;
     }
@@ -511,7 +518,12 @@ fn parse_plugin<S>(
             .ok()
     });
     let headers = parse_headers(object, read, problems);
-    let timeout_seconds = object.integer_or("timeout_seconds", 1..=600, 30, problems);
+    let timeout_seconds = object.integer_or(
+        "timeout_seconds",
+        1..=crate::config::MAX_CALL_TIMEOUT_SECONDS,
+        DEFAULT_TOOL_TIMEOUT_SECONDS,
+        problems,
+    );
     let openapi = object.required("openapi", problems);
     let operations = openapi.and_then(|document| {
         if !serialized_within(document, MAX_OPENAPI_BYTES) {

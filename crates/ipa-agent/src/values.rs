@@ -250,6 +250,9 @@ impl NameFragment {
 pub struct HttpUrl(String);
 
 impl HttpUrl {
+    /// The longest URL, in bytes.
+    pub const MAX_BYTES: usize = 2048;
+
     /// Parses a URL; the message says what is wrong.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let rest = raw
@@ -263,7 +266,7 @@ impl HttpUrl {
                 shorten(raw)
             ));
         }
-        if raw.len() > 2048 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if raw.len() > Self::MAX_BYTES || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("a URL has at most 2,048 characters and no spaces".to_owned());
         }
         Ok(Self(raw.to_owned()))

@@ -185,7 +185,8 @@ struct CreateAgentRequest {
     max_tokens: Option<i64>,
 }
 
-/// Changes to an agent; absent fields stay as they are. In a new `configuration`, a secret given
+/// Changes to an agent: a field left out, or sent as `null`, stays as it is,
+/// unless its description says `null` clears it. In a new `configuration`, a secret given
 /// as `{"set": true}` keeps the one stored at the same place.
 #[derive(Object)]
 struct UpdateAgentRequest {
@@ -230,7 +231,8 @@ fn enabled_by_default() -> bool {
     true
 }
 
-/// Changes to a tool; absent fields stay as they are.
+/// Changes to a tool: a field left out, or sent as `null`, stays as it is,
+/// unless its description says `null` clears it.
 #[derive(Object)]
 struct UpdateToolRequest {
     /// A new name.

@@ -115,8 +115,9 @@ enum MeResult {
     Me(Json<UserView>),
 }
 
-/// Changes to one's own account. A password change needs the current password and ends every
-/// other session of the account.
+/// Changes to one's own account: a field left out, or sent as `null`, stays as it is, unless its
+/// description says `null` clears it. A password change needs the current password and ends
+/// every other session of the account.
 #[derive(Object)]
 struct UpdateMeRequest {
     /// A new full name; `null` clears it.

@@ -4,8 +4,8 @@
 //! The server reads a definition as free JSON and the domain ([`ipa_workflow::definition`])
 //! checks it whole, reporting every problem at its pointer in one `422`. The document describes
 //! the same rules, built from the domain's constants, so that clients get typed steps and Swagger
-//! UI shows their fields. The shape check ([`crate::shape`]) leaves a definition to the domain
-//! (see [`DOMAIN_CHECKED`]), so that a client still learns of every problem at once. What no
+//! UI shows their fields. The shape check ([`crate::shape`]) leaves a definition to the domain,
+//! so that a client still learns of every problem at once. What no
 //! schema can say stays the domain's alone: step names unique, templates that compile and refer
 //! to earlier steps, agents and approvers that exist, a backoff's ceiling above its start.
 
@@ -19,10 +19,6 @@ use crate::limits::WHITE_SPACE;
 
 /// The component naming a definition.
 pub const DEFINITION: &str = "WorkflowDefinition";
-
-/// Components whose documents the domain checks whole (every problem in one `422`): the shape
-/// check reads them as any object.
-pub const DOMAIN_CHECKED: [&str; 1] = [DEFINITION];
 
 /// The members of a definition that carry the schema, by request and response schema.
 const DEFINITION_MEMBERS: [(&str, &str); 2] = [

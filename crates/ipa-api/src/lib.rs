@@ -36,6 +36,7 @@ macro_rules! mirror_enum {
 
 pub mod agents;
 pub mod auth;
+pub mod configuration_schema;
 pub mod definition_schema;
 pub mod document;
 pub mod door;
@@ -135,6 +136,7 @@ fn completed(document: serde_json::Value) -> serde_json::Value {
     // document goes without it rather than the server without a document.
     let unplaced = [
         definition_schema::declare(&mut document),
+        configuration_schema::declare(&mut document),
         limits::declare(&mut document),
         responses::declare_links(&mut document),
         examples::declare(&mut document),

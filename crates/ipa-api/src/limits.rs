@@ -30,7 +30,7 @@ pub(crate) const WHITE_SPACE: &str =
     r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
 /// Control characters (Unicode's `Cc`, Rust's `char::is_control`), likewise.
-const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
+pub(crate) const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
 
 use crate::executions::MAX_COMMENT_CHARS;
 

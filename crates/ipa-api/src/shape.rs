@@ -117,6 +117,14 @@ impl RequestShapes {
 /// The prefix of a reference to a component schema.
 const SCHEMA_REFERENCE: &str = "#/components/schemas/";
 
+/// Components whose documents the domain checks whole, reporting every problem at once in one
+/// `422`: here they are any object.
+const DOMAIN_CHECKED: [&str; 3] = [
+    crate::definition_schema::DEFINITION,
+    crate::configuration_schema::AGENT_CONFIGURATION,
+    crate::configuration_schema::TOOL_CONFIGURATION,
+];
+
 /// The members of the object `schema` (or the component it refers to) declared as integers.
 fn integer_members(schema: &Value, components: &Map<String, Value>) -> Vec<String> {
     let schema = match schema.get("$ref").and_then(Value::as_str) {
@@ -174,7 +182,7 @@ fn reachable(schema: &Value, components: &Map<String, Value>) -> Map<String, Val
         if reached.contains_key(&name) {
             continue;
         }
-        if crate::definition_schema::DOMAIN_CHECKED.contains(&name.as_str()) {
+        if DOMAIN_CHECKED.contains(&name.as_str()) {
             // The domain checks such a document whole, every problem at once: here it is any
             // object.
             reached.insert(name, json!({"type": "object"}));

@@ -106,7 +106,8 @@ struct CreateUserRequest {
     is_superuser: bool,
 }
 
-/// Changes to an account; absent fields stay as they are.
+/// Changes to an account: a field left out, or sent as `null`, stays as it is,
+/// unless its description says `null` clears it.
 #[derive(Object)]
 struct UpdateUserRequest {
     /// A new full name; `null` clears it.

@@ -163,7 +163,8 @@ struct CreateWorkflowRequest {
     metadata: Option<Value>,
 }
 
-/// Changes to a workflow; absent fields stay as they are.
+/// Changes to a workflow: a field left out, or sent as `null`, stays as it is,
+/// unless its description says `null` clears it.
 #[derive(Object)]
 struct UpdateWorkflowRequest {
     /// A new name.

@@ -290,7 +290,11 @@ async fn every_problem_of_an_agent_is_refused_at_its_pointer() {
                 "/configuration/provider",
             ],
         ),
-        ("semantic_kernel", json!([]), vec!["/configuration"]),
+        (
+            "semantic_kernel",
+            json!({}),
+            vec!["/configuration/provider"],
+        ),
     ] {
         let (status, body) = server
             .json(
@@ -302,6 +306,19 @@ async fn every_problem_of_an_agent_is_refused_at_its_pointer() {
             .await;
         assert_eq!((status, pointers(&body)), (422, expected), "{body}");
     }
+    // A configuration that is not even an object does not have the document's shape.
+    let (status, body) = server
+        .json(
+            Method::POST,
+            "/agents",
+            Some(&token),
+            Some(json!({"name": "X", "type": "semantic_kernel", "model_name": "m", "configuration": []})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str(), body["pointer"].as_str()),
+        (400, Some("invalid_type"), Some("/configuration"))
+    );
     let (_, listed) = server
         .json(Method::GET, "/agents", Some(&token), None)
         .await;

@@ -108,6 +108,21 @@ async fn a_workflow_is_created_changed_and_moved_through_its_lifecycle() {
     assert_eq!(body["tags"], json!(["x"]));
     assert_eq!(body["current_version_number"], 1);
 
+    // `null` leaves a field as it is, unless the field says `null` clears it.
+    let (status, body) = server
+        .json(
+            Method::PATCH,
+            &path,
+            Some(&token),
+            Some(json!({"name": null, "tags": null, "metadata": null, "status": null})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["name"], &body["tags"], &body["status"]),
+        (&json!("Refunds v2"), &json!(["x"]), &json!("active"))
+    );
+
     // active -> draft is not a move the lifecycle has.
     let (status, body) = server
         .json(
