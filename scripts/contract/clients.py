@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from live_server import NORMAL_USER, ROOT, LiveServer
+from live_server import NORMAL_USER, ROOT, LiveServer, program
 
 HERE = Path(__file__).resolve().parent
 DOCUMENT = ROOT / "docs/openapi.json"
@@ -116,8 +116,8 @@ def main() -> int:
 
     python_dir = args.work_dir / "python"
     typescript_dir = args.work_dir / "typescript"
-    generate_python(args.openapi_python_client, python_dir / "ipa_client")
-    generate_typescript(args.npm, typescript_dir)
+    generate_python(program(args.openapi_python_client), python_dir / "ipa_client")
+    generate_typescript(program(args.npm), typescript_dir)
     if args.generate_only:
         return 0
 

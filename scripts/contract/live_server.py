@@ -31,6 +31,14 @@ NORMAL_USER = {
 }
 
 
+def program(name_or_path: str) -> str:
+    """`name_or_path` as an absolute path when it names a file (`target/ci-python/bin/x`), so
+    that it still runs from another working directory; a bare name is left to `PATH`."""
+    if os.sep in name_or_path:
+        return str(Path(name_or_path).resolve())
+    return name_or_path
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -56,7 +64,7 @@ class LiveServer:
     """`ipa serve` on a fresh data directory under `work_dir`, as a context manager."""
 
     def __init__(self, ipa: Path, work_dir: Path, workers: int = 0):
-        self.ipa = ipa
+        self.ipa = Path(program(str(ipa)))
         self.work_dir = work_dir
         self.workers = workers
         self.port = free_port()

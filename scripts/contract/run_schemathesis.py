@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from live_server import NORMAL_USER, ROOT, SUPERUSER, LiveServer
+from live_server import NORMAL_USER, ROOT, SUPERUSER, LiveServer, program
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,7 +34,7 @@ def run_schemathesis(args, base: str, account: dict, report_dir: Path) -> int:
         }
     )
     command = [
-        args.schemathesis,
+        program(args.schemathesis),
         f"--config-file={HERE / 'schemathesis.toml'}",
         "run",
         f"{base}/openapi.json",

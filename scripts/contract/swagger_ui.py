@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from live_server import NORMAL_USER, ROOT, LiveServer
+from live_server import NORMAL_USER, ROOT, LiveServer, program
 
 HERE = Path(__file__).resolve().parent
 
@@ -38,7 +38,7 @@ def main() -> int:
         shutil.copyfile(HERE / "browser" / name, project / name)
     installed = project / "node_modules/.package.json"
     if not installed.exists() or installed.stat().st_mtime < (project / "package.json").stat().st_mtime:
-        subprocess.run([args.npm, "install", "--no-audit", "--no-fund", "--silent"], cwd=project, check=True)
+        subprocess.run([program(args.npm), "install", "--no-audit", "--no-fund", "--silent"], cwd=project, check=True)
 
     screenshot = args.work_dir / "swagger-ui.png"
     with LiveServer(args.ipa, args.work_dir / "server") as server:
@@ -49,7 +49,7 @@ def main() -> int:
             "IPA_TOKEN": server.sign_in(NORMAL_USER),
             "IPA_USERNAME": NORMAL_USER["username"],
             "DOCUMENT": str(ROOT / "docs/openapi.json"),
-            "CHROMIUM": args.chromium,
+            "CHROMIUM": program(args.chromium),
             "SCREENSHOT": str(screenshot),
         }
         return subprocess.call(["node", project / "swagger-ui.mjs"], env=env)
