@@ -380,36 +380,13 @@ fn components() -> Vec<(&'static str, Value)> {
 /// Adds the configurations' components to `document` and points the configuration members at
 /// them. Returns the members it did not find.
 pub fn declare(document: &mut Value) -> Vec<String> {
-    if let Some(schemas) = document
-        .pointer_mut("/components/schemas")
-        .and_then(Value::as_object_mut)
-    {
-        for (name, schema) in components() {
-            schemas.insert(name.to_owned(), schema);
-        }
-    }
-    let mut missing = Vec::new();
-    for (schema, member, component, nullable) in MEMBERS {
-        let pointer = format!("/components/schemas/{schema}/properties/{member}");
-        match document
-            .pointer_mut(&pointer)
-            .and_then(Value::as_object_mut)
-        {
-            Some(property) => {
-                property.remove("type");
-                if nullable {
-                    property.insert(
-                        "anyOf".to_owned(),
-                        json!([reference(component), {"type": "null"}]),
-                    );
-                } else {
-                    property.insert("$ref".to_owned(), reference(component)["$ref"].clone());
-                }
-            }
-            None => missing.push(format!("{schema}.{member}")),
-        }
-    }
-    missing
+    crate::document::add_components(document, components());
+    MEMBERS
+        .iter()
+        .filter_map(|(schema, member, component, nullable)| {
+            crate::document::refer_member(document, schema, member, component, *nullable)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -419,16 +396,7 @@ mod tests {
     use ipa_template::JsonSchemas;
 
     fn validator(component: &str) -> jsonschema::Validator {
-        let document: Value = serde_json::from_str(&crate::openapi_json()).unwrap();
-        let mut root = reference(component);
-        root.as_object_mut()
-            .unwrap()
-            .insert("components".to_owned(), document["components"].clone());
-        jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .should_validate_formats(true)
-            .build(&root)
-            .unwrap()
+        crate::document::published_validator(&reference(component))
     }
 
     #[test]

@@ -235,32 +235,13 @@ fn components() -> Vec<(&'static str, Value)> {
 /// Adds the definition's components to `document` and points the definition members at them.
 /// Returns the members it did not find.
 pub fn declare(document: &mut Value) -> Vec<String> {
-    let mut missing = Vec::new();
-    if let Some(schemas) = document
-        .pointer_mut("/components/schemas")
-        .and_then(Value::as_object_mut)
-    {
-        for (name, schema) in components() {
-            schemas.insert(name.to_owned(), schema);
-        }
-    }
-    for (schema, member) in DEFINITION_MEMBERS {
-        let pointer = format!("/components/schemas/{schema}/properties/{member}");
-        match document
-            .pointer_mut(&pointer)
-            .and_then(Value::as_object_mut)
-        {
-            Some(property) => {
-                property.remove("type");
-                property.insert(
-                    "$ref".to_owned(),
-                    json!(format!("#/components/schemas/{DEFINITION}")),
-                );
-            }
-            None => missing.push(format!("{schema}.{member}")),
-        }
-    }
-    missing
+    crate::document::add_components(document, components());
+    DEFINITION_MEMBERS
+        .iter()
+        .filter_map(|(schema, member)| {
+            crate::document::refer_member(document, schema, member, DEFINITION, false)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -270,16 +251,7 @@ mod tests {
 
     /// A validator of definitions by the published document.
     fn validator() -> jsonschema::Validator {
-        let document: Value = serde_json::from_str(&crate::openapi_json()).unwrap();
-        let mut root = reference(DEFINITION);
-        root.as_object_mut()
-            .unwrap()
-            .insert("components".to_owned(), document["components"].clone());
-        jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .should_validate_formats(true)
-            .build(&root)
-            .unwrap()
+        crate::document::published_validator(&reference(DEFINITION))
     }
 
     #[test]

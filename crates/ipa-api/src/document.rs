@@ -78,6 +78,64 @@ pub fn to_openapi_31(mut document: Value) -> Value {
     document
 }
 
+/// Adds `components` to `document`'s component schemas, replacing any of the same name.
+pub(crate) fn add_components(document: &mut Value, components: Vec<(&'static str, Value)>) {
+    if let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (name, schema) in components {
+            schemas.insert(name.to_owned(), schema);
+        }
+    }
+}
+
+/// Points the member `member` of the component schema `schema` at the component `component`
+/// (with `null` allowed beside it when `nullable`), keeping its description. Returns the member
+/// named for a person when it does not exist.
+pub(crate) fn refer_member(
+    document: &mut Value,
+    schema: &str,
+    member: &str,
+    component: &str,
+    nullable: bool,
+) -> Option<String> {
+    let pointer = format!("/components/schemas/{schema}/properties/{member}");
+    let Some(property) = document
+        .pointer_mut(&pointer)
+        .and_then(Value::as_object_mut)
+    else {
+        return Some(format!("{schema}.{member}"));
+    };
+    let reference = format!("{SCHEMA_REFERENCE}{component}");
+    property.remove("type");
+    if nullable {
+        property.insert(
+            "anyOf".to_owned(),
+            json!([{"$ref": reference}, {"type": "null"}]),
+        );
+    } else {
+        property.insert("$ref".to_owned(), json!(reference));
+    }
+    None
+}
+
+/// A validator of `schema` (its references resolved in the published document's components),
+/// formats checked: what the document says of a value, for tests.
+#[cfg(test)]
+pub(crate) fn published_validator(schema: &Value) -> jsonschema::Validator {
+    let published: Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+    let mut root = schema.clone();
+    root.as_object_mut()
+        .unwrap()
+        .insert("components".to_owned(), published["components"].clone());
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap()
+}
+
 /// The operation `operation_id` of `document` (an OpenAPI document as JSON).
 pub(crate) fn operation_mut<'d>(
     document: &'d mut Value,
