@@ -130,15 +130,10 @@ struct Facts {
 
 impl Facts {
     fn of(operation: &Map<String, Value>) -> Self {
-        let text = |value: &Value, key: &str| {
-            value
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let text =
+            |value: Option<&Value>| value.and_then(Value::as_str).unwrap_or_default().to_owned();
         Self {
-            id: text(&Value::Object(operation.clone()), "operationId"),
+            id: text(operation.get("operationId")),
             has_body: operation.contains_key("requestBody"),
             secured: operation
                 .get("security")
@@ -149,7 +144,7 @@ impl Facts {
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .map(|parameter| (text(parameter, "name"), text(parameter, "in")))
+                .map(|parameter| (text(parameter.get("name")), text(parameter.get("in"))))
                 .collect(),
         }
     }
@@ -213,192 +208,89 @@ fn error_codes(facts: &Facts) -> BTreeMap<&'static str, Vec<&'static str>> {
     codes
 }
 
-/// A link: from the responses of `from` with `status`, to the operation `to`, whose parameters
-/// take the given runtime expressions.
-struct Link {
+/// Links from the `201` of a creating operation to the operations that act on what it created,
+/// whose parameters take the given runtime expressions.
+struct Links {
     from: &'static str,
-    status: &'static str,
-    to: &'static str,
     parameters: &'static [(&'static str, &'static str)],
+    to: &'static [&'static str],
 }
+
+/// The status links leave from: a creation's.
+const CREATED: &str = "201";
 
 /// The created resource's id, for an operation whose only path parameter is `id`.
 const CREATED_ID: &[(&str, &str)] = &[("id", "$response.body#/id")];
-
-/// Links from creating operations to those that act on what they created. The stream of a run's
-/// events is left out: it stays open while the run lasts.
-const LINKS: &[Link] = &[
-    Link {
-        from: "createUser",
-        status: "201",
-        to: "getUser",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createUser",
-        status: "201",
-        to: "updateUser",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createUser",
-        status: "201",
-        to: "deactivateUser",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createWorkflow",
-        status: "201",
-        to: "getWorkflow",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createWorkflow",
-        status: "201",
-        to: "updateWorkflow",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createWorkflow",
-        status: "201",
-        to: "deleteWorkflow",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createWorkflow",
-        status: "201",
-        to: "publishWorkflowVersion",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createWorkflow",
-        status: "201",
-        to: "listWorkflowVersions",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createWorkflow",
-        status: "201",
-        to: "startExecution",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createWorkflow",
-        status: "201",
-        to: "rollbackWorkflow",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "publishWorkflowVersion",
-        status: "201",
-        to: "getWorkflowVersion",
-        parameters: &[
-            ("id", "$request.path.id"),
-            ("number", "$response.body#/version_number"),
-        ],
-    },
-    Link {
-        from: "startExecution",
-        status: "201",
-        to: "getExecution",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "startExecution",
-        status: "201",
-        to: "listExecutionLogs",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "startExecution",
-        status: "201",
-        to: "cancelExecution",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "startExecution",
-        status: "201",
-        to: "pauseExecution",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "startExecution",
-        status: "201",
-        to: "resumeExecution",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "startExecution",
-        status: "201",
-        to: "retryExecution",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createAgent",
-        status: "201",
-        to: "getAgent",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createAgent",
-        status: "201",
-        to: "updateAgent",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createAgent",
-        status: "201",
-        to: "deleteAgent",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createAgent",
-        status: "201",
-        to: "listAgentTools",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createAgent",
-        status: "201",
-        to: "createAgentTool",
-        parameters: CREATED_ID,
-    },
-    Link {
-        from: "createAgentTool",
-        status: "201",
-        to: "getAgentTool",
-        parameters: TOOL,
-    },
-    Link {
-        from: "createAgentTool",
-        status: "201",
-        to: "updateAgentTool",
-        parameters: TOOL,
-    },
-    Link {
-        from: "createAgentTool",
-        status: "201",
-        to: "enableAgentTool",
-        parameters: TOOL,
-    },
-    Link {
-        from: "createAgentTool",
-        status: "201",
-        to: "disableAgentTool",
-        parameters: TOOL,
-    },
-    Link {
-        from: "createAgentTool",
-        status: "201",
-        to: "deleteAgentTool",
-        parameters: TOOL,
-    },
-];
 
 /// A created tool: its agent is the request's, its id the response's.
 const TOOL: &[(&str, &str)] = &[
     ("id", "$request.path.id"),
     ("tool_id", "$response.body#/id"),
+];
+
+/// Links from creating operations to those that act on what they created. The stream of a run's
+/// events is left out: it stays open while the run lasts.
+const LINKS: &[Links] = &[
+    Links {
+        from: "createUser",
+        parameters: CREATED_ID,
+        to: &["getUser", "updateUser", "deactivateUser"],
+    },
+    Links {
+        from: "createWorkflow",
+        parameters: CREATED_ID,
+        to: &[
+            "getWorkflow",
+            "updateWorkflow",
+            "deleteWorkflow",
+            "publishWorkflowVersion",
+            "listWorkflowVersions",
+            "startExecution",
+            "rollbackWorkflow",
+        ],
+    },
+    Links {
+        from: "publishWorkflowVersion",
+        parameters: &[
+            ("id", "$request.path.id"),
+            ("number", "$response.body#/version_number"),
+        ],
+        to: &["getWorkflowVersion"],
+    },
+    Links {
+        from: "startExecution",
+        parameters: CREATED_ID,
+        to: &[
+            "getExecution",
+            "listExecutionLogs",
+            "cancelExecution",
+            "pauseExecution",
+            "resumeExecution",
+            "retryExecution",
+        ],
+    },
+    Links {
+        from: "createAgent",
+        parameters: CREATED_ID,
+        to: &[
+            "getAgent",
+            "updateAgent",
+            "deleteAgent",
+            "listAgentTools",
+            "createAgentTool",
+        ],
+    },
+    Links {
+        from: "createAgentTool",
+        parameters: TOOL,
+        to: &[
+            "getAgentTool",
+            "updateAgentTool",
+            "enableAgentTool",
+            "disableAgentTool",
+            "deleteAgentTool",
+        ],
+    },
 ];
 
 /// Declares [`LINKS`] in `document`; returns those whose operations or response it did not find.
@@ -414,27 +306,29 @@ pub fn declare_links(document: &mut Value) -> Vec<String> {
             }
         }
     }
-    for link in LINKS {
-        let response = operations
-            .iter()
-            .any(|id| id == link.to)
-            .then(|| response_mut(document, link.from, link.status))
-            .flatten();
-        let Some(response) = response.and_then(Value::as_object_mut) else {
-            missing.push(format!("{} {} -> {}", link.from, link.status, link.to));
-            continue;
-        };
-        let parameters: Map<String, Value> = link
+    for links in LINKS {
+        let parameters: Map<String, Value> = links
             .parameters
             .iter()
             .map(|(name, expression)| ((*name).to_owned(), json!(expression)))
             .collect();
-        let links = response.entry("links").or_insert_with(|| json!({}));
-        if let Some(links) = links.as_object_mut() {
-            links.insert(
-                link.to.to_owned(),
-                json!({"operationId": link.to, "parameters": parameters}),
-            );
+        for to in links.to {
+            let response = operations
+                .iter()
+                .any(|id| id == to)
+                .then(|| response_mut(document, links.from, CREATED))
+                .flatten();
+            let Some(response) = response.and_then(Value::as_object_mut) else {
+                missing.push(format!("{} {CREATED} -> {to}", links.from));
+                continue;
+            };
+            let declared = response.entry("links").or_insert_with(|| json!({}));
+            if let Some(declared) = declared.as_object_mut() {
+                declared.insert(
+                    (*to).to_owned(),
+                    json!({"operationId": to, "parameters": parameters}),
+                );
+            }
         }
     }
     missing
