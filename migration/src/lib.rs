@@ -28,6 +28,7 @@ mod m20251201_000015_sign_in_attempt_outcomes;
 mod m20251201_000016_authentication_in_one_statement;
 mod m20251201_000017_listing_without_full_scans;
 mod m20251202_000018_approvers_by_policy;
+mod m20251202_000019_session_changes_announced;
 
 /// The role every request acts as. Created by the first migration; it owns nothing, is not a
 /// superuser and cannot bypass row level security.
@@ -60,6 +61,7 @@ const MIGRATIONS: &[SqlMigration] = &[
     m20251201_000016_authentication_in_one_statement::MIGRATION,
     m20251201_000017_listing_without_full_scans::MIGRATION,
     m20251202_000018_approvers_by_policy::MIGRATION,
+    m20251202_000019_session_changes_announced::MIGRATION,
 ];
 
 impl MigrationName for &'static SqlMigration {

@@ -151,7 +151,9 @@ impl TestServer {
             Ok(key) => ipa_security::SecretBox::new(key),
             Err(err) => panic!("cannot generate a secret key: {err}"),
         };
-        let state = match AppState::new(store, policy, secrets.clone()) {
+        // Tokens remembered as `ipa serve` remembers them by default.
+        let session_cache = ipa_store::SessionCache::DEFAULT_PERIOD;
+        let state = match AppState::new(store, policy, secrets.clone(), session_cache) {
             Ok(state) => state,
             Err(err) => panic!("cannot prepare the services: {err}"),
         };

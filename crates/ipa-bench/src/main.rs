@@ -422,17 +422,8 @@ async fn measure_with(
     ));
     let mut fresh_rss: Option<f64> = None;
 
-    let token = database
-        .query(&format!(
-            "SELECT encode(token_hash, 'hex') FROM sessions WHERE user_id = '{user_id}'::uuid \
-             ORDER BY created_at DESC LIMIT 1"
-        ))
-        .await?
-        .trim()
-        .to_owned();
     let variables: Vec<(String, String)> = [
         ("uid", user_id.clone()),
-        ("token", token),
         ("owned", volumes.owned_workflows().to_string()),
         ("startable", volumes.startable_workflows().to_string()),
         ("runs", volumes.runs_per_workflow().to_string()),

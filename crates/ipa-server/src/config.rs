@@ -349,6 +349,12 @@ pub struct IdentityOptions {
     /// Seconds over which failed sign-ins are counted.
     #[arg(long, env = "IPA_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..))]
     pub login_failure_window_secs: u32,
+
+    /// Seconds this process remembers an authenticated bearer token (0: ask the database on
+    /// every request). A change that ends or alters a session or its account is announced to
+    /// every process, which forgets the account's tokens at once.
+    #[arg(long, env = "IPA_SESSION_CACHE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=60))]
+    pub session_cache_secs: u32,
 }
 
 impl IdentityOptions {
@@ -400,6 +406,18 @@ pub struct BootstrapOptions {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn tokens_are_remembered_by_default_for_the_session_caches_period() {
+        let options = Cli::try_parse_from(["ipa", "serve"]).expect("parses");
+        let Command::Serve(serve) = options.command else {
+            panic!("not serve");
+        };
+        assert_eq!(
+            u64::from(serve.identity.session_cache_secs),
+            ipa_store::SessionCache::DEFAULT_PERIOD.as_secs()
+        );
+    }
 
     #[test]
     fn the_command_line_is_well_formed() {

@@ -43,6 +43,8 @@ async fn users(global: &config::GlobalOptions, command: UsersCommand) -> anyhow:
             IdentityPolicy::default(),
             // Creating users seals nothing.
             ipa_security::SecretBox::without_key(),
+            // Nor authenticates anyone.
+            std::time::Duration::ZERO,
         )?;
         match command {
             UsersCommand::Create {

@@ -58,7 +58,8 @@ async fn serve_with(
         tracing::warn!("cannot create monthly partitions ahead: {err}");
     }
     let secrets = crate::secrets::secret_box(database.embedded_data_dir())?;
-    let state = AppState::new(store.clone(), policy, secrets.clone())
+    let session_cache = Duration::from_secs(u64::from(options.identity.session_cache_secs));
+    let state = AppState::new(store.clone(), policy, secrets.clone(), session_cache)
         .context("preparing the password hasher")?;
     let account = bootstrap::bootstrap_account(&options.bootstrap)?;
     bootstrap::ensure_superuser(&state, account, database.embedded_data_dir())

@@ -6,6 +6,10 @@
 //! identifier names and that identifier's attempts; a token authentication sees only the
 //! presented token's session and its account.
 //!
+//! A token's authentication is remembered briefly by the process's [`SessionCache`] when one is
+//! attached; every change made here that ends or alters a session or an account forgets that
+//! account's tokens as it commits.
+//!
 //! Statements go through the generated entities and SeaORM's query builder; a row becomes a
 //! domain value in one place (`TryFrom<UserRow> for User`). The few statements the builder cannot
 //! say well are named constants, each saying why it is raw.
@@ -28,6 +32,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, AuditAction};
 use crate::entity::{login_attempts, sessions, users};
+use crate::session_cache::{CachedSession, SessionCache};
 use crate::sql::{
     commit, db_error, from_store, like_literal, newest_first, query_one_alone, read_rows_page,
     statement, storage,
@@ -219,12 +224,22 @@ const FIRST_SUPERUSER_LOCK: &str =
 #[derive(Clone, Debug)]
 pub struct PgUsers {
     store: Store,
+    cache: SessionCache,
 }
 
 impl PgUsers {
     /// Accounts kept in `store`.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            cache: SessionCache::disabled(),
+        }
+    }
+
+    /// The same, forgetting in `cache` the tokens of accounts it deactivates, promotes or demotes
+    /// and the sessions a password change ends.
+    pub fn with_cache(self, cache: SessionCache) -> Self {
+        Self { cache, ..self }
     }
 }
 
@@ -351,6 +366,7 @@ impl UserRepository for PgUsers {
             .ok_or(UpdateUserError::NotFound)?;
         let user = User::try_from(UserRow::from(updated))?;
         commit(txn).await?;
+        self.cache.forget_user(id.as_uuid());
         Ok(user)
     }
 
@@ -395,7 +411,9 @@ impl UserRepository for PgUsers {
             .exec(conn)
             .await
             .map_err(storage("ending the other sessions"))?;
-        commit(txn).await
+        commit(txn).await?;
+        self.cache.forget_user(id.as_uuid());
+        Ok(())
     }
 }
 
@@ -403,12 +421,21 @@ impl UserRepository for PgUsers {
 #[derive(Clone, Debug)]
 pub struct PgSessions {
     store: Store,
+    cache: SessionCache,
 }
 
 impl PgSessions {
-    /// Sessions kept in `store`.
+    /// Sessions kept in `store`, every token authenticated by the database.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            cache: SessionCache::disabled(),
+        }
+    }
+
+    /// The same, remembering authenticated tokens in `cache` (see [`SessionCache`]).
+    pub fn with_cache(self, cache: SessionCache) -> Self {
+        Self { cache, ..self }
     }
 
     /// A transaction acting as `actor` in the narrow context of a sign-in with `identifier`,
@@ -492,8 +519,9 @@ struct NewSession {
 /// ahead when it was last pushed more than `$3` seconds ago. Raw: one call of the schema's
 /// `ipa_authenticate`, which takes the application role and the token's context itself, so that
 /// authenticating stays one statement and one round trip.
+/// It also answers how many seconds the session stays good at most (`seconds_left`).
 const AUTHENTICATE: &str =
-    "SELECT session_id, user_id, is_superuser FROM ipa_authenticate($1, $2, $3)";
+    "SELECT session_id, user_id, is_superuser, seconds_left FROM ipa_authenticate($1, $2, $3)";
 
 /// [`AUTHENTICATE`]'s answer.
 #[derive(Debug, FromQueryResult)]
@@ -501,6 +529,7 @@ struct Authenticated {
     session_id: Uuid,
     user_id: Uuid,
     is_superuser: bool,
+    seconds_left: f64,
 }
 
 /// Settles sign-in attempt `attempt` as `succeeded`.
@@ -691,6 +720,16 @@ impl SessionRepository for PgSessions {
         client: &ClientInfo,
         lifetimes: SessionLifetimes,
     ) -> Result<Option<Principal>, StorageError> {
+        let principal = |session: CachedSession| Principal {
+            user_id: UserId::from_uuid(session.user_id),
+            is_superuser: session.is_superuser,
+            session_id: SessionId::from_uuid(session.session_id),
+            client: client.clone(),
+        };
+        if let Some(session) = self.cache.get(digest.as_bytes()) {
+            return Ok(Some(principal(session)));
+        }
+        let ticket = self.cache.ticket();
         // One statement: the lookup and, when due, the touch.
         let Some(row) = query_one_alone(
             &self.store,
@@ -711,12 +750,16 @@ impl SessionRepository for PgSessions {
         };
         let found =
             Authenticated::from_query_result(&row, "").map_err(storage("reading a session"))?;
-        Ok(Some(Principal {
-            user_id: UserId::from_uuid(found.user_id),
+        let session = CachedSession {
+            session_id: found.session_id,
+            user_id: found.user_id,
             is_superuser: found.is_superuser,
-            session_id: SessionId::from_uuid(found.session_id),
-            client: client.clone(),
-        }))
+        };
+        if let Some(ticket) = ticket {
+            self.cache
+                .remember(ticket, *digest.as_bytes(), session, found.seconds_left);
+        }
+        Ok(Some(principal(session)))
     }
 
     async fn end_session(&self, principal: &Principal) -> Result<(), StorageError> {
@@ -741,7 +784,9 @@ impl SessionRepository for PgSessions {
             serde_json::json!({"session_id": principal.session_id}),
         )
         .await?;
-        commit(txn).await
+        commit(txn).await?;
+        self.cache.forget_user(principal.user_id.as_uuid());
+        Ok(())
     }
 }
 

@@ -23,6 +23,7 @@ pub mod maintenance;
 pub mod notifications;
 pub mod runs;
 pub mod schema;
+mod session_cache;
 mod sql;
 mod store;
 #[cfg(feature = "testing")]
@@ -33,7 +34,10 @@ pub use agents::PgAgents;
 pub use error::{StoreError, sql_state};
 pub use executions::PgExecutions;
 pub use identity::{PgSessions, PgUsers};
-pub use notifications::{EXECUTION_LOGS_CHANNEL, EXECUTIONS_CHANNEL, Notification, Notifications};
+pub use notifications::{
+    EXECUTION_LOGS_CHANNEL, EXECUTIONS_CHANNEL, Notification, Notifications, SESSIONS_CHANNEL,
+};
 pub use runs::PgRunJournal;
+pub use session_cache::SessionCache;
 pub use store::{ActorTransaction, DatabaseTarget, PoolOptions, Pooling, Store};
 pub use workflows::PgWorkflows;

@@ -360,6 +360,11 @@ async fn a_password_change_needs_the_current_password_and_ends_other_sessions() 
     let server = TestServer::start().await;
     let (alice, token) = server.signed_in("alice", false).await;
     let other = server.login(&alice).await;
+    // Used once, so the server remembers it (its session cache).
+    assert_eq!(
+        server.json(Method::GET, "/me", Some(&other), None).await.0,
+        200
+    );
 
     let (status, body) = server
         .json(

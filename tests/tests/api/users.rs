@@ -313,6 +313,13 @@ async fn deactivation_revokes_every_session_and_reactivation_restores_sign_in() 
     let (judy, first) = server.signed_in("judy", false).await;
     let second = server.login(&judy).await;
     let path = format!("/users/{}", judy.id);
+    // Both tokens used once, so the server remembers them (its session cache).
+    for token in [&first, &second] {
+        assert_eq!(
+            server.json(Method::GET, "/me", Some(token), None).await.0,
+            200
+        );
+    }
 
     let (status, user) = server.json(Method::DELETE, &path, Some(&admin), None).await;
     assert_eq!(status, 200, "{user}");

@@ -492,3 +492,132 @@ async fn the_throttle_learns_when_the_address_failed_never_which_identifiers_it_
     .await;
     assert_eq!(outside, None);
 }
+
+/// Runs `sql` as the schema's owner with the system actor's context, and commits.
+async fn as_owner(store: &ipa_store::Store, sql: &str) {
+    let txn = store.begin_maintenance().await.unwrap();
+    txn.connection().execute_unprepared(sql).await.unwrap();
+    txn.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn remembered_tokens_are_forgotten_as_soon_as_their_session_or_account_changes() {
+    use ipa_identity::{SessionLifetimes, SessionRepository, TokenDigest};
+    use ipa_store::{Notifications, PgSessions, SESSIONS_CHANNEL, SessionCache};
+    use std::time::{Duration, Instant};
+
+    let db = TestDatabase::migrated().await;
+    let store = db.store().await;
+    let alice = create_user(&store, "alice").await;
+    let start_session = |token: u8, lasts: &'static str| {
+        let store = store.clone();
+        async move {
+            exec_as(
+                &store,
+                &Actor::system(),
+                &format!(
+                    "INSERT INTO sessions (user_id, token_hash, idle_expires_at, expires_at) \
+                     VALUES ('{alice}', decode(repeat('{token:02x}', 32), 'hex'), \
+                             now() + interval '{lasts}', now() + interval '{lasts}')"
+                ),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    start_session(0xab, "1 hour").await;
+    let notifications = Notifications::listen(&store, &[SESSIONS_CHANNEL]);
+    let began = Instant::now();
+    while notifications.listening_epoch().is_none() {
+        assert!(began.elapsed() < Duration::from_secs(10), "never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A period far longer than the test: only an announcement (or the session's end) can make a
+    // remembered token fail within it.
+    let cached = PgSessions::new(store.clone())
+        .with_cache(SessionCache::new(Duration::from_secs(60), &notifications));
+    let uncached = PgSessions::new(store.clone());
+    let lifetimes = SessionLifetimes::default();
+    // Whether `token` authenticates, and as a superuser or not.
+    let authenticate = |sessions: &PgSessions, token: u8| {
+        let sessions = sessions.clone();
+        async move {
+            sessions
+                .authenticate(
+                    &TokenDigest::from_bytes([token; 32]),
+                    &ClientInfo::new(None, None),
+                    lifetimes,
+                )
+                .await
+                .unwrap()
+                .map(|principal| (principal.user_id.as_uuid(), principal.is_superuser))
+        }
+    };
+    // How long until `token` stops authenticating through the cache (at most 5 s).
+    let refused_after = |token: u8| {
+        let cached = cached.clone();
+        async move {
+            let began = Instant::now();
+            while authenticate(&cached, token).await.is_some() {
+                assert!(
+                    began.elapsed() < Duration::from_secs(5),
+                    "still honoured 5 s after the change"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            began.elapsed()
+        }
+    };
+    assert_eq!(authenticate(&cached, 0xab).await, Some((alice, false)));
+
+    // Deactivated without any announcement (the announcing trigger and the one revoking the
+    // account's sessions disabled): the database refuses the token, the cache still honours it,
+    // which shows it is remembered.
+    let unannounced = |active: bool| {
+        format!(
+            "ALTER TABLE users DISABLE TRIGGER users_announce_change; \
+             ALTER TABLE users DISABLE TRIGGER revoke_sessions_on_deactivation; \
+             UPDATE users SET is_active = {active} WHERE id = '{alice}'; \
+             ALTER TABLE users ENABLE TRIGGER revoke_sessions_on_deactivation; \
+             ALTER TABLE users ENABLE TRIGGER users_announce_change"
+        )
+    };
+    as_owner(&store, &unannounced(false)).await;
+    assert_eq!(authenticate(&uncached, 0xab).await, None);
+    assert_eq!(authenticate(&cached, 0xab).await, Some((alice, false)));
+    as_owner(&store, &unannounced(true)).await;
+
+    // Announced: a promotion (the remembered principal carries the flag), a revocation, a
+    // deactivation.
+    as_owner(
+        &store,
+        &format!("UPDATE users SET is_superuser = true WHERE id = '{alice}'"),
+    )
+    .await;
+    let began = Instant::now();
+    while authenticate(&cached, 0xab).await != Some((alice, true)) {
+        assert!(began.elapsed() < Duration::from_secs(5), "never promoted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    as_owner(&store, "UPDATE sessions SET revoked_at = now()").await;
+    refused_after(0xab).await;
+    start_session(0xcd, "1 hour").await;
+    assert_eq!(authenticate(&cached, 0xcd).await, Some((alice, true)));
+    as_owner(
+        &store,
+        &format!("UPDATE users SET is_active = false WHERE id = '{alice}'"),
+    )
+    .await;
+    refused_after(0xcd).await;
+
+    // A session that ends before the period does: honoured until its end, not after.
+    as_owner(
+        &store,
+        &format!("UPDATE users SET is_active = true WHERE id = '{alice}'"),
+    )
+    .await;
+    start_session(0xef, "1 second").await;
+    assert_eq!(authenticate(&cached, 0xef).await, Some((alice, true)));
+    let ended = refused_after(0xef).await;
+    assert!(ended > Duration::from_millis(500), "ended after {ended:?}");
+}
